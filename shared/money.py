@@ -7,21 +7,27 @@ quantized to the fen. Rounding is half up, as the contract prescribes.
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
-MONEY_PATTERN = r"^-?(0|[1-9][0-9]{0,12})\.[0-9]{2}$"
+MONEY_PATTERN = r"^-?(0|[1-9][0-9]{0,11})\.[0-9]{2}$"
 _MONEY_RE = re.compile(MONEY_PATTERN)
-#: Largest amount accepted in one field: a trillion yuan is already absurd.
+#: Amounts must stay below this: a trillion yuan in one field is already absurd.
 MONEY_LIMIT = Decimal("1000000000000.00")
 
 
 class MoneyError(ValueError):
-    """A value that is not a contract money string."""
+    """A value that is not a contract money string; `code` is the documented reason code."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 def round_fen(value: Decimal) -> Decimal:
@@ -36,18 +42,22 @@ def parse_money(value: Any) -> Decimal:
     """
     if isinstance(value, Decimal):
         if value != value.quantize(FEN) or abs(value) >= MONEY_LIMIT:
-            raise MoneyError(f"money must have at most two decimals and be below {MONEY_LIMIT}")
+            raise MoneyError("money_format", f"money must have two decimals and stay below "
+                                             f"{MONEY_LIMIT}, got {value}")
         return value.quantize(FEN)
     if not isinstance(value, str):
-        raise MoneyError(
-            f"money must be a JSON string with two decimals such as \"12.30\", got {type(value).__name__}"
-        )
+        raise MoneyError("money_not_string", "money must be a JSON string with two decimals "
+                                             f"such as \"12.30\", got {type(value).__name__}")
     if not _MONEY_RE.match(value):
-        raise MoneyError(f"money must be a string with exactly two decimals such as \"12.30\", got {value!r}")
-    try:
-        amount = Decimal(value)
-    except InvalidOperation as exc:  # pragma: no cover - the pattern already guards this
-        raise MoneyError(f"not a decimal amount: {value!r}") from exc
+        raise MoneyError("money_format", "money must be a string with exactly two decimals "
+                                         f"such as \"12.30\", below {MONEY_LIMIT}; got {value!r}")
+    return Decimal(value)
+
+
+def non_negative_money(value: Any) -> Decimal:
+    amount = parse_money(value)
+    if amount < 0:
+        raise MoneyError("money_negative", f"amount must not be negative, got {amount}")
     return amount
 
 
@@ -65,24 +75,27 @@ def from_fen(fen: int) -> Decimal:
     return (Decimal(fen) / 100).quantize(FEN)
 
 
+def _pydantic(check: Callable[[Any], Decimal]) -> Callable[[Any], Decimal]:
+    def validator(value: Any) -> Decimal:
+        try:
+            return check(value)
+        except MoneyError as exc:
+            raise PydanticCustomError(exc.code, str(exc)) from None
+
+    return validator
+
+
 Money = Annotated[
     Decimal,
-    BeforeValidator(parse_money),
+    PlainValidator(_pydantic(parse_money)),
     PlainSerializer(format_money, return_type=str, when_used="always"),
     WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["1234.50"]}),
 ]
 """A pydantic field type: two-decimal string on the wire, `Decimal` inside."""
 
-
-def non_negative(value: Decimal) -> Decimal:
-    if value < 0:
-        raise MoneyError(f"amount must not be negative, got {format_money(value)}")
-    return value
-
-
 NonNegativeMoney = Annotated[
     Decimal,
-    BeforeValidator(lambda v: non_negative(parse_money(v))),
+    PlainValidator(_pydantic(non_negative_money)),
     PlainSerializer(format_money, return_type=str, when_used="always"),
-    WithJsonSchema({"type": "string", "pattern": r"^(0|[1-9][0-9]{0,12})\.[0-9]{2}$"}),
+    WithJsonSchema({"type": "string", "pattern": r"^(0|[1-9][0-9]{0,11})\.[0-9]{2}$"}),
 ]

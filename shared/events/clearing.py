@@ -1,0 +1,169 @@
+"""Clearing results (``clearing.results``), agencies' answers (``clearing.submissions``)
+and the clearing calendar's schedule events (``clearing.schedule``, internal)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from shared.events.base import Code, Payload, Text
+from shared.money import Money, NonNegativeMoney
+
+Cycle = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+"""A clearing cycle: a calendar month of ``settled_at`` in Asia/Shanghai, ``YYYY-MM``."""
+
+#: The provincial fund centre through which every net amount flows.
+HUB = "hub"
+
+
+# ---- the calendar ---------------------------------------------------------------------------
+
+
+class DayStarted(Payload):
+    """A business day (Asia/Shanghai) has begun: the clearing calendar acts on it."""
+
+    TYPE = "calendar.day_started"
+    date: date
+
+
+# ---- results --------------------------------------------------------------------------------
+
+
+class DailyCounterpart(Payload):
+    counterpart: Code
+    receivable_count: int
+    receivable: Money
+    payable_count: int
+    payable: Money
+
+
+class DailyReport(Payload):
+    TYPE = "clearing.daily_report"
+    agency: Code
+    date: date
+    counterparts: list[DailyCounterpart]
+    settlement_count: int
+    checksum: str
+
+
+class StatementLine(Payload):
+    counterpart: Code
+    receivable: Money
+    receivable_count: int
+    payable: Money
+    payable_count: int
+    #: Late items and differences carried from earlier cycles (positive: owed to the agency).
+    adjustments: Money
+    adjustment_count: int
+    net: Money
+
+
+class StatementIssued(Payload):
+    TYPE = "clearing.statement_issued"
+    cycle: Cycle
+    agency: Code
+    lines: list[StatementLine]
+    receivable: Money
+    payable: Money
+    adjustments: Money
+    net: Money
+    checksum: str
+    disputed_settlement_ids: list[Code] = Field(default_factory=list)
+    #: Head of the hash chain over the agency's postings in this cycle.
+    chain_head: str | None = None
+
+
+class NetTransferInstruction(Payload):
+    TYPE = "clearing.net_transfer_instruction"
+    instruction_id: Code
+    cycle: Cycle
+    payer: Code
+    payee: Code
+    amount: NonNegativeMoney
+    due_on: date
+
+
+class DifferenceNotice(Payload):
+    TYPE = "clearing.difference_notice"
+    agency: Code
+    original_settlement_id: Code
+    settlement_id: Code
+    original_cycle: Cycle
+    cycle: Cycle
+    insured_agency: Code
+    care_agency: Code
+    fund_pay: Money
+    account_pay: Money
+    cash_pay: Money
+    cleared_amount: Money
+    #: The cycle into which the difference is carried, when the original was already cleared.
+    carried_into: Cycle | None = None
+
+
+class RemittanceOverdue(Payload):
+    TYPE = "clearing.remittance_overdue"
+    instruction_id: Code
+    cycle: Cycle
+    payer: Code
+    amount: NonNegativeMoney
+    received: NonNegativeMoney
+    due_on: date
+
+
+class CycleClosed(Payload):
+    TYPE = "clearing.cycle_closed"
+    cycle: Cycle
+    agency: Code
+    net: Money
+
+
+class SubmissionRejected(Payload):
+    """Extension: an agency's submission that was refused, addressed back to it."""
+
+    TYPE = "clearing.submission_rejected"
+    agency: Code
+    submission_type: str
+    reasons: list[dict[str, str]]
+
+
+# ---- agencies' submissions ------------------------------------------------------------------
+
+
+class DailyReportConfirmed(Payload):
+    TYPE = "clearing.daily_report_confirmed"
+    agency: Code
+    date: date
+    checksum: str | None = None
+
+
+class DailyReportDisputed(Payload):
+    TYPE = "clearing.daily_report_disputed"
+    agency: Code
+    date: date
+    settlement_ids: list[Code] = Field(min_length=1)
+    reason: Text | None = None
+
+
+class StatementConfirmed(Payload):
+    TYPE = "clearing.statement_confirmed"
+    agency: Code
+    cycle: Cycle
+    checksum: str | None = None
+
+
+class StatementDisputed(Payload):
+    TYPE = "clearing.statement_disputed"
+    agency: Code
+    cycle: Cycle
+    settlement_ids: list[Code] = Field(default_factory=list)
+    reason: Text | None = None
+
+
+class RemittanceReported(Payload):
+    TYPE = "clearing.remittance_reported"
+    instruction_id: Code
+    amount: NonNegativeMoney
+    paid_at: AwareDatetime
+    agency: Code | None = None

@@ -1,0 +1,134 @@
+"""Settlement submissions (``settlement.submissions``) and results (``settlement.events``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, PlainSerializer, PlainValidator, WithJsonSchema
+
+from shared.events.base import Code, Payload, Reason, RegionCode, Text
+from shared.events.filing import InsuranceType
+from shared.money import Money, NonNegativeMoney
+
+
+class VisitType(StrEnum):
+    INPATIENT = "inpatient"
+    OUTPATIENT = "outpatient"
+    PHARMACY = "pharmacy"
+    CHRONIC_OUTPATIENT = "chronic_outpatient"
+
+
+def _parse_ratio(value: object) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError("ratio must be a decimal string such as \"0.70\"")
+    ratio = Decimal(value)
+    if not Decimal("0") <= ratio <= Decimal("1"):
+        raise ValueError(f"ratio must lie between 0 and 1, got {value}")
+    return ratio
+
+
+Ratio = Annotated[
+    Decimal,
+    PlainValidator(_parse_ratio),
+    PlainSerializer(lambda r: f"{r:.2f}" if r == r.quantize(Decimal("0.01")) else str(r),
+                    return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^(0|1)(\.[0-9]+)?$", "examples": ["0.70"]}),
+]
+
+
+class Item(Payload):
+    code: Code
+    name: Text
+    category: Literal["A", "B", "C"]
+    amount: NonNegativeMoney
+
+
+class SettlementSubmitted(Payload):
+    TYPE = "settlement.submitted"
+    settlement_id: Code
+    hospital: Code
+    person_id: Code
+    insured_agency: RegionCode
+    insurance_type: InsuranceType
+    visit_type: VisitType
+    disease_code: Code | None = None
+    admitted_on: date | None = None
+    discharged_on: date | None = None
+    visit_date: date | None = None
+    settled_at: AwareDatetime
+    emergency: bool
+    referral: bool
+    items: list[Item] = Field(min_length=1, max_length=5000)
+    personal_account_request: NonNegativeMoney | None = None
+    resettles: Code | None = None
+    #: Extension: the settlement should have been direct but was not, for the
+    #: person's own reasons (a further 10 points off the ratio).
+    not_direct_personal_reason: bool = False
+
+
+class RefundRequested(Payload):
+    TYPE = "settlement.refund_requested"
+    refund_id: Code
+    settlement_id: Code
+    hospital: Code
+    person_id: Code
+    reason: Text
+    refunded_at: AwareDatetime
+
+
+class SettlementCompleted(SettlementSubmitted):
+    TYPE = "settlement.completed"
+    care_agency: RegionCode
+    tier: Literal[1, 2, 3]
+    ratio: Ratio
+    total: Money
+    self_pay_first: Money
+    uncovered: Money
+    eligible: Money
+    deductible: Money
+    fund_pay: Money
+    account_pay: Money
+    cash_pay: Money
+    cleared_amount: Money
+    #: Extensions: the filing the tier came from, and how the trip was classified.
+    filing_id: Code | None = None
+    trip: str | None = None
+
+
+class SettlementRejected(Payload):
+    TYPE = "settlement.rejected"
+    settlement_id: Code
+    reasons: list[Reason] = Field(min_length=1)
+    hospital: Code | None = None
+    person_id: Code | None = None
+
+
+class SettlementRefunded(Payload):
+    TYPE = "settlement.refunded"
+    refund_id: Code
+    settlement_id: Code
+    hospital: Code
+    person_id: Code
+    insured_agency: RegionCode
+    care_agency: RegionCode
+    refunded_at: AwareDatetime
+    #: When the refunded settlement was settled: its clearing cycle follows from it.
+    settled_at: AwareDatetime
+    total: Money
+    deductible: Money
+    fund_pay: Money
+    account_pay: Money
+    cash_pay: Money
+    cleared_amount: Money
+
+
+class RefundRejected(Payload):
+    TYPE = "settlement.refund_rejected"
+    refund_id: Code
+    reasons: list[Reason] = Field(min_length=1)
+    settlement_id: Code | None = None
+    hospital: Code | None = None
+    person_id: Code | None = None
