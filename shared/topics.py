@@ -44,11 +44,15 @@ def person_partitions() -> int:
     return int(os.environ.get("CLEARINGHOUSE_PERSON_PARTITIONS", "6"))
 
 
-def all_topics() -> list[TopicSpec]:
-    """Every topic the system uses, with its partition count. Retention is unlimited."""
+def all_topics(prefix: str = "") -> list[TopicSpec]:
+    """Every topic the system uses, with its partition count. Retention is unlimited.
+
+    `prefix` namespaces a whole installation on a shared broker (tests, demo runs);
+    production uses the contract's names as they are.
+    """
     n = person_partitions()
     specs = [TopicSpec(t, n) for t in PERSON_KEYED]
     specs += [TopicSpec(t, 3) for t in AGENCY_KEYED]
     specs += [TopicSpec(t, 1) for t in INTERNAL]
     specs += [TopicSpec(rejected(t), 1) for t in CONSUMED]
-    return specs
+    return [TopicSpec(prefix + s.name, s.partitions) for s in specs]

@@ -1,1 +1,6 @@
+"""PostgreSQL plumbing: one schema per service, pools bound to it, ordered migrations."""
 
+from shared.db.migrations import apply_migrations
+from shared.db.pool import create_pool
+
+__all__ = ["apply_migrations", "create_pool"]

@@ -66,12 +66,12 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
 class Rejection(Exception):
     """A record that cannot be accepted: a stable reason code and a message for the sender."""
 
-    def __init__(self, code: str, message: str, envelope: dict[str, Any] | None = None):
+    def __init__(self, code: str, message: str, document: dict[str, Any] | None = None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-        #: Whatever could be read of the envelope, to address an error event to the sender.
-        self.envelope = envelope or {}
+        #: The JSON object as far as it could be read, to address an error event to the sender.
+        self.document = document or {}
 
     @property
     def reason(self) -> Reason:
@@ -110,22 +110,21 @@ def decode(topic: str, raw: bytes | None) -> Envelope[Any]:
         raise Rejection("not_json", f"the value is not JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise Rejection("not_an_object", "a CloudEvents envelope must be a JSON object")
-    header = {k: document.get(k) for k in ("id", "source", "type", "subject", "correlationid")}
     kind = document.get("type")
     if not isinstance(kind, str):
-        raise Rejection("missing_type", "the envelope has no `type` string", header)
+        raise Rejection("missing_type", "the envelope has no `type` string", document)
     payload = PAYLOADS_BY_TOPIC.get(topic, {}).get(kind)
     if payload is None:
-        raise Rejection("unknown_type", f"type {kind!r} is not accepted on topic {topic!r}", header)
+        raise Rejection("unknown_type", f"type {kind!r} is not accepted on topic {topic!r}", document)
     if not isinstance(document.get("data"), dict):
-        raise Rejection("missing_field", "data: the envelope has no `data` object", header)
+        raise Rejection("missing_field", "data: the envelope has no `data` object", document)
     try:
         return Envelope[payload].model_validate_json(raw)  # type: ignore[valid-type]
     except ValidationError as exc:
         code, message = _reason_from(exc)
         if exc.errors()[0]["loc"][:1] != ("data",):
             code = "bad_envelope" if code == "invalid_field" else code
-        raise Rejection(code, message, header) from exc
+        raise Rejection(code, message, document) from exc
 
 
 def encode(event: Envelope[Any]) -> bytes:

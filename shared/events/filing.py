@@ -128,6 +128,8 @@ class FilingRejected(Payload):
     filing_id: Code | None = None
     person_id: Code | None = None
     reasons: list[Reason] = Field(min_length=1)
+    #: Extension: the type of the command refused (``filing.requested``, ``filing.revoked`` …).
+    command_type: str | None = None
 
 
 class FilingRevoked(Payload):
@@ -163,6 +165,8 @@ class FilingMaterialsSupplied(Payload):
     filing_id: Code
     person_id: Code
     materials: list[Material]
+    #: Extension: the business date the materials arrived; the filing counts again from it.
+    supplied_on: date | None = None
 
 
 class FilingDestinationChanged(ChangeDestination):

@@ -96,6 +96,11 @@ class SettlementCompleted(SettlementSubmitted):
     #: Extensions: the filing the tier came from, and how the trip was classified.
     filing_id: Code | None = None
     trip: str | None = None
+    #: Extensions: the accumulators this settlement used (``admission|<hospital>|<date>`` or
+    #: ``year|<year>|<insurance_type>|<pool>``), so that a refund gives back exactly that use
+    #: and replaying the log rebuilds the accumulators without the policy files.
+    deductible_scope: Text | None = None
+    cap_scope: Text | None = None
 
 
 class SettlementRejected(Payload):

@@ -1,0 +1,368 @@
+"""A local Apache Kafka broker (KRaft, one combined broker+controller node) run as a
+detached ``java kafka.Kafka`` process from jars that Maven resolves (no Docker).
+
+Layout under the cache folder: ``kafka-libs/`` (the jars), ``kafka/server.properties``,
+``kafka/data/`` (the log: retention is unlimited, the log is the record),
+``logs/kafka.log`` and ``pids/kafka.pid``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from infra import (
+    InfraError,
+    log_tail,
+    pid_alive,
+    port_open,
+    read_pid,
+    read_port,
+    spawn_detached,
+    stop_pid,
+)
+from shared.topics import TopicSpec, all_topics
+
+KAFKA_VERSION = "4.1.1"
+POM = Path(__file__).with_name("kafka-pom.xml")
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+PROBE_TOPIC = "infra.probe"
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+JVM_OPTS = [
+    "-Xmx512m",
+    "-Xms512m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+]
+#: Kafka error codes that mean "fine" when creating topics: none, TOPIC_ALREADY_EXISTS.
+_CREATE_OK = {0, 36}
+
+
+@dataclass(frozen=True)
+class KafkaServer:
+    pid: int
+    port: int
+    bootstrap: str
+
+
+@dataclass(frozen=True)
+class _Paths:
+    libs: Path
+    root: Path
+    data: Path
+    properties: Path
+    log: Path
+    pid: Path
+
+    @classmethod
+    def of(cls, cache: Path) -> _Paths:
+        root = cache / "kafka"
+        return cls(
+            cache / "kafka-libs",
+            root,
+            root / "data",
+            root / "server.properties",
+            cache / "logs" / "kafka.log",
+            cache / "pids" / "kafka.pid",
+        )
+
+
+def bootstrap_address(port: int) -> str:
+    return f"127.0.0.1:{port}"
+
+
+def _java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise InfraError("java not found (Kafka 4.x needs Java 17+): run infra/install.sh")
+    return java
+
+
+def resolve_libs(cache: Path) -> Path:
+    """Copy the broker's jars into ``<cache>/kafka-libs`` with Maven, unless a previous
+    run of the same POM already did (a marker named after the POM's hash)."""
+    libs = _Paths.of(cache).libs
+    marker = libs / f".resolved-{hashlib.sha256(POM.read_bytes()).hexdigest()[:16]}"
+    if marker.exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise InfraError(
+            "mvn not found (needed once to fetch the Kafka jars): run infra/install.sh"
+        )
+    if libs.exists():
+        shutil.rmtree(libs)
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-Dstyle.color=never",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={libs}",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        raise InfraError(
+            f"resolving the Kafka jars failed ({' '.join(cmd)}):\n"
+            f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
+    marker.touch()
+    return libs
+
+
+def server_properties(data: Path, port: int, controller_port: int) -> str:
+    """The broker's configuration: one KRaft node that is broker and controller."""
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "log.dirs": str(data),
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "10",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.num.partitions": "10",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        "log.retention.hours": "-1",
+        "log.retention.ms": "-1",
+        "log.retention.bytes": "-1",
+        "message.max.bytes": str(MAX_MESSAGE_BYTES),
+        "replica.fetch.max.bytes": str(MAX_MESSAGE_BYTES),
+    }
+    lines = ["# Generated by infra/kafka.py; rewritten on every start."]
+    lines += [f"{key}={value}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _kafka_uuid() -> str:
+    """A random cluster id as Kafka prints it (base64url, 22 chars, not starting with '-')."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+def _java_cmd(libs: Path, main: str, *args: str) -> list[str]:
+    return [
+        _java(),
+        *JVM_OPTS,
+        "-cp",
+        f"{libs}/*",
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+        main,
+        *args,
+    ]
+
+
+def _format_storage(paths: _Paths) -> None:
+    """Format the KRaft storage once (``meta.properties`` marks a formatted log dir)."""
+    if (paths.data / "meta.properties").exists():
+        return
+    if paths.data.exists():
+        shutil.rmtree(paths.data)
+    cmd = _java_cmd(
+        paths.libs,
+        "kafka.tools.StorageTool",
+        "format",
+        "--standalone",
+        "-t",
+        _kafka_uuid(),
+        "-c",
+        str(paths.properties),
+    )
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise InfraError(f"formatting Kafka storage failed:\n{done.stdout}\n{done.stderr}")
+
+
+def running(cache: Path) -> tuple[int, int] | None:
+    """(pid, port) of the broker started from this cache, if it is alive."""
+    paths = _Paths.of(cache)
+    pid = read_pid(paths.pid, str(paths.properties))
+    port = read_port(paths.pid)
+    return None if pid is None or port is None else (pid, port)
+
+
+def start(cache: Path, port: int, controller_port: int) -> KafkaServer:
+    """Start the broker (resolving jars and formatting storage on first use), or reuse
+    the one already running from this cache. Does not wait for readiness."""
+    current = running(cache)
+    if current is not None:
+        pid, running_port = current
+        return KafkaServer(pid, running_port, bootstrap_address(running_port))
+    paths = _Paths.of(cache)
+    for p in (port, controller_port):
+        if port_open(p):
+            raise InfraError(
+                f"port {p} is already in use by a process not started from "
+                f"{cache}; set CLEARINGHOUSE_KAFKA_PORT / "
+                f"CLEARINGHOUSE_KAFKA_CONTROLLER_PORT to free ports"
+            )
+    libs = resolve_libs(cache)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.properties.write_text(server_properties(paths.data, port, controller_port))
+    _format_storage(paths)
+    cmd = _java_cmd(libs, "kafka.Kafka", str(paths.properties))
+    cmd.insert(1, f"-Dkafka.logs.dir={paths.log.parent}")
+    pid = spawn_detached(cmd, paths.log, paths.pid, cwd=paths.root, port=port)
+    return KafkaServer(pid, port, bootstrap_address(port))
+
+
+def stop(cache: Path, timeout: float = 60.0) -> int | None:
+    """Stop the broker started from this cache (SIGTERM: controlled shutdown, then
+    SIGKILL). Returns the pid it stopped, or None if none was running."""
+    paths = _Paths.of(cache)
+    current = running(cache)
+    if current is not None:
+        stop_pid(current[0], signal.SIGTERM, timeout)
+    paths.pid.unlink(missing_ok=True)
+    return current[0] if current else None
+
+
+def log_file(cache: Path) -> Path:
+    return _Paths.of(cache).log
+
+
+def _topic_config(name: str) -> dict[str, str]:
+    config = {"retention.ms": "-1", "retention.bytes": "-1"}
+    if name.endswith(".rejected"):
+        config["max.message.bytes"] = str(MAX_MESSAGE_BYTES)
+    return config
+
+
+async def _create(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> list[str]:
+    """Create ``topics``; already existing ones are fine. Returns the names created."""
+    if not topics:
+        return []
+    response = await admin.create_topics(topics)
+    created, failed = [], []
+    for name, code, *rest in response.topic_errors:
+        if code == 0:
+            created.append(name)
+        elif code not in _CREATE_OK:
+            failed.append(f"{name}: error {code} {rest[0] if rest else ''}")
+    if failed:
+        raise InfraError("creating topics failed: " + "; ".join(failed))
+    return created
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None) -> list[str]:
+    """Create every topic of ``shared.topics.all_topics()`` (or ``specs``) that is missing:
+    replication 1, unlimited retention. Idempotent; returns the names it created.
+
+    Raises InfraError if an existing topic has another partition count than the spec
+    (co-partitioning of person-keyed topics depends on it).
+    """
+    wanted = list(all_topics() if specs is None else specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        created = await _create(
+            admin,
+            [
+                NewTopic(s.name, s.partitions, 1, topic_configs=_topic_config(s.name))
+                for s in wanted
+                if s.name not in existing
+            ],
+        )
+        described = await admin.describe_topics([s.name for s in wanted])
+        counts = {t["topic"]: len(t["partitions"]) for t in described}
+        wrong = [
+            f"{s.name} has {counts.get(s.name)} partitions, expected {s.partitions}"
+            for s in wanted
+            if s.name not in created and counts.get(s.name) != s.partitions
+        ]
+        if wrong:
+            raise InfraError("existing topics do not match shared/topics.py: " + "; ".join(wrong))
+        return created
+    finally:
+        await admin.close()
+
+
+async def _probe_once(bootstrap: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        if PROBE_TOPIC not in await admin.list_topics():
+            await _create(
+                admin, [NewTopic(PROBE_TOPIC, 1, 1, topic_configs={"retention.ms": "3600000"})]
+            )
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, request_timeout_ms=10000
+    )
+    await producer.start()
+    try:
+        await asyncio.wait_for(producer.send_and_wait(PROBE_TOPIC, b"probe"), 15)
+    finally:
+        await producer.stop()
+
+
+@contextlib.contextmanager
+def _quiet_aiokafka() -> Iterator[None]:
+    """aiokafka logs every refused connection as an error; while waiting, that is noise."""
+    logger = logging.getLogger("aiokafka")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+async def wait_ready(
+    bootstrap: str, timeout: float = 60.0, cache: Path | None = None, pid: int | None = None
+) -> None:
+    """Wait until an idempotent producer can write to the probe topic. A metadata answer
+    alone is not enough: right after start the coordinators may still be loading."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    problem = f"not ready within {timeout:.0f} s"
+    while loop.time() < deadline:
+        if pid is not None and not pid_alive(pid):
+            problem = f"exited during start-up (pid {pid})"
+            break
+        try:
+            with _quiet_aiokafka():
+                await asyncio.wait_for(_probe_once(bootstrap), max(1.0, deadline - loop.time()))
+            return
+        except Exception as error:  # noqa: BLE001 - any failure means "not yet"
+            problem = f"not ready within {timeout:.0f} s (last error: {error!r})"
+            await asyncio.sleep(0.5)
+    where = f"log {log_file(cache)}" if cache is not None else "log unknown"
+    tail = log_tail(log_file(cache)) if cache is not None else ""
+    raise InfraError(f"Kafka at {bootstrap} {problem}; {where}, tail:\n{tail}")

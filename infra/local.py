@@ -1,0 +1,178 @@
+"""Start, stop and inspect the local infrastructure: one PostgreSQL server and one
+Apache Kafka broker, run as detached processes from a cache folder (no Docker).
+
+    python -m infra.local up | down | status
+
+``up`` is idempotent: servers already running from the cache folder (pid file plus
+a live check) are reused. ``down`` stops exactly the processes recorded in the pid
+files. Cache folder: ``$CLEARINGHOUSE_CACHE`` or ``~/.cache/clearinghouse``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import fcntl
+import json
+import os
+import sys
+from collections.abc import Coroutine, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from infra import InfraError, cmdline, kafka, port_open, postgres
+
+T = TypeVar("T")
+
+DEFAULT_KAFKA_PORT = 19092
+DEFAULT_PG_PORT = 15432
+
+
+@dataclass(frozen=True)
+class Addresses:
+    kafka_bootstrap: str
+    database_url: str
+
+
+def resolve_cache_dir(cache: Path | None = None) -> Path:
+    """``cache`` if given, else ``$CLEARINGHOUSE_CACHE``, else ``~/.cache/clearinghouse``."""
+    if cache is not None:
+        return Path(cache).expanduser().resolve()
+    env = os.environ.get("CLEARINGHOUSE_CACHE")
+    base = Path(env) if env else Path.home() / ".cache" / "clearinghouse"
+    return base.expanduser().resolve()
+
+
+def _port(var: str, default: int) -> int:
+    value = os.environ.get(var)
+    return int(value) if value else default
+
+
+def kafka_port() -> int:
+    return _port("CLEARINGHOUSE_KAFKA_PORT", DEFAULT_KAFKA_PORT)
+
+
+def controller_port() -> int:
+    return _port("CLEARINGHOUSE_KAFKA_CONTROLLER_PORT", kafka_port() + 1)
+
+
+def pg_port() -> int:
+    return _port("CLEARINGHOUSE_PG_PORT", DEFAULT_PG_PORT)
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from sync code, also when called inside a running event
+    loop (e.g. from an async pytest fixture): then it runs on a fresh loop in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@contextlib.contextmanager
+def _locked(cache: Path) -> Iterator[None]:
+    """Serialise up/down of one cache folder across processes (e.g. parallel test workers)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / "infra.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def up(cache_dir: Path | None = None) -> Addresses:
+    """Start PostgreSQL and Kafka (or reuse the running ones), wait until both are ready,
+    create the role, database and topics. Returns where to reach them."""
+    cache = resolve_cache_dir(cache_dir)
+    with _locked(cache):
+        # The broker boots in the background while PostgreSQL starts and is waited for.
+        broker = kafka.start(cache, kafka_port(), controller_port())
+        pg = postgres.start(cache, pg_port())
+        run_sync(kafka.wait_ready(broker.bootstrap, cache=cache, pid=broker.pid))
+        run_sync(kafka.ensure_topics(broker.bootstrap))
+        return Addresses(kafka_bootstrap=broker.bootstrap, database_url=pg.url)
+
+
+def down(cache_dir: Path | None = None) -> None:
+    """Stop the servers started from the cache folder (gracefully, then SIGKILL).
+    Data stays in the cache folder; delete it to start from scratch."""
+    cache = resolve_cache_dir(cache_dir)
+    with _locked(cache):
+        kafka.stop(cache)
+        postgres.stop(cache)
+
+
+def status(cache_dir: Path | None = None) -> dict[str, Any]:
+    """What runs from the cache folder: pids, addresses, log files, and ``ok`` when both
+    servers are alive and listening."""
+    cache = resolve_cache_dir(cache_dir)
+    pg = postgres.running(cache)
+    broker = kafka.running(cache)
+    pg_info = {
+        "running": pg is not None and port_open(pg[1]),
+        "pid": pg[0] if pg else None,
+        "database_url": postgres.database_url(pg[1] if pg else pg_port()),
+        "log": str(cache / "logs" / "postgres.log"),
+    }
+    kafka_info = {
+        "running": broker is not None and port_open(broker[1]),
+        "pid": broker[0] if broker else None,
+        "bootstrap": kafka.bootstrap_address(broker[1] if broker else kafka_port()),
+        "log": str(kafka.log_file(cache)),
+    }
+    return {
+        "ok": bool(pg_info["running"] and kafka_info["running"]),
+        "cache_dir": str(cache),
+        "postgres": pg_info,
+        "kafka": kafka_info,
+    }
+
+
+def addresses_from_env_or_up() -> Addresses:
+    """``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` when both are set (servers run
+    elsewhere, e.g. by CI), otherwise the local servers from :func:`up`."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    url = os.environ.get("DATABASE_URL")
+    if bootstrap and url:
+        return Addresses(kafka_bootstrap=bootstrap, database_url=url)
+    return up()
+
+
+def process_command_line(pid: int) -> list[str]:
+    """The command line of a server process (for checks such as "is this kafka.Kafka")."""
+    return cmdline(pid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            print(json.dumps(asdict(up(args.cache_dir)), indent=2))
+        elif args.command == "down":
+            down(args.cache_dir)
+            print("stopped")
+        else:
+            report = status(args.cache_dir)
+            print(json.dumps(report, indent=2))
+            return 0 if report["ok"] else 1
+    except InfraError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The `clearinghouse` command: infrastructure, services, demo and documentation.
+
+    clearinghouse infra up|down|status     local PostgreSQL and Kafka, no Docker
+    clearinghouse serve NAME|all           run one service, or all three as child processes
+    clearinghouse demo                     the main job: see README.md
+    clearinghouse docs                     regenerate docs/schemas and docs/asyncapi
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+SERVICES = ("filing", "settlement", "clearing")
+
+
+def _infra(args: argparse.Namespace) -> int:
+    from infra import local
+
+    return local.main([args.action])
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.name == "all":
+        return _serve_all()
+    from services.registry import run_service
+
+    return run_service(args.name)
+
+
+def _serve_all() -> int:
+    """Run each service as its own process (as in production); stop all when one dies."""
+    children = {
+        name: subprocess.Popen([sys.executable, "-m", "services.cli", "serve", name])
+        for name in SERVICES
+    }
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    exit_code = 0
+    while children:
+        for name, child in list(children.items()):
+            code = child.poll()
+            if code is None:
+                continue
+            del children[name]
+            if not stopping:
+                print(f"service {name} exited with status {code}; stopping the others",
+                      file=sys.stderr)
+                exit_code = code or 1
+                stop(signal.SIGTERM, None)
+        time.sleep(0.2)
+    return exit_code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from services.demo import main as demo_main
+
+    return demo_main(args)
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from services.docs import generate
+
+    for path in generate():
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clearinghouse",
+        description="Event-sourced clearing house for cross-region medical insurance settlement.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    infra = sub.add_parser("infra", help="start, stop or inspect local PostgreSQL and Kafka")
+    infra.add_argument("action", choices=["up", "down", "status"])
+    infra.set_defaults(run=_infra)
+
+    serve = sub.add_parser("serve", help="run a service (or all three)")
+    serve.add_argument("name", choices=[*SERVICES, "all"])
+    serve.set_defaults(run=_serve)
+
+    demo = sub.add_parser("demo", help="run the demo on the local infrastructure")
+    demo.add_argument("--json", action="store_true", help="print the result as JSON")
+    demo.add_argument("--seed", type=int, default=2026, help="random seed (repeatable runs)")
+    demo.add_argument("--no-infra", action="store_true",
+                      help="use KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL, start nothing")
+    demo.set_defaults(run=_demo)
+
+    docs = sub.add_parser("docs", help="regenerate JSON Schemas and AsyncAPI documents")
+    docs.set_defaults(run=_docs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

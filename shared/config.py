@@ -1,0 +1,36 @@
+"""Settings from the environment, with defaults that work against `clearinghouse infra up`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_KAFKA = "127.0.0.1:19092"
+DEFAULT_DATABASE_URL = "postgresql://clearinghouse:clearinghouse@127.0.0.1:15432/clearinghouse"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_servers: str
+    database_url: str
+    reference_dir: Path
+    #: Prefix of consumer-group ids; an audit replay uses its own so it never moves live offsets.
+    group_prefix: str = "clearinghouse"
+    #: Namespaces every topic name (tests and demo runs on a shared broker); empty in production.
+    topic_prefix: str = ""
+    log_level: str = "INFO"
+
+
+def load_settings() -> Settings:
+    return Settings(
+        kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA),
+        database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        reference_dir=Path(
+            os.environ.get("CLEARINGHOUSE_REFERENCE_DIR", str(REPO_ROOT / "reference"))
+        ),
+        group_prefix=os.environ.get("CLEARINGHOUSE_GROUP_PREFIX", "clearinghouse"),
+        log_level=os.environ.get("CLEARINGHOUSE_LOG_LEVEL", "INFO"),
+        topic_prefix=os.environ.get("CLEARINGHOUSE_TOPIC_PREFIX", ""),
+    )

@@ -1,0 +1,62 @@
+"""asyncpg pools whose connections see one service's schema first.
+
+Every service keeps its tables in its own schema (``filing``, ``settlement``,
+``clearing``); nothing else touches them. The pool's ``search_path`` makes the
+service's SQL schema-agnostic, so an audit replay can point the same code at a
+fresh database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _check_schema(schema: str) -> str:
+    if not _SCHEMA_RE.match(schema):
+        raise ValueError(f"schema name must be lower-case letters, digits and _, got {schema!r}")
+    return schema
+
+
+async def create_pool(
+    database_url: str, schema: str, *, min_size: int = 1, max_size: int = 5,
+    connect_timeout: float = 60.0,
+) -> asyncpg.Pool:
+    """A pool on `schema`, created if missing; retried with backoff while the server starts."""
+    _check_schema(schema)
+    delay = 0.2
+    deadline = asyncio.get_running_loop().time() + connect_timeout
+    while True:
+        try:
+            conn = await asyncpg.connect(database_url)
+            try:
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            except asyncpg.UniqueViolationError:
+                pass  # created concurrently by another process
+            finally:
+                await conn.close()
+            pool = await asyncpg.create_pool(
+                database_url, min_size=min_size, max_size=max_size,
+                server_settings={"search_path": schema, "application_name": f"clearinghouse-{schema}"},
+            )
+            assert pool is not None
+            return pool
+        except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise ConnectionError(
+                    f"PostgreSQL at {_redact(database_url)} did not answer within "
+                    f"{connect_timeout:.0f} s ({exc}); is it running? try `clearinghouse infra up`"
+                ) from exc
+            log.warning("database.unavailable", error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)

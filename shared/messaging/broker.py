@@ -1,0 +1,80 @@
+"""The FastStream side of the backbone: the broker factory and batch subscriptions.
+
+Business code never sees aiokafka: a service declares which topics it reads and
+hands each batch to its `BatchProcessor`; FastStream only carries bytes.
+Offsets are committed by hand, after the batch's database transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from shared.config import Settings
+from shared.messaging.records import Record
+
+#: Largest batch handed to one transaction.
+MAX_RECORDS = 1000
+
+
+def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
+    """A broker whose producer is idempotent (acks=all) and batches sends."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+        max_request_size=16 * 1024 * 1024,
+        request_timeout_ms=30_000,
+        logger=None,
+    )
+
+
+def records_of(message: KafkaMessage, prefix: str = "") -> list[Record]:
+    """The raw records of a batch message, bytes untouched, topics without the namespace."""
+    raw = message.raw_message
+    batch = raw if isinstance(raw, (list, tuple)) else (raw,)
+    return [
+        Record(topic=r.topic[len(prefix):], partition=r.partition, offset=r.offset, key=r.key,
+               value=r.value, headers=tuple(r.headers or ()))
+        for r in batch
+    ]
+
+
+async def _raw_decoder(message: Any) -> Any:
+    """Leave values as bytes: parsing (and rejecting) is the backbone's job, not FastStream's."""
+    return None
+
+
+def subscribe_batches(
+    broker: KafkaBroker,
+    topics: Sequence[str],
+    *,
+    group_id: str,
+    consume: Callable[[list[Record]], Awaitable[None]],
+    title: str,
+    description: str,
+    prefix: str = "",
+) -> None:
+    """Subscribe `consume` to `topics` in batches, committing offsets only after it returns."""
+
+    @broker.subscriber(
+        *(prefix + t for t in topics),
+        group_id=group_id,
+        batch=True,
+        max_records=MAX_RECORDS,
+        batch_timeout_ms=50,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        decoder=_raw_decoder,
+        title=title,
+        description=description,
+    )
+    async def on_batch(message: KafkaMessage) -> None:
+        await consume(records_of(message, prefix))
+        await message.ack()

@@ -1,0 +1,187 @@
+"""The backbone's consuming half: a batch of records becomes one database transaction.
+
+For each batch: decode every record; records that break the contract are
+recorded and forwarded to ``<topic>.rejected`` (original bytes, reason code in
+the headers) with the sender's error event; events already in the inbox are
+skipped; the rest go to the service's handler, whose state changes, inbox rows
+and outgoing events commit together. Only after that commit are offsets
+committed, so a crash anywhere loses nothing and counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from shared import topics
+from shared.events import Rejection, decode
+from shared.messaging.records import Incoming, Outgoing, Record
+
+log = structlog.get_logger(__name__)
+
+#: Errors after which the same batch is tried again: the database or network went away.
+TRANSIENT = (
+    OSError, ConnectionError, asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+    asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+class Handler(Protocol):
+    """A service's side of the backbone."""
+
+    async def handle(self, conn: asyncpg.Connection, batch: Sequence[Incoming]) -> list[Outgoing]:
+        """Apply new events (in order) within the open transaction; return what to publish."""
+        ...
+
+    def answer_rejection(self, record: Record, rejection: Rejection) -> list[Outgoing]:
+        """The error event owed to the sender of a rejected record, if the contract names one."""
+        ...
+
+
+def rejected_record(record: Record, rejection: Rejection) -> Outgoing:
+    """The original bytes, forwarded to ``<topic>.rejected`` with the reason in headers."""
+    return Outgoing(
+        topic=topics.rejected(record.topic),
+        key=record.key,
+        value=record.value or b"",
+        headers=(
+            ("reason-code", rejection.code),
+            ("reason", rejection.message[:1000]),
+            ("original-topic", record.topic),
+            ("original-partition", str(record.partition)),
+            ("original-offset", str(record.offset)),
+        ),
+    )
+
+
+async def write_outbox(conn: asyncpg.Connection, outgoing: Sequence[Outgoing]) -> None:
+    if not outgoing:
+        return
+    await conn.copy_records_to_table(
+        "outbox", columns=["topic", "key", "value", "headers"],
+        records=[(o.topic, o.key, o.value, _headers_json(o.headers)) for o in outgoing],
+    )
+
+
+def _headers_json(headers: tuple[tuple[str, str], ...]) -> str:
+    import orjson
+
+    return orjson.dumps([list(h) for h in headers]).decode()
+
+
+class BatchProcessor:
+    """Turns record batches into committed effects for one service."""
+
+    def __init__(self, pool: asyncpg.Pool, handler: Handler, *, on_commit: Any = None):
+        self._pool = pool
+        self._handler = handler
+        self._on_commit = on_commit
+        self.processed = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.commits = 0
+        # Fault injection for the crash tests: die right after the Nth commit, before
+        # offsets are committed and before the relay publishes (docs/reliability.md).
+        self._crash_after = int(os.environ.get("CLEARINGHOUSE_CRASH_AFTER_COMMITS", "0"))
+
+    async def process(self, records: Sequence[Record]) -> None:
+        """Process a batch until it has committed; transient failures are retried with backoff."""
+        decoded: list[Incoming] = []
+        rejections: list[tuple[Record, Rejection]] = []
+        for record in records:
+            try:
+                decoded.append(Incoming(record, decode(record.topic, record.value)))
+            except Rejection as rejection:
+                rejections.append((record, rejection))
+        await self._process(decoded, rejections)
+        if self._on_commit is not None:
+            self._on_commit()
+
+    async def _process(
+        self, decoded: list[Incoming], rejections: list[tuple[Record, Rejection]]
+    ) -> None:
+        try:
+            await self._retrying(decoded, rejections)
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # a bug or a poison event: isolate it, keep the rest
+            if len(decoded) > 1:
+                log.warning("batch.split", error=repr(exc), records=len(decoded))
+                for one in decoded:
+                    await self._process([one], [])
+                if rejections:
+                    await self._retrying([], rejections)
+            elif decoded:
+                log.exception("event.failed", position=decoded[0].record.position)
+                failed = Rejection("processing_failed", f"could not be processed: {exc!r}")
+                await self._retrying([], [*rejections, (decoded[0].record, failed)])
+            else:
+                raise
+
+    async def _retrying(
+        self, decoded: list[Incoming], rejections: list[tuple[Record, Rejection]]
+    ) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._commit(decoded, rejections)
+                return
+            except TRANSIENT as exc:
+                log.warning("batch.retry", error=repr(exc), retry_in=delay,
+                            records=len(decoded) + len(rejections))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _commit(
+        self, decoded: list[Incoming], rejections: list[tuple[Record, Rejection]]
+    ) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh = await self._claim(conn, decoded)
+            outgoing = await self._handler.handle(conn, fresh) if fresh else []
+            for record, rejection in rejections:
+                is_new = await conn.fetchval(
+                    """INSERT INTO rejected (topic, "partition", "offset", reason_code, reason)
+                       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true""",
+                    record.topic, record.partition, record.offset, rejection.code,
+                    rejection.message[:1000],
+                )
+                if is_new:
+                    log.warning("record.rejected", position=record.position,
+                                reason_code=rejection.code, reason=rejection.message[:300])
+                    outgoing.append(rejected_record(record, rejection))
+                    outgoing.extend(self._handler.answer_rejection(record, rejection))
+            await write_outbox(conn, outgoing)
+        self.commits += 1
+        if self._crash_after and self.commits >= self._crash_after:
+            log.warning("fault.crash_after_commit", commits=self.commits)
+            os._exit(86)
+        self.processed += len(fresh)
+        self.duplicates += len(decoded) - len(fresh)
+        self.rejected += len(rejections)
+
+    @staticmethod
+    async def _claim(conn: asyncpg.Connection, decoded: list[Incoming]) -> list[Incoming]:
+        """Insert inbox rows; return, in order, the events that had not taken effect before."""
+        if not decoded:
+            return []
+        first: dict[tuple[str, str], Incoming] = {}
+        for incoming in decoded:
+            first.setdefault(incoming.key, incoming)
+        rows = await conn.fetch(
+            """INSERT INTO inbox (source, id, topic, "partition", "offset")
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[])
+               ON CONFLICT DO NOTHING RETURNING source, id""",
+            [k[0] for k in first], [k[1] for k in first],
+            [i.record.topic for i in first.values()],
+            [i.record.partition for i in first.values()],
+            [i.record.offset for i in first.values()],
+        )
+        claimed = {(r["source"], r["id"]) for r in rows}
+        return [i for k, i in first.items() if k in claimed]

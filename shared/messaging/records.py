@@ -1,0 +1,51 @@
+"""What flows through the backbone: records read from Kafka and events to publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.events import Envelope, encode
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record as read, bytes untouched (a rejected record is forwarded as is)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def position(self) -> str:
+        return f"{self.topic}/{self.partition}@{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A record whose value parsed into a contract event."""
+
+    record: Record
+    event: Envelope[Any]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.event.source, self.event.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An event (or a rejected record) to publish through the outbox."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def event(cls, topic: str, key: str, event: Envelope[Any]) -> Outgoing:
+        return cls(topic=topic, key=key.encode(), value=encode(event),
+                   headers=(("content-type", "application/cloudevents+json"),))

@@ -1,0 +1,117 @@
+"""One service process: FastStream app, database pool and migrations, batch processor, relay.
+
+A service is described by a `ServiceSpec` (what it reads, its migrations, how to
+build its handler); `build_app` turns that into a runnable FastStream app whose
+message path is topic → batch subscriber → `BatchProcessor` → handler → outbox
+→ `OutboxRelay` → topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from shared.config import Settings
+from shared.db import apply_migrations, create_pool
+from shared.events import PAYLOADS_BY_TOPIC, Envelope
+from shared.messaging.broker import make_broker, subscribe_batches
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.processing import BatchProcessor, Handler
+from shared.messaging.records import Record
+
+log = structlog.get_logger(__name__)
+
+HandlerFactory = Callable[[asyncpg.Pool, Settings], Awaitable[Handler]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    description: str
+    consumes: tuple[str, ...]
+    publishes: tuple[str, ...]
+    migrations: Path
+    make_handler: HandlerFactory
+    extra_tasks: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = field(default=())
+
+
+class ServiceRuntime:
+    """The live parts of one running service."""
+
+    def __init__(self, spec: ServiceSpec, settings: Settings, broker: KafkaBroker):
+        self.spec = spec
+        self.settings = settings
+        self.broker = broker
+        self.pool: asyncpg.Pool | None = None
+        self.processor: BatchProcessor | None = None
+        self.relay: OutboxRelay | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Connect, migrate and build the handler; called before consumers start."""
+        self.pool = await create_pool(self.settings.database_url, self.spec.name, max_size=8)
+        await apply_migrations(self.pool, self.spec.migrations)
+        handler = await self.spec.make_handler(self.pool, self.settings)
+        self.relay = OutboxRelay(self.settings.database_url, self.spec.name, self._publish)
+        self.processor = BatchProcessor(self.pool, handler, on_commit=self.relay.wake)
+        log.info("service.ready", service=self.spec.name, consumes=list(self.spec.consumes))
+
+    async def after_start(self) -> None:
+        """Start the relay (it needs the connected producer) and any extra tasks."""
+        assert self.relay is not None
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.spec.name}-relay"))
+        for task in self.spec.extra_tasks:
+            self._tasks.append(asyncio.create_task(task(self)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("service.stopped", service=self.spec.name)
+
+    async def consume(self, records: list[Record]) -> None:
+        assert self.processor is not None, "the service has not started"
+        await self.processor.process(records)
+
+    async def _publish(self, topic: str, value: bytes, key: bytes | None,
+                       headers: dict[str, str]) -> asyncio.Future[Any]:
+        topic = self.settings.topic_prefix + topic
+        return await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
+
+
+def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, ServiceRuntime]:
+    """The FastStream app of a service, with its AsyncAPI description."""
+    broker = make_broker(settings, client_id=f"clearinghouse-{spec.name}")
+    runtime = ServiceRuntime(spec, settings, broker)
+    subscribe_batches(
+        broker, spec.consumes, group_id=f"{settings.group_prefix}.{spec.name}",
+        consume=runtime.consume, title=f"{spec.name}: " + ", ".join(spec.consumes),
+        description=spec.description, prefix=settings.topic_prefix,
+    )
+    for topic in spec.publishes:
+        for payload in PAYLOADS_BY_TOPIC.get(topic, {}).values():
+            broker.publisher(topic, title=f"{topic}:{payload.TYPE}",
+                             description=(payload.__doc__ or "").strip() or payload.TYPE,
+                             schema=Envelope[payload])  # type: ignore[valid-type]
+    app = FastStream(broker, specification=AsyncAPI(
+        title=f"clearinghouse {spec.name} service", version="0.1.0",
+        description=spec.description,
+    ))
+    app.on_startup(runtime.start)
+    app.after_startup(runtime.after_start)
+    app.on_shutdown(runtime.stop)
+    return app, runtime

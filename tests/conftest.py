@@ -1,0 +1,78 @@
+"""Test fixtures: real Kafka and PostgreSQL addresses, from (in order) the environment,
+testcontainers where a Docker engine answers, or `clearinghouse infra up`."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from shared.config import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap: str
+    database_url: str
+    origin: str
+
+
+def _docker_available() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    """Addresses of a real broker and database for the whole session."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("DATABASE_URL"):
+        yield Infra(os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"], "env")
+        return
+    if os.environ.get("CLEARINGHOUSE_TESTCONTAINERS", "1") == "1" and _docker_available():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.postgres import PostgresContainer
+
+        with KafkaContainer().with_kraft() as kafka, PostgresContainer(driver=None) as pg:
+            from infra.kafka import ensure_topics
+            from infra.local import run_sync
+
+            bootstrap = kafka.get_bootstrap_server()
+            run_sync(ensure_topics(bootstrap))
+            yield Infra(bootstrap, pg.get_connection_url(), "testcontainers")
+        return
+    from infra.local import up
+
+    addresses = up()
+    yield Infra(addresses.kafka_bootstrap, addresses.database_url, "local")
+
+
+@pytest.fixture
+async def fresh_database(infra: Infra) -> AsyncIterator[str]:
+    """A database of its own for one test, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = infra.database_url.rpartition("/")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> str:
+    return str(REPO_ROOT)

@@ -1,0 +1,99 @@
+"""Plain Kafka helpers for tests: publish bytes and read topics back, as an outside party would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.config import REPO_ROOT
+from shared.topics import all_topics
+
+
+def new_prefix() -> str:
+    """A topic namespace of its own for one test."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+async def create_topics(bootstrap: str, prefix: str) -> None:
+    from infra.kafka import ensure_topics
+
+    await ensure_topics(bootstrap, all_topics(prefix))
+
+
+async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
+                                linger_ms=5, max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key.encode() if key else None)
+                   for key, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+@dataclass(frozen=True)
+class Read:
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+    partition: int
+    offset: int
+
+    def json(self) -> Any:
+        return orjson.loads(self.value)
+
+
+async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Read]], bool],
+                     timeout: float = 60.0) -> list[Read]:
+    """Read `topic` from the start until `until(records)` holds; fail with what was read."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", group_id=None,
+                                fetch_max_bytes=64 * 1024 * 1024,
+                                max_partition_fetch_bytes=16 * 1024 * 1024)
+    await consumer.start()
+    records: list[Read] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(records):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{topic}: condition not met in {timeout} s; read "
+                                     f"{len(records)} records: {[r.value[:200] for r in records[:5]]}")
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp_records in batch.values():
+                records.extend(Read(r.key, r.value, dict(r.headers or ()), r.partition, r.offset)
+                               for r in tp_records)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def service_process(module_or_name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a service (``filing``…) or a module (``tests.…``) as its own process."""
+    if "." in module_or_name:
+        argv = [sys.executable, "-m", module_or_name]
+    else:
+        argv = [sys.executable, "-m", "services.cli", "serve", module_or_name]
+    return subprocess.Popen(argv, env={**os.environ, **env}, cwd=REPO_ROOT,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
