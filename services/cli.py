@@ -23,7 +23,59 @@ SERVICES = ("filing", "settlement", "clearing")
 def _infra(args: argparse.Namespace) -> int:
     from infra import local
 
+    if args.action == "topics":
+        return _create_topics()
     return local.main([args.action])
+
+
+def _create_topics() -> int:
+    """Create the contract's topics on the configured broker (docker-compose, production)."""
+    import asyncio
+
+    from infra.kafka import ensure_topics
+    from shared.config import load_settings
+    from shared.topics import all_topics
+
+    settings = load_settings()
+    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers,
+                                        all_topics(settings.topic_prefix)))
+    print(f"topics on {settings.kafka_bootstrap_servers}: created {len(created)}")
+    return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    """Exit 0 when the broker and the database configured for this process answer."""
+    import asyncio
+
+    import asyncpg
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from shared.config import load_settings
+
+    settings = load_settings()
+
+    async def check() -> list[str]:
+        problems = []
+        try:
+            conn = await asyncpg.connect(settings.database_url, timeout=5)
+            await conn.close()
+        except Exception as exc:
+            problems.append(f"database: {exc}")
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                    request_timeout_ms=5000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+        except Exception as exc:
+            problems.append(f"kafka: {exc!r}")
+        finally:
+            await admin.close()
+        return problems
+
+    problems = asyncio.run(check())
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -89,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     infra = sub.add_parser("infra", help="start, stop or inspect local PostgreSQL and Kafka")
-    infra.add_argument("action", choices=["up", "down", "status"])
+    infra.add_argument("action", choices=["up", "down", "status", "topics"],
+                       help="topics: create the topics on KAFKA_BOOTSTRAP_SERVERS")
     infra.set_defaults(run=_infra)
 
     serve = sub.add_parser("serve", help="run a service (or all three)")
@@ -102,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-infra", action="store_true",
                       help="use KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL, start nothing")
     demo.set_defaults(run=_demo)
+
+    health = sub.add_parser("health", help="exit 0 when Kafka and PostgreSQL answer")
+    health.set_defaults(run=_health)
 
     docs = sub.add_parser("docs", help="regenerate JSON Schemas and AsyncAPI documents")
     docs.set_defaults(run=_docs)

@@ -42,7 +42,8 @@ def configure_logging(level: str = "INFO", *, service: str | None = None, json: 
     handler.setFormatter(_StdlibJsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(max(numeric, logging.WARNING) if numeric < logging.WARNING else numeric)
+    root.setLevel(max(numeric, logging.WARNING))
+    logging.getLogger("faststream.app").setLevel(numeric)
 
 
 class _StdlibJsonFormatter(logging.Formatter):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Servic
             broker.publisher(topic, title=f"{topic}:{payload.TYPE}",
                              description=(payload.__doc__ or "").strip() or payload.TYPE,
                              schema=Envelope[payload])  # type: ignore[valid-type]
-    app = FastStream(broker, specification=AsyncAPI(
+    app = FastStream(broker, logger=logging.getLogger("faststream.app"), specification=AsyncAPI(
         title=f"clearinghouse {spec.name} service", version="0.1.0",
         description=spec.description,
     ))
