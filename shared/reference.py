@@ -27,17 +27,18 @@ ENV_VAR = "CLEARINGHOUSE_REFERENCE_DIR"
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "reference"
 
 PoolLevel = Literal["city", "county"]
-NoFilingSettlement = Literal["lowest_tier", "not_direct"]
+NoFilingSettlement = Literal["lowest_tier", "reject"]
 NoFilingScope = Literal["province", "everywhere"]
 
-#: 免申即享: cases in which an insuring agency settles directly without any filing.
+#: 免申即享: care settled directly without any filing. The trip kinds are those of the
+#: settlement service's tier tables (services/settlement/domain/tiers.py `Trip`).
 EXEMPTIONS = frozenset({
-    "same_city_other_pool",  # 市(州)内跨县域就医: same city, another county pool
+    "same_city_other_county_pool",  # 市(州)内跨县域就医: same city, another county pool
     "other_city_county_area",  # 跨市(州)县域就医: a county-area hospital in another city
+    "other_city_district",  # a city district of another city in the province
+    "other_province",  # anywhere outside the province
     "in_province_outpatient",  # 省内门诊就医 (outpatient and chronic outpatient)
     "in_province_pharmacy",  # 省内定点药店购药
-    "in_province_tier3",  # 省内异地执行第三档待遇的: in province, at the lowest tier
-    "in_province",  # 取消省内备案 (太原): anywhere in the province, at the trip's own tier
 })
 LONG_TERM_CATEGORIES = frozenset({
     FilingCategory.RELOCATED_RETIREE, FilingCategory.LONG_TERM_RESIDENT,
@@ -118,8 +119,8 @@ class FilingPolicy:
     referral_requires_hospital: bool = False
     accepted_categories: frozenset[FilingCategory] = frozenset(FilingCategory)
     #: A settlement with no filing in force and no exemption: settled at the lowest tier
-    #: (within `no_filing_scope`) or not settled directly at all (manual reimbursement).
-    no_filing: NoFilingSettlement = "not_direct"
+    #: (within `no_filing_scope`) or refused (the person claims manual reimbursement).
+    no_filing: NoFilingSettlement = "reject"
     no_filing_scope: NoFilingScope = "everywhere"
     exemptions: frozenset[str] = frozenset()
 
@@ -479,7 +480,7 @@ def _load_policy(directory: Path, file: Path, problems: list[str]) -> FilingPoli
         commitment_categories=materials.words("commitment_categories", _CATEGORIES, frozenset()),
         commitment_due_days=materials.positive("commitment_due_days", 180),
         referral_requires_hospital=materials.get("referral_requires_hospital", bool, False),
-        no_filing=no_filing.choice("settlement", ("lowest_tier", "not_direct")),
+        no_filing=no_filing.choice("settlement", ("lowest_tier", "reject")),
         no_filing_scope=no_filing.choice("scope", ("province", "everywhere"), "everywhere"),
         exemptions=no_filing.words("exemptions", EXEMPTIONS, frozenset()),
     )

@@ -97,3 +97,33 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
             process.kill()
             process.wait()
     return process.returncode
+
+
+class Services:
+    """Service processes on one topic namespace and database, for an integration test."""
+
+    def __init__(self, bootstrap: str, database_url: str, prefix: str, logs: Path):
+        self.env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
+                    "CLEARINGHOUSE_TOPIC_PREFIX": prefix}
+        self.logs = logs
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, *names: str, **extra_env: str) -> None:
+        for name in names:
+            self.processes[name] = service_process(
+                name, {**self.env, **extra_env}, self.logs / f"{name.rsplit('.', 1)[-1]}.log")
+
+    def stop(self, *names: str) -> None:
+        for name in names or tuple(self.processes):
+            stop_process(self.processes.pop(name))
+
+    def log_text(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def envelope(type_: str, data: dict[str, Any], *, id: str, source: str,
+             time: str = "2026-10-03T09:15:00+08:00") -> bytes:
+    """A CloudEvents envelope as an outside party would write it."""
+    return orjson.dumps({"specversion": "1.0", "id": id, "source": source, "type": type_,
+                         "time": time, "datacontenttype": "application/json", "data": data})

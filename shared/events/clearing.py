@@ -71,8 +71,10 @@ class StatementIssued(Payload):
     net: Money
     checksum: str
     disputed_settlement_ids: list[Code] = Field(default_factory=list)
-    #: Head of the hash chain over the agency's postings in this cycle.
+    #: Head of the hash chain over the agency's ledger when the statement was issued.
     chain_head: str | None = None
+    #: Extension: the sequence number of the last posting `chain_head` covers.
+    chain_sequence: int | None = None
 
 
 class NetTransferInstruction(Payload):
@@ -100,6 +102,8 @@ class DifferenceNotice(Payload):
     cleared_amount: Money
     #: The cycle into which the difference is carried, when the original was already cleared.
     carried_into: Cycle | None = None
+    #: Extension: the hospital of both settlements (settlement ids are unique per hospital).
+    hospital: Code | None = None
 
 
 class RemittanceOverdue(Payload):

@@ -22,7 +22,9 @@ class VisitType(StrEnum):
 
 
 def _parse_ratio(value: object) -> Decimal:
-    if not isinstance(value, str):
+    # A Decimal comes only from the project's own code (the settlement decision); the wire
+    # always carries a string.
+    if not isinstance(value, str | Decimal):
         raise ValueError("ratio must be a decimal string such as \"0.70\"")
     ratio = Decimal(value)
     if not Decimal("0") <= ratio <= Decimal("1"):

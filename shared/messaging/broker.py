@@ -40,7 +40,7 @@ def records_of(message: KafkaMessage, prefix: str = "") -> list[Record]:
     batch = raw if isinstance(raw, (list, tuple)) else (raw,)
     return [
         Record(topic=r.topic[len(prefix):], partition=r.partition, offset=r.offset, key=r.key,
-               value=r.value, headers=tuple(r.headers or ()))
+               value=r.value, headers=tuple(r.headers or ()), timestamp_ms=r.timestamp or 0)
         for r in batch
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.events import Envelope, encode
@@ -18,6 +19,13 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    #: The broker's timestamp (ms since the epoch): a deterministic time for answers to
+    #: records whose own time could not be read.
+    timestamp_ms: int = 0
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
 
     @property
     def position(self) -> str:

@@ -1,0 +1,125 @@
+"""The filing service over real Kafka and PostgreSQL: commands in, filing.events out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from shared import topics
+from tests.helpers import Services, create_topics, envelope, new_prefix, produce, read_topic
+
+pytestmark = pytest.mark.infra
+
+AGENCY = "220200"  # 吉林市
+TIME = "2026-10-01T09:00:00+08:00"
+
+
+@pytest.fixture
+async def filing(infra, fresh_database, tmp_path) -> AsyncIterator[tuple[Services, str]]:
+    prefix = new_prefix()
+    await create_topics(infra.kafka_bootstrap, prefix)
+    services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
+    services.start("filing")
+    yield services, prefix
+    services.stop()
+
+
+def requested(filing_id: str, person: str, **changes: Any) -> dict[str, Any]:
+    data = {
+        "filing_id": filing_id, "person_id": person, "insured_agency": AGENCY,
+        "insurance_type": "employee", "category": "relocated_retiree", "destination": "220100",
+        "valid_from": "2026-10-01", "materials": ["credential", "residence_proof"],
+        "commitment": False, "channel": "online",
+    }
+    data.update(changes)
+    return data
+
+
+async def _send(infra, prefix: str, commands: list[tuple[str, str, dict[str, Any]]],
+                time: str = TIME) -> None:
+    values = [(person, envelope(type_, data, id=f"cmd-{n}-{person}-{type_}",
+                                source=f"agency/{AGENCY}", time=time))
+              for n, (person, type_, data) in enumerate(commands)]
+    await produce(infra.kafka_bootstrap, prefix + topics.FILING_COMMANDS, values)
+
+
+async def _events(infra, prefix: str, count: int) -> list[dict[str, Any]]:
+    records = await read_topic(infra.kafka_bootstrap, prefix + topics.FILING_EVENTS,
+                               until=lambda r: len(r) >= count)
+    return [r.json() for r in sorted(records, key=lambda r: (r.partition, r.offset))]
+
+
+async def test_filing_rules_through_kafka(infra, filing) -> None:
+    services, prefix = filing
+    await _send(infra, prefix, [
+        ("P1", "filing.requested", requested("F1", "P1")),
+        # no residence/relocation/work proof: rejected
+        ("P2", "filing.requested", requested("F2", "P2", materials=["credential"])),
+        # destination inside the person's own pool
+        ("P3", "filing.requested", requested("F3", "P3", destination="220202")),
+        # overlaps P1's filing
+        ("P1", "filing.requested", requested("F4", "P1", category="referral",
+                                             materials=["credential", "referral_certificate"])),
+        # commitment: accepted without materials, with a deadline
+        ("P5", "filing.requested", requested("F5", "P5", materials=["credential"],
+                                             commitment=True)),
+        # referral: six months by policy
+        ("P6", "filing.requested", requested("F6", "P6", category="referral",
+                                             materials=["credential", "referral_certificate"])),
+        ("P7", "benefit.status_changed", {"person_id": "P7", "insured_agency": AGENCY,
+                                          "status": "suspended", "effective": "2026-10-05"}),
+        ("P1", "filing.revoked", {"filing_id": "F1", "effective": "2026-12-01"}),
+    ])
+    events = await _events(infra, prefix, 8)
+    by_filing = {(e["type"], e["data"].get("filing_id") or e["data"]["person_id"]): e["data"]
+                 for e in events}
+    assert ("filing.registered", "F1") in by_filing
+    assert by_filing[("filing.registered", "F1")].get("valid_until") is None  # until revoked
+    codes = {k[1]: [r["code"] for r in d["reasons"]] for k, d in by_filing.items()
+             if k[0] == "filing.rejected"}
+    assert codes["F2"] == ["long_term_proof_missing"]
+    assert codes["F3"] == ["destination_in_own_pool"]
+    assert codes["F4"] == ["overlapping_filing"]
+    assert by_filing[("filing.registered", "F5")]["materials_due"]
+    assert by_filing[("filing.registered", "F6")]["valid_until"] == "2027-03-31"
+    assert by_filing[("benefit.status_changed", "P7")]["status"] == "suspended"
+    assert by_filing[("filing.revoked", "F1")]["effective"] == "2026-12-01"
+    for event in events:
+        assert event["source"] == "service/filing"
+        assert event["time"] == TIME, "answers carry the command's time, never the clock"
+
+
+async def test_a_duplicate_command_has_one_effect(infra, filing) -> None:
+    services, prefix = filing
+    command = [("P9", "filing.requested", requested("F9", "P9"))]
+    await _send(infra, prefix, command)
+    await _send(infra, prefix, command)  # the same (source, id) again
+    await _send(infra, prefix, [("P9", "filing.extended", {"filing_id": "F9",
+                                                           "valid_until": "2027-01-01"})])
+    events = await _events(infra, prefix, 2)
+    types = [e["type"] for e in events]
+    assert types.count("filing.registered") == 1, types
+    assert types[-1] == "filing.rejected"  # a long-term filing cannot be extended
+    assert events[-1]["data"]["reasons"][0]["code"] == "extension_not_allowed"
+
+
+async def test_a_broken_command_is_answered_and_the_next_one_processed(infra, filing) -> None:
+    services, prefix = filing
+    await produce(infra.kafka_bootstrap, prefix + topics.FILING_COMMANDS, [
+        ("P10", envelope("filing.requested", requested("F10", "P10", valid_from="2026-02-30"),
+                         id="bad-1", source=f"agency/{AGENCY}", time=TIME)),
+        ("P11", envelope("filing.requested", requested("F11", "P11"), id="good-1",
+                         source=f"agency/{AGENCY}", time=TIME)),
+    ])
+    events = await _events(infra, prefix, 2)
+    rejected = next(e for e in events if e["type"] == "filing.rejected")
+    assert rejected["data"]["filing_id"] == "F10"
+    assert rejected["data"]["reasons"][0]["code"] == "invalid_date"
+    assert any(e["type"] == "filing.registered" and e["data"]["filing_id"] == "F11"
+               for e in events)
+    dead = await read_topic(infra.kafka_bootstrap,
+                            prefix + topics.rejected(topics.FILING_COMMANDS),
+                            until=lambda r: len(r) >= 1)
+    assert dead[0].headers["reason-code"] == b"invalid_date"
