@@ -1,0 +1,252 @@
+"""Per-person state: deductible and cap use, and the settlements decided, as a fold of outcomes.
+
+`evolve` applies the settlement service's own outcomes (completed, rejected, refunded, refund
+rejected, held); a refund gives back exactly its settlement's deductible and cap use. The
+state round-trips through JSON for storage (`to_json`, `from_json`), money as strings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shared.events.settlement import (
+    RefundRejected,
+    RefundRequested,
+    SettlementCompleted,
+    SettlementRefunded,
+    SettlementRejected,
+    VisitType,
+)
+from shared.money import ZERO, format_money, parse_money
+
+BUSINESS_ZONE = ZoneInfo("Asia/Shanghai")
+STATE_VERSION = 1
+
+
+def business_date(moment: datetime) -> date:
+    """The business date (Asia/Shanghai) of an aware time."""
+    return moment.astimezone(BUSINESS_ZONE).date()
+
+
+def year_scope(year: int, insurance_type: str, pool: str) -> str:
+    """Key of a calendar-year accumulator (deductible or cap) of one pool of visit types."""
+    return f"year|{year}|{insurance_type}|{pool}"
+
+
+def admission_scope(hospital: str, admitted_on: date) -> str:
+    """Key of a per-admission deductible: one stay at one hospital."""
+    return f"admission|{hospital}|{admitted_on.isoformat()}"
+
+
+@dataclass(frozen=True)
+class SettlementRecord:
+    """What the state keeps of a completed settlement: enough to refund and re-settle it."""
+
+    settlement_id: str
+    hospital: str
+    insured_agency: str
+    care_agency: str
+    settled_at: datetime
+    total: Decimal
+    deductible: Decimal
+    fund_pay: Decimal
+    account_pay: Decimal
+    cash_pay: Decimal
+    cleared_amount: Decimal
+    deductible_scope: str
+    cap_scope: str
+    resettles: str | None = None
+    refund_id: str | None = None
+    resettled_by: str | None = None
+
+    @property
+    def refunded(self) -> bool:
+        return self.refund_id is not None
+
+
+@dataclass(frozen=True)
+class Held:
+    """A refund naming a settlement not decided yet: kept, and decided again later."""
+
+    refund: RefundRequested
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PersonState:
+    """One insured person's accumulators, settlements, rejected ids and held refunds."""
+
+    person_id: str
+    deductible_used: Mapping[str, Decimal]
+    cap_used: Mapping[str, Decimal]
+    settlements: tuple[SettlementRecord, ...] = ()
+    #: (hospital, settlement_id) of rejected settlements never completed since.
+    rejected: frozenset[tuple[str, str]] = frozenset()
+    held_refunds: tuple[RefundRequested, ...] = ()
+
+    @classmethod
+    def empty(cls, person_id: str) -> PersonState:
+        return cls(person_id=person_id, deductible_used={}, cap_used={})
+
+    def find(self, hospital: str, settlement_id: str) -> SettlementRecord | None:
+        return next((s for s in self.settlements
+                     if s.hospital == hospital and s.settlement_id == settlement_id), None)
+
+    def with_id(self, settlement_id: str) -> list[SettlementRecord]:
+        """Every settlement of the person with this id, whatever the hospital."""
+        return [s for s in self.settlements if s.settlement_id == settlement_id]
+
+    def held_for(self, settlement_id: str) -> tuple[RefundRequested, ...]:
+        """Held refunds to decide again once `settlement_id` is decided."""
+        return tuple(r for r in self.held_refunds if r.settlement_id == settlement_id)
+
+
+Outcome = SettlementCompleted | SettlementRejected | SettlementRefunded | RefundRejected | Held
+
+
+def evolve(state: PersonState, outcome: Outcome) -> PersonState:
+    """Apply one decided outcome; applying the same outcome twice changes nothing more."""
+    if isinstance(outcome, SettlementCompleted):
+        return _completed(state, outcome)
+    if isinstance(outcome, SettlementRejected):
+        key = (outcome.hospital or "", outcome.settlement_id)
+        if outcome.hospital is None or state.find(*key) is not None:
+            return state
+        return replace(state, rejected=state.rejected | {key})
+    if isinstance(outcome, SettlementRefunded):
+        return _refunded(state, outcome)
+    if isinstance(outcome, RefundRejected):
+        return _drop_held(state, outcome.refund_id)
+    if any(r.refund_id == outcome.refund.refund_id for r in state.held_refunds):
+        return state
+    return replace(state, held_refunds=(*state.held_refunds, outcome.refund))
+
+
+def _completed(state: PersonState, event: SettlementCompleted) -> PersonState:
+    if state.find(event.hospital, event.settlement_id) is not None:
+        return state
+    deductible_scope, cap_scope = scopes_of(event)
+    record = SettlementRecord(
+        settlement_id=event.settlement_id, hospital=event.hospital,
+        insured_agency=event.insured_agency, care_agency=event.care_agency,
+        settled_at=event.settled_at, total=event.total, deductible=event.deductible,
+        fund_pay=event.fund_pay, account_pay=event.account_pay, cash_pay=event.cash_pay,
+        cleared_amount=event.cleared_amount, deductible_scope=deductible_scope,
+        cap_scope=cap_scope, resettles=event.resettles)
+    settlements = tuple(
+        replace(s, resettled_by=event.settlement_id)
+        if event.resettles == s.settlement_id and s.hospital == event.hospital else s
+        for s in state.settlements)
+    return replace(
+        state,
+        settlements=(*settlements, record),
+        deductible_used=_add(state.deductible_used, deductible_scope, event.deductible),
+        cap_used=_add(state.cap_used, cap_scope, event.fund_pay),
+        rejected=state.rejected - {(event.hospital, event.settlement_id)},
+    )
+
+
+def _refunded(state: PersonState, event: SettlementRefunded) -> PersonState:
+    record = state.find(event.hospital, event.settlement_id)
+    if record is None or record.refunded:
+        return _drop_held(state, event.refund_id)
+    settlements = tuple(replace(s, refund_id=event.refund_id) if s is record else s
+                        for s in state.settlements)
+    return _drop_held(replace(
+        state,
+        settlements=settlements,
+        deductible_used=_add(state.deductible_used, record.deductible_scope, -record.deductible),
+        cap_used=_add(state.cap_used, record.cap_scope, -record.fund_pay),
+    ), event.refund_id)
+
+
+def _drop_held(state: PersonState, refund_id: str) -> PersonState:
+    kept = tuple(r for r in state.held_refunds if r.refund_id != refund_id)
+    return state if len(kept) == len(state.held_refunds) else replace(state, held_refunds=kept)
+
+
+def _add(totals: Mapping[str, Decimal], scope: str, amount: Decimal) -> dict[str, Decimal]:
+    """Add to one accumulator; zero entries are dropped so a refund restores the exact map."""
+    result = dict(totals)
+    value = result.get(scope, ZERO) + amount
+    if value == 0:
+        result.pop(scope, None)
+    else:
+        result[scope] = value
+    return result
+
+
+def scopes_of(event: SettlementCompleted) -> tuple[str, str]:
+    """The deductible and cap scopes an event used; older events without them get defaults."""
+    year = business_date(event.settled_at).year
+    cap = event.cap_scope or year_scope(year, event.insurance_type.value, event.visit_type.value)
+    if event.deductible_scope:
+        return event.deductible_scope, cap
+    if event.visit_type is VisitType.INPATIENT and event.admitted_on is not None:
+        return admission_scope(event.hospital, event.admitted_on), cap
+    return year_scope(year, event.insurance_type.value, event.visit_type.value), cap
+
+
+# ---- JSON ---------------------------------------------------------------------------------
+
+
+_MONEY_FIELDS = ("total", "deductible", "fund_pay", "account_pay", "cash_pay", "cleared_amount")
+
+
+def to_document(state: PersonState) -> dict[str, Any]:
+    """A JSON-ready dict (for a JSONB column): money as two-decimal strings, times RFC 3339."""
+    def record(s: SettlementRecord) -> dict[str, Any]:
+        doc: dict[str, Any] = {k: getattr(s, k) for k in (
+            "settlement_id", "hospital", "insured_agency", "care_agency", "deductible_scope",
+            "cap_scope", "resettles", "refund_id", "resettled_by")}
+        doc["settled_at"] = s.settled_at.isoformat()
+        doc.update({k: format_money(getattr(s, k)) for k in _MONEY_FIELDS})
+        return doc
+
+    return {
+        "version": STATE_VERSION,
+        "person_id": state.person_id,
+        "deductible_used": {k: format_money(v) for k, v in sorted(state.deductible_used.items())},
+        "cap_used": {k: format_money(v) for k, v in sorted(state.cap_used.items())},
+        "settlements": [record(s) for s in state.settlements],
+        "rejected": [list(key) for key in sorted(state.rejected)],
+        "held_refunds": [r.model_dump(mode="json") for r in state.held_refunds],
+    }
+
+
+def from_document(doc: Mapping[str, Any]) -> PersonState:
+    """The inverse of `to_document`."""
+    if doc.get("version") != STATE_VERSION:
+        raise ValueError(f"person state version {doc.get('version')!r}; "
+                         f"this code reads version {STATE_VERSION}")
+
+    def record(d: Mapping[str, Any]) -> SettlementRecord:
+        fields = dict(d)
+        fields["settled_at"] = datetime.fromisoformat(d["settled_at"])
+        fields.update({k: parse_money(d[k]) for k in _MONEY_FIELDS})
+        return SettlementRecord(**fields)
+
+    return PersonState(
+        person_id=doc["person_id"],
+        deductible_used={k: parse_money(v) for k, v in doc["deductible_used"].items()},
+        cap_used={k: parse_money(v) for k, v in doc["cap_used"].items()},
+        settlements=tuple(record(d) for d in doc["settlements"]),
+        rejected=frozenset((h, s) for h, s in doc["rejected"]),
+        held_refunds=tuple(RefundRequested.model_validate_json(json.dumps(r))
+                           for r in doc["held_refunds"]),
+    )
+
+
+def to_json(state: PersonState) -> str:
+    return json.dumps(to_document(state), ensure_ascii=False, sort_keys=True)
+
+
+def from_json(text: str) -> PersonState:
+    return from_document(json.loads(text))

@@ -1,0 +1,91 @@
+"""The split of a bill into fund, personal account and cash (CONTRACT.md, "How a settlement is
+computed"), in `Decimal` only, each item and each product rounded to the fen half up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from shared.events.filing import InsuranceType
+from shared.events.settlement import Item
+from shared.money import ZERO, round_fen
+
+
+@dataclass(frozen=True)
+class ItemSplit:
+    """One item classified by the care-place catalogue (step 1)."""
+
+    code: str
+    amount: Decimal
+    self_pay_first: Decimal
+    uncovered: Decimal
+    eligible: Decimal
+
+
+@dataclass(frozen=True)
+class Computation:
+    """Every amount of a settlement; total = fund_pay + account_pay + cash_pay exactly."""
+
+    total: Decimal
+    self_pay_first: Decimal
+    uncovered: Decimal
+    eligible: Decimal
+    deductible: Decimal
+    ratio: Decimal
+    fund_pay: Decimal
+    account_pay: Decimal
+    cash_pay: Decimal
+    cleared_amount: Decimal
+
+
+def split_item(item: Item, b_share: Callable[[str], Decimal]) -> ItemSplit:
+    """Step 1: A fully eligible, B eligible after its self-pay-first share, C uncovered."""
+    if item.category == "A":
+        return ItemSplit(item.code, item.amount, ZERO, ZERO, item.amount)
+    if item.category == "B":
+        first = round_fen(item.amount * b_share(item.code))
+        return ItemSplit(item.code, item.amount, first, ZERO, item.amount - first)
+    return ItemSplit(item.code, item.amount, ZERO, item.amount, ZERO)
+
+
+def applied_ratio(policy_ratio: Decimal, tier_reduction: Decimal,
+                  personal_reason_reduction: Decimal) -> Decimal:
+    """Step 3: the policy ratio less the tier's and the personal-reason reductions, floored at 0."""
+    return max(Decimal(0), policy_ratio - tier_reduction - personal_reason_reduction)
+
+
+def compute(
+    items: Iterable[Item],
+    b_share: Callable[[str], Decimal],
+    *,
+    ratio: Decimal,
+    deductible_unused: Decimal,
+    cap_unused: Decimal,
+    insurance_type: InsuranceType,
+    personal_account_request: Decimal | None,
+) -> Computation:
+    """Steps 1, 2, 4 and 5 for a bill, given the applied ratio and what the person has left.
+
+    `deductible_unused` is per admission (inpatient) or per calendar year (outpatient), as the
+    caller's policy says; `cap_unused` is what remains of the annual cap. Both are floored at 0.
+    """
+    splits = [split_item(item, b_share) for item in items]
+    total = sum((s.amount for s in splits), ZERO)
+    self_pay_first = sum((s.self_pay_first for s in splits), ZERO)
+    uncovered = sum((s.uncovered for s in splits), ZERO)
+    eligible = sum((s.eligible for s in splits), ZERO)
+
+    deductible = min(eligible, max(ZERO, deductible_unused))
+    fund_pay = min(round_fen((eligible - deductible) * ratio), max(ZERO, cap_unused))
+    if insurance_type is InsuranceType.EMPLOYEE:
+        account_pay = min(personal_account_request or ZERO, total - fund_pay)
+    else:
+        account_pay = ZERO  # residents have no personal account
+    cash_pay = total - fund_pay - account_pay
+    return Computation(
+        total=total, self_pay_first=self_pay_first, uncovered=uncovered, eligible=eligible,
+        deductible=deductible, ratio=ratio, fund_pay=fund_pay, account_pay=account_pay,
+        cash_pay=cash_pay, cleared_amount=fund_pay + account_pay,
+    )

@@ -1,0 +1,66 @@
+"""The facts a settlement decision needs, looked up from reference data and the filing view.
+
+Policies and catalogues are loaded once at start-up (and catalogues cached per county), so
+a decision costs no file or database access.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from services.settlement.domain.decisions import FilingFacts, HospitalFacts, SettlementContext
+from services.settlement.domain.policy import Catalogue, PolicyError, load_catalogue, load_policies
+from shared.events.filing import InsuranceType
+from shared.events.settlement import SettlementSubmitted
+from shared.filing_view import PersonFilings, benefit_status, business_date, in_force
+from shared.reference import ReferenceData
+
+
+class Facts:
+    def __init__(self, reference: ReferenceData):
+        self.reference = reference
+        self.directory = Path(reference.directory)
+        self.policies = load_policies(self.directory)
+        self._catalogues: dict[str, Catalogue | None] = {}
+
+    def catalogue(self, county: str) -> Catalogue | None:
+        if county not in self._catalogues:
+            try:
+                self._catalogues[county] = load_catalogue(self.directory, county)
+            except PolicyError:
+                self._catalogues[county] = None
+        return self._catalogues[county]
+
+    def context(self, submitted: SettlementSubmitted, view: PersonFilings | None
+                ) -> SettlementContext:
+        hospital = self.reference.hospital(submitted.hospital)
+        if hospital is None:
+            return SettlementContext(hospital=None, care_agency=None, policy=None,
+                                     catalogue=None)
+        care = self.reference.pool_covering(hospital.county)
+        on = business_date(submitted.settled_at)
+        agency = submitted.insured_agency
+        filings: tuple[FilingFacts, ...] = ()
+        status = benefit_status(view, on, agency) if view is not None else None
+        found = in_force(view, on, agency) if view is not None else None
+        if found is not None and view is not None:
+            registered = view.filing(found.filing_id)
+            insurance = registered.insurance_type if registered else submitted.insurance_type
+            filings = (FilingFacts(
+                filing_id=found.filing_id, category=found.category,
+                destination=found.destination, insurance_type=InsuranceType(insurance),
+                insured_agency=found.insured_agency,
+                destination_hospital=found.destination_hospital,
+                emergency_visit=found.emergency_visit),)
+        context = SettlementContext(
+            hospital=HospitalFacts(code=hospital.code, county=hospital.county,
+                                   level=hospital.level, county_area=hospital.county_area),
+            care_agency=care.code if care else None,
+            policy=self.policies.get(agency),
+            catalogue=self.catalogue(hospital.county),
+            filings=filings,
+        )
+        if status is not None:
+            context = replace(context, benefit_status=status)
+        return context

@@ -1,0 +1,153 @@
+"""The settlement service's handler: parse → load state → decide → store state and outbox.
+
+Reads hospitals' ``settlement.submissions`` and, co-partitioned by person, the filing
+service's ``filing.events`` (folded into the filing query model). Publishes
+``settlement.completed``, ``settlement.rejected``, ``settlement.refunded`` and
+``settlement.refund_rejected`` on ``settlement.events``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import structlog
+
+from services.settlement import store
+from services.settlement.domain import reasons
+from services.settlement.domain.accumulators import Held, Outcome, PersonState, evolve
+from services.settlement.domain.decisions import decide_refund, decide_settlement
+from services.settlement.facts import Facts
+from shared import filing_view, topics
+from shared.config import Settings
+from shared.events import Envelope, Rejection, derived_id, make_event
+from shared.events.base import Payload, Reason
+from shared.events.settlement import (
+    RefundRejected,
+    RefundRequested,
+    SettlementRejected,
+    SettlementSubmitted,
+)
+from shared.filing_view import PersonFilings
+from shared.logging import bind_event
+from shared.messaging.records import Incoming, Outgoing, Record
+from shared.reference import load_reference
+
+log = structlog.get_logger(__name__)
+SOURCE = "service/settlement"
+
+
+class SettlementHandler:
+    def __init__(self, facts: Facts):
+        self.facts = facts
+
+    async def handle(self, conn: asyncpg.Connection, batch: Sequence[Incoming]) -> list[Outgoing]:
+        persons = {str(i.event.data.person_id) for i in batch
+                   if getattr(i.event.data, "person_id", None)}
+        states = await store.load_persons(conn, persons)
+        views = await store.load_views(conn, persons)
+        changed_states: dict[str, PersonState] = {}
+        changed_views: dict[str, PersonFilings] = {}
+        out: list[Outgoing] = []
+        for incoming in batch:
+            event, data = incoming.event, incoming.event.data
+            bind_event(event.id, event.correlationid)
+            person = getattr(data, "person_id", None)
+            if not person:  # a filing.rejected without a person changes no view
+                continue
+            if incoming.record.topic == topics.FILING_EVENTS:
+                view = views.get(person) or PersonFilings(person_id=person)
+                views[person] = changed_views[person] = filing_view.fold(view, data, event.time)
+                continue
+            state = states.get(person) or PersonState.empty(person)
+            outcomes = await self._decide(conn, state, event, views.get(person))
+            for outcome in outcomes:
+                state = evolve(state, outcome)
+            states[person] = changed_states[person] = state
+            out += _answer(event, person, [o for o in outcomes if not isinstance(o, Held)])
+        await store.save_persons(conn, changed_states)
+        await store.save_views(conn, changed_views)
+        return out
+
+    async def _decide(self, conn: asyncpg.Connection, state: PersonState, event: Envelope[Any],
+                      view: PersonFilings | None) -> list[Outcome]:
+        data = event.data
+        if event.source != f"hospital/{data.hospital}":
+            reason = Reason(code=reasons.SOURCE_MISMATCH, message=(
+                f"sent by {event.source} for hospital {data.hospital}: a hospital may only "
+                f"send its own settlements, with source hospital/{data.hospital}"))
+            return [_refused(data, reason)]
+        if isinstance(data, RefundRequested):
+            outcome = decide_refund(state, data)
+            _log(outcome)
+            return [outcome]
+        assert isinstance(data, SettlementSubmitted)
+        if not await store.claim_settlement_id(conn, data.hospital, data.settlement_id,
+                                               data.person_id):
+            return [_refused(data, Reason(code=reasons.DUPLICATE_SETTLEMENT_ID, message=(
+                f"hospital {data.hospital} already used settlement id {data.settlement_id} "
+                "for another person; use a new settlement_id")))]
+        decided = decide_settlement(state, data, self.facts.context(data, view))
+        _log(decided)
+        outcomes: list[Outcome] = [decided]
+        state = evolve(state, decided)
+        for held in state.held_for(data.settlement_id):  # refunds that arrived first
+            outcome = decide_refund(state, held)
+            state = evolve(state, outcome)
+            outcomes.append(outcome)
+            _log(outcome)
+        return outcomes
+
+    def answer_rejection(self, record: Record, rejection: Rejection) -> list[Outgoing]:
+        """A submission that broke the contract still gets its error event, if it can be named."""
+        data = rejection.document.get("data")
+        data = data if isinstance(data, dict) else {}
+        kind = rejection.document.get("type")
+        fields = {k: data.get(k) for k in ("settlement_id", "refund_id", "hospital", "person_id")
+                  if isinstance(data.get(k), str)}
+        payload: Payload
+        try:
+            if kind == RefundRequested.TYPE:
+                payload = RefundRejected(reasons=[rejection.reason], **fields)
+            else:
+                fields.pop("refund_id", None)
+                payload = SettlementRejected(reasons=[rejection.reason], **fields)
+        except Exception:  # the sender cannot be identified: the .rejected record must do
+            return []
+        person = fields.get("person_id") or (record.key or b"").decode("utf-8", "replace")
+        answer = make_event(payload, id=derived_id("settlement.rejected", record.position),
+                            source=SOURCE, time=record.time, subject=person or None)
+        return [Outgoing.event(topics.SETTLEMENT_EVENTS, person, answer)]
+
+
+def _refused(data: SettlementSubmitted | RefundRequested, reason: Reason) -> Outcome:
+    if isinstance(data, RefundRequested):
+        return RefundRejected(refund_id=data.refund_id, reasons=[reason],
+                              settlement_id=data.settlement_id, hospital=data.hospital,
+                              person_id=data.person_id)
+    return SettlementRejected(settlement_id=data.settlement_id, reasons=[reason],
+                              hospital=data.hospital, person_id=data.person_id)
+
+
+def _log(outcome: Outcome) -> None:
+    if isinstance(outcome, Held):
+        log.info("settlement.refund_held", refund_id=outcome.refund.refund_id,
+                 settlement_id=outcome.refund.settlement_id)
+    else:
+        log.info(outcome.TYPE, settlement_id=getattr(outcome, "settlement_id", None),
+                 reasons=[r.code for r in getattr(outcome, "reasons", [])] or None)
+
+
+def _answer(cause: Envelope[Any], person: str, outcomes: Sequence[Payload]) -> list[Outgoing]:
+    return [
+        Outgoing.event(topics.SETTLEMENT_EVENTS, person, make_event(
+            payload, id=derived_id("settlement", cause.source, cause.id, str(n)), source=SOURCE,
+            time=cause.time, subject=person, correlationid=cause.correlationid or cause.id,
+            causationid=cause.id))
+        for n, payload in enumerate(outcomes)
+    ]
+
+
+async def make_handler(pool: asyncpg.Pool, settings: Settings) -> SettlementHandler:
+    return SettlementHandler(Facts(load_reference(settings.reference_dir)))

@@ -1,0 +1,54 @@
+"""The settlement service's tables (asyncpg); nothing else touches them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+import orjson
+
+from services.settlement.domain.accumulators import PersonState, from_document, to_document
+from shared.filing_view import PersonFilings
+
+
+async def load_persons(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, PersonState]:
+    rows = await conn.fetch(
+        "SELECT person_id, state FROM persons WHERE person_id = ANY($1::text[]) FOR UPDATE",
+        list(set(ids)))
+    return {r["person_id"]: from_document(orjson.loads(r["state"])) for r in rows}
+
+
+async def save_persons(conn: asyncpg.Connection, states: dict[str, PersonState]) -> None:
+    if states:
+        await conn.execute(
+            """INSERT INTO persons (person_id, state)
+               SELECT * FROM unnest($1::text[], $2::jsonb[])
+               ON CONFLICT (person_id) DO UPDATE SET state = excluded.state""",
+            list(states),
+            [orjson.dumps(to_document(s), default=str).decode() for s in states.values()])
+
+
+async def load_views(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, PersonFilings]:
+    rows = await conn.fetch(
+        "SELECT person_id, view FROM filing_views WHERE person_id = ANY($1::text[]) FOR UPDATE",
+        list(set(ids)))
+    return {r["person_id"]: PersonFilings.from_json(r["view"]) for r in rows}
+
+
+async def save_views(conn: asyncpg.Connection, views: dict[str, PersonFilings]) -> None:
+    if views:
+        await conn.execute(
+            """INSERT INTO filing_views (person_id, view)
+               SELECT * FROM unnest($1::text[], $2::jsonb[])
+               ON CONFLICT (person_id) DO UPDATE SET view = excluded.view""",
+            list(views), [v.to_json() for v in views.values()])
+
+
+async def claim_settlement_id(conn: asyncpg.Connection, hospital: str, settlement_id: str,
+                              person_id: str) -> bool:
+    """Record that the hospital's `settlement_id` is `person_id`'s; False if another's."""
+    owner = await conn.fetchval(
+        """INSERT INTO settlement_ids VALUES ($1, $2, $3)
+           ON CONFLICT (hospital, settlement_id) DO UPDATE SET person_id = settlement_ids.person_id
+           RETURNING person_id""", hospital, settlement_id, person_id)
+    return bool(owner == person_id)
