@@ -119,6 +119,25 @@ def _serve_all() -> int:
     return exit_code
 
 
+def _clearing(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import date
+
+    from services.clearing import scheduler
+    from shared.config import load_settings
+
+    settings = load_settings()
+    if args.action == "advance":
+        days = asyncio.run(scheduler.advance(
+            settings.kafka_bootstrap_servers, date.fromisoformat(args.to),
+            prefix=settings.topic_prefix,
+            start=date.fromisoformat(args.start) if args.start else None))
+        print(f"started {len(days)} day(s)" + (f": {days[0]} .. {days[-1]}" if days else ""))
+        return 0
+    asyncio.run(scheduler.follow(settings.kafka_bootstrap_servers, prefix=settings.topic_prefix))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from services.demo import main as demo_main
 
@@ -148,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run a service (or all three)")
     serve.add_argument("name", choices=[*SERVICES, "all"])
     serve.set_defaults(run=_serve)
+
+    clearing = sub.add_parser("clearing", help="the clearing calendar")
+    clearing_sub = clearing.add_subparsers(dest="action", required=True)
+    advance = clearing_sub.add_parser(
+        "advance", help="start every business day after the last one, through --to")
+    advance.add_argument("--to", required=True, help="last day to start (YYYY-MM-DD)")
+    advance.add_argument("--start", help="first day, on a calendar that has none yet")
+    clearing_sub.add_parser("scheduler", help="start each day as the wall clock reaches it")
+    clearing.set_defaults(run=_clearing)
 
     demo = sub.add_parser("demo", help="run the demo on the local infrastructure")
     demo.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -92,6 +92,9 @@ class FilingHandler:
         log.info("calendar.day_started", date=str(day), filings_due=len(out))
         return out
 
+    async def observe(self, conn: asyncpg.Connection, records: Sequence[Record]) -> list[Outgoing]:
+        return []
+
     def answer_rejection(self, record: Record, rejection: Rejection) -> list[Outgoing]:
         """A command that broke the contract still gets its filing.rejected."""
         data = rejection.document.get("data")

@@ -99,6 +99,9 @@ class SettlementHandler:
             _log(outcome)
         return outcomes
 
+    async def observe(self, conn: asyncpg.Connection, records: Sequence[Record]) -> list[Outgoing]:
+        return []
+
     def answer_rejection(self, record: Record, rejection: Rejection) -> list[Outgoing]:
         """A submission that broke the contract still gets its error event, if it can be named."""
         data = rejection.document.get("data")

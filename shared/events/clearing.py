@@ -26,6 +26,11 @@ class DayStarted(Payload):
 
     TYPE = "calendar.day_started"
     date: date
+    #: The cut between days, as positions in the log: for each input topic, for each
+    #: partition, the offset of the first record that belongs *after* this day started.
+    #: Records before it are applied first, records from it on after, so that a replay acts
+    #: on exactly the same records whatever the interleaving in which it reads them.
+    watermarks: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
 # ---- results --------------------------------------------------------------------------------

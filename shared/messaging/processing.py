@@ -44,6 +44,11 @@ class Handler(Protocol):
         """The error event owed to the sender of a rejected record, if the contract names one."""
         ...
 
+    async def observe(self, conn: asyncpg.Connection, records: Sequence[Record]) -> list[Outgoing]:
+        """Every record of the batch (fresh, duplicate or rejected) has been read: a handler
+        that orders its inputs by log position (the clearing calendar) learns it here."""
+        ...
+
 
 def rejected_record(record: Record, rejection: Rejection) -> Outgoing:
     """The original bytes, forwarded to ``<topic>.rejected`` with the reason in headers."""
@@ -157,6 +162,8 @@ class BatchProcessor:
                                 reason_code=rejection.code, reason=rejection.message[:300])
                     outgoing.append(rejected_record(record, rejection))
                     outgoing.extend(self._handler.answer_rejection(record, rejection))
+            outgoing += await self._handler.observe(
+                conn, [i.record for i in decoded] + [r for r, _ in rejections])
             await write_outbox(conn, outgoing)
         self.commits += 1
         if self._crash_after and self.commits >= self._crash_after:

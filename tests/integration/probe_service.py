@@ -43,6 +43,9 @@ class ProbeHandler:
             out.append(Outgoing.event(topics.SETTLEMENT_EVENTS, event.data.person_id, answer))
         return out
 
+    async def observe(self, conn: asyncpg.Connection, records: Sequence[Record]) -> list[Outgoing]:
+        return []
+
     def answer_rejection(self, record: Record, rejection: Rejection) -> list[Outgoing]:
         return []
 

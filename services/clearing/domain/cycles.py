@@ -1,0 +1,208 @@
+"""The monthly cycle (月清算): carry-over of late items, statements, netting through the hub,
+net-transfer instructions, distribution of money received, and difference notices."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from services.clearing.domain.chain import LedgerHead
+from services.clearing.domain.items import ClearingItem
+from services.clearing.domain.ledger import Position
+from services.clearing.domain.periods import (
+    DISTRIBUTION_DAY,
+    REMITTANCE_DUE_DAY,
+    milestone,
+    next_cycle,
+)
+from services.clearing.domain.reports import checksum
+from shared.events.clearing import (
+    HUB,
+    DifferenceNotice,
+    NetTransferInstruction,
+    StatementIssued,
+    StatementLine,
+)
+from shared.money import ZERO, from_fen, to_fen
+
+
+def clearing_cycle(origin_cycle: str, issued_through: str | None) -> str:
+    """The cycle an item is cleared in: its own, unless that cycle's statements are already
+    issued; then the next cycle still open, where it shows as an adjustment."""
+    if issued_through is None or origin_cycle > issued_through:
+        return origin_cycle
+    return next_cycle(issued_through)
+
+
+# ---- statements -----------------------------------------------------------------------------
+
+
+class _Line:
+    """A statement line while it is being added up."""
+
+    def __init__(self) -> None:
+        self.receivable, self.payable, self.adjustments = ZERO, ZERO, ZERO
+        self.receivable_count = self.payable_count = self.adjustment_count = 0
+
+    def add(self, item: ClearingItem, receiving: bool) -> None:
+        if item.is_adjustment:
+            self.adjustments += item.signed_amount if receiving else -item.signed_amount
+            self.adjustment_count += 1
+        elif receiving:
+            self.receivable += item.signed_amount
+            self.receivable_count += 1
+        else:
+            self.payable += item.signed_amount
+            self.payable_count += 1
+
+    def payload(self, counterpart: str) -> StatementLine:
+        return StatementLine(
+            counterpart=counterpart, receivable=self.receivable,
+            receivable_count=self.receivable_count, payable=self.payable,
+            payable_count=self.payable_count, adjustments=self.adjustments,
+            adjustment_count=self.adjustment_count,
+            net=self.receivable - self.payable + self.adjustments)
+
+
+def _by_agency(items: Iterable[ClearingItem]) -> dict[str, list[ClearingItem]]:
+    grouped: dict[str, list[ClearingItem]] = defaultdict(list)
+    for item in items:
+        grouped[item.care_agency].append(item)
+        grouped[item.insured_agency].append(item)
+    return grouped
+
+
+def build_statement(
+    cycle: str, agency: str, items: Iterable[ClearingItem],
+    disputed_settlement_ids: Iterable[str] = (), head: LedgerHead | None = None,
+) -> StatementIssued:
+    """One agency's statement of `cycle`: per counterpart, what is owed each way this cycle,
+    what was carried in from earlier cycles, and the net (receivable − payable + adjustments)."""
+    own = list(items)
+    lines: dict[str, _Line] = defaultdict(_Line)
+    for item in own:
+        receiving = item.care_agency == agency
+        lines[item.insured_agency if receiving else item.care_agency].add(item, receiving)
+    payloads = [lines[c].payload(c) for c in sorted(lines)]
+    return StatementIssued(
+        cycle=cycle, agency=agency, lines=payloads,
+        receivable=sum((p.receivable for p in payloads), ZERO),
+        payable=sum((p.payable for p in payloads), ZERO),
+        adjustments=sum((p.adjustments for p in payloads), ZERO),
+        net=sum((p.net for p in payloads), ZERO),
+        checksum=checksum(own), disputed_settlement_ids=sorted(set(disputed_settlement_ids)),
+        chain_head=head.link if head else None, chain_sequence=head.sequence if head else None)
+
+
+def build_statements(
+    cycle: str, items: Iterable[ClearingItem], disputes: Mapping[str, Iterable[str]],
+    heads: Mapping[str, LedgerHead],
+) -> list[StatementIssued]:
+    """The statement of every agency with items cleared in `cycle`."""
+    grouped = _by_agency(i for i in items if i.cycle == cycle)
+    return [build_statement(cycle, agency, grouped[agency], disputes.get(agency, ()),
+                            heads.get(agency)) for agency in sorted(grouped)]
+
+
+def positions(items: Iterable[ClearingItem]) -> dict[str, dict[str, Position]]:
+    """Each agency's receivable from and payable to each counterpart over `items`, adjustments
+    included: exactly the ledger balances the clearing moves into the hub."""
+    receivables: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    payables: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    for item in items:
+        receivables[(item.care_agency, item.insured_agency)] += item.signed_amount
+        payables[(item.insured_agency, item.care_agency)] += item.signed_amount
+    result: dict[str, dict[str, Position]] = defaultdict(dict)
+    for agency, counterpart in set(receivables) | set(payables):
+        result[agency][counterpart] = Position(receivables[(agency, counterpart)],
+                                               payables[(agency, counterpart)])
+    return dict(result)
+
+
+def check_nets_sum_to_zero(statements: Iterable[StatementIssued]) -> list[str]:
+    """In every cycle the nets of all agencies add up to zero."""
+    totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for statement in statements:
+        totals[statement.cycle] += statement.net
+    return [f"{cycle}: the agencies' nets add up to {total}, not zero"
+            for cycle, total in sorted(totals.items()) if total != ZERO]
+
+
+# ---- netting through the hub ----------------------------------------------------------------
+
+
+def instruction_id(cycle: str, payer: str, payee: str) -> str:
+    """Deterministic, readable: ``NTI-2026-10-220100-hub``."""
+    return f"NTI-{cycle}-{payer}-{payee}"
+
+
+def net_transfer_instructions(
+    cycle: str, nets: Mapping[str, Decimal],
+) -> list[NetTransferInstruction]:
+    """Net payers pay the hub by the 15th; the hub pays net receivers by the 20th."""
+    payers = [
+        NetTransferInstruction(instruction_id=instruction_id(cycle, agency, HUB), cycle=cycle,
+                               payer=agency, payee=HUB, amount=-net,
+                               due_on=milestone(cycle, REMITTANCE_DUE_DAY))
+        for agency, net in sorted(nets.items()) if net < ZERO
+    ]
+    receivers = [
+        NetTransferInstruction(instruction_id=instruction_id(cycle, HUB, agency), cycle=cycle,
+                               payer=HUB, payee=agency, amount=net,
+                               due_on=milestone(cycle, DISTRIBUTION_DAY))
+        for agency, net in sorted(nets.items()) if net > ZERO
+    ]
+    return payers + receivers
+
+
+def check_hub_pays_out_what_it_takes_in(
+    instructions: Iterable[NetTransferInstruction],
+) -> list[str]:
+    """Per cycle, instructions into the hub add up to instructions out of it."""
+    into: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    out: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for instruction in instructions:
+        if instruction.payee == HUB:
+            into[instruction.cycle] += instruction.amount
+        if instruction.payer == HUB:
+            out[instruction.cycle] += instruction.amount
+    return [f"{cycle}: the hub takes in {into[cycle]} but pays out {out[cycle]}"
+            for cycle in sorted(set(into) | set(out)) if into[cycle] != out[cycle]]
+
+
+def distribution_targets(received: Decimal, owed: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """How much each receiver should have had by now out of the money `received`: its share
+    of it, rounded down to the fen, and everything once all payers have paid. Rounding down
+    keeps the hub from paying out money it does not hold; the fen it holds back go out with
+    the last payment."""
+    total = sum(owed.values(), ZERO)
+    if received >= total:
+        return dict(owed)
+    received_fen, total_fen = to_fen(received), to_fen(total)
+    return {agency: from_fen(received_fen * to_fen(amount) // total_fen)
+            for agency, amount in owed.items()}
+
+
+# ---- difference notices ---------------------------------------------------------------------
+
+
+def difference_notices(
+    new: ClearingItem, original: ClearingItem, carried_into: str | None,
+) -> list[DifferenceNotice]:
+    """A refunded settlement settled again: the difference (new − original) of each share,
+    told to both agencies; `carried_into` names the open cycle that absorbs it when the
+    original's cycle was already cleared."""
+    return [
+        DifferenceNotice(
+            agency=agency, original_settlement_id=original.settlement_id,
+            settlement_id=new.settlement_id, hospital=new.hospital,
+            original_cycle=original.origin_cycle,
+            cycle=new.origin_cycle, insured_agency=new.insured_agency,
+            care_agency=new.care_agency, fund_pay=new.fund_pay - original.fund_pay,
+            account_pay=new.account_pay - original.account_pay,
+            cash_pay=new.cash_pay - original.cash_pay,
+            cleared_amount=new.cleared_amount - original.cleared_amount,
+            carried_into=carried_into)
+        for agency in (new.insured_agency, new.care_agency)
+    ]

@@ -1,0 +1,152 @@
+"""Agencies' submissions on ``clearing.submissions``: answers to daily reports and
+statements, and remittances to the hub. Each returns a `Decision`; a submission that
+cannot be accepted yields a ``clearing.submission_rejected`` addressed to its sender."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from services.clearing.domain.decisions import Decision, Draft
+from services.clearing.domain.ledger import EventRef, postings_for_remittance
+from services.clearing.domain.reports import Answer, ReportRecord, confirmation_problems
+from services.clearing.domain.state import (
+    ClearingState,
+    Dispute,
+    InstructionState,
+    StatementRecord,
+)
+from shared.events.clearing import (
+    DailyReportConfirmed,
+    DailyReportDisputed,
+    RemittanceReported,
+    StatementConfirmed,
+    StatementDisputed,
+)
+from shared.money import ZERO
+
+
+def on_daily_report_confirmed(
+    state: ClearingState, confirmed: DailyReportConfirmed, cause: EventRef,
+    report: ReportRecord | None,
+) -> Decision:
+    """Record the confirmation (checksum must match when given); it resolves the agency's
+    disputes raised against that day's report."""
+    draft = Draft.of(state)
+    problems = confirmation_problems(report, confirmed)
+    if problems or report is None:
+        draft.reject(cause, confirmed, confirmed.agency, problems)
+        return draft.decision()
+    draft.reports.append(dataclasses.replace(report, answer=Answer.CONFIRMED))
+    raised = {d.settlement_id for d in draft.state.disputes.get(confirmed.agency, {}).values()
+              if d.report_date == confirmed.date}
+    draft.state.resolve_disputes(confirmed.agency, raised)
+    return draft.decision()
+
+
+def on_daily_report_disputed(
+    state: ClearingState, disputed: DailyReportDisputed, cause: EventRef,
+    report: ReportRecord | None,
+) -> Decision:
+    """Record the disputed settlements: listed in the agency's statements until resolved."""
+    draft = Draft.of(state)
+    problems = confirmation_problems(report, disputed)
+    if problems or report is None:
+        draft.reject(cause, disputed, disputed.agency, problems)
+        return draft.decision()
+    draft.reports.append(dataclasses.replace(report, answer=Answer.DISPUTED))
+    disputes = draft.state.disputes.setdefault(disputed.agency, {})
+    for settlement_id in disputed.settlement_ids:
+        disputes[settlement_id] = Dispute(settlement_id=settlement_id, report_date=disputed.date,
+                                          reason=disputed.reason)
+    return draft.decision()
+
+
+def _statement(draft: Draft, answer: StatementConfirmed | StatementDisputed,
+               cause: EventRef) -> StatementRecord | None:
+    known = answer.cycle in draft.state.cycles
+    record = draft.cycle(answer.cycle).statements.get(answer.agency) if known else None
+    if record is None:
+        draft.reject(cause, answer, answer.agency, [{
+            "code": "unknown_statement",
+            "message": f"no statement of cycle {answer.cycle} was issued to {answer.agency}; "
+                       "answer only statements you received"}])
+    return record
+
+
+def on_statement_confirmed(
+    state: ClearingState, confirmed: StatementConfirmed, cause: EventRef,
+) -> Decision:
+    """Record the confirmation; it resolves the disputes that statement listed."""
+    draft = Draft.of(state)
+    record = _statement(draft, confirmed, cause)
+    if record is None:
+        return draft.decision()
+    if confirmed.checksum is not None and confirmed.checksum != record.checksum:
+        draft.reject(cause, confirmed, confirmed.agency, [{
+            "code": "checksum_mismatch",
+            "message": f"checksum {confirmed.checksum} differs from the statement's "
+                       f"{record.checksum}; dispute the settlements that differ instead"}])
+        return draft.decision()
+    record.answer = Answer.CONFIRMED
+    draft.state.resolve_disputes(confirmed.agency, set(record.disputed_settlement_ids))
+    return draft.decision()
+
+
+def on_statement_disputed(
+    state: ClearingState, disputed: StatementDisputed, cause: EventRef,
+) -> Decision:
+    """Record the dispute; it never holds the cycle back (corrections arrive as refunds and
+    re-settlements, carried into the next open cycle)."""
+    draft = Draft.of(state)
+    record = _statement(draft, disputed, cause)
+    if record is None:
+        return draft.decision()
+    record.answer = Answer.DISPUTED
+    disputes = draft.state.disputes.setdefault(disputed.agency, {})
+    for settlement_id in disputed.settlement_ids:
+        disputes[settlement_id] = Dispute(settlement_id=settlement_id,
+                                          statement_cycle=disputed.cycle, reason=disputed.reason)
+    return draft.decision()
+
+
+def on_remittance_reported(
+    state: ClearingState, reported: RemittanceReported, cause: EventRef,
+) -> Decision:
+    """Record money a net payer sent the hub: partial payments add up; more than what is
+    still outstanding is refused, so the hub never holds money it cannot pay out."""
+    draft = Draft.of(state)
+    cycle = state.cycle_of_instruction(reported.instruction_id)
+    instruction = (draft.cycle(cycle).instructions[reported.instruction_id]
+                   if cycle is not None else None)
+    agency = reported.agency or (instruction.payer if instruction else cause.source)
+    problems = _remittance_problems(reported, instruction)
+    if problems or cycle is None or instruction is None:
+        draft.reject(cause, reported, agency, problems)
+        return draft.decision()
+    instruction.paid += reported.amount
+    draft.post(postings_for_remittance(cycle, instruction.payer, reported.amount, cause,
+                                       reported.paid_at))
+    return draft.decision()
+
+
+def _remittance_problems(
+    reported: RemittanceReported, instruction: InstructionState | None,
+) -> list[dict[str, str]]:
+    iid = reported.instruction_id
+    if instruction is None:
+        return [{"code": "unknown_instruction",
+                 "message": f"no net-transfer instruction {iid} was issued; "
+                            "report remittances against an instruction you received"}]
+    if not instruction.into_hub:
+        return [{"code": "not_a_payer_instruction",
+                 "message": f"{iid} is a payment by the hub; only net payers report remittances"}]
+    if reported.agency is not None and reported.agency != instruction.payer:
+        return [{"code": "not_the_payer",
+                 "message": f"{iid} is addressed to {instruction.payer}, not {reported.agency}"}]
+    if reported.amount <= ZERO:
+        return [{"code": "remittance_zero", "message": "a remittance must be more than 0.00"}]
+    if reported.amount > instruction.outstanding:
+        return [{"code": "remittance_exceeds_outstanding",
+                 "message": f"{iid} has {instruction.outstanding} outstanding, the report says "
+                            f"{reported.amount}; report only what was sent against it"}]
+    return []

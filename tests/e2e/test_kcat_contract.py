@@ -1,0 +1,102 @@
+"""The contract is language-neutral: a hospital and an agency using nothing but kcat.
+
+The agency files with kcat, the hospital settles with kcat, and both read the results
+with kcat; the services run as processes against the real broker and database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from shared import topics
+from tests.helpers import Services, create_topics, new_prefix
+
+pytestmark = [pytest.mark.infra,
+              pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")]
+
+PERSON = "P-KCAT-1"
+HOSPITAL = "H220202001"  # 吉林市中心医院, level 3, 吉林市昌邑区
+
+
+def kcat_produce(bootstrap: str, topic: str, key: str, document: dict) -> None:
+    line = json.dumps(document, ensure_ascii=False) + "\n"
+    subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", topic, "-k", key],
+                   input=line.encode(), check=True, timeout=30)
+
+
+def kcat_read(bootstrap: str, topic: str, count: int, timeout: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(
+            ["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
+             "-f", "%s\n"], capture_output=True, timeout=30, check=True)
+        lines = [line for line in result.stdout.decode().splitlines() if line.strip()]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.5)
+
+
+async def test_agency_and_hospital_with_plain_kcat(infra, fresh_database, tmp_path) -> None:
+    prefix = new_prefix()
+    await create_topics(infra.kafka_bootstrap, prefix)
+    services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
+    services.start("filing", "settlement")
+    bootstrap = infra.kafka_bootstrap
+    try:
+        kcat_produce(bootstrap, prefix + topics.FILING_COMMANDS, PERSON, {
+            "specversion": "1.0", "id": "agency-220100-0001", "source": "agency/220100",
+            "type": "filing.requested", "time": "2026-10-01T08:00:00+08:00",
+            "data": {"filing_id": "F-KCAT-1", "person_id": PERSON, "insured_agency": "220100",
+                     "insurance_type": "resident", "category": "referral",
+                     "destination": "220200", "destination_hospital": HOSPITAL,
+                     "valid_from": "2026-10-01",
+                     "materials": ["credential", "referral_certificate"],
+                     "commitment": False, "channel": "offline"}})
+        filings = await asyncio.to_thread(
+            kcat_read, bootstrap, prefix + topics.FILING_EVENTS, 1)
+        assert filings[0]["type"] == "filing.registered", filings
+        await asyncio.sleep(1.0)
+        kcat_produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, PERSON, {
+            "specversion": "1.0", "id": "H220202001-000001", "source": f"hospital/{HOSPITAL}",
+            "type": "settlement.submitted", "time": "2026-10-03T09:15:00+08:00",
+            "data": {"settlement_id": "S-KCAT-1", "hospital": HOSPITAL, "person_id": PERSON,
+                     "insured_agency": "220100", "insurance_type": "resident",
+                     "visit_type": "inpatient", "admitted_on": "2026-10-01",
+                     "discharged_on": "2026-10-03", "settled_at": "2026-10-03T09:15:00+08:00",
+                     "emergency": False, "referral": True,
+                     "items": [{"code": "BED", "name": "床位费", "category": "A",
+                                "amount": "3000.00"}]}})
+        # and one that breaks the contract: money as a JSON number
+        kcat_produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, PERSON, {
+            "specversion": "1.0", "id": "H220202001-000002", "source": f"hospital/{HOSPITAL}",
+            "type": "settlement.submitted", "time": "2026-10-03T09:20:00+08:00",
+            "data": {"settlement_id": "S-KCAT-2", "hospital": HOSPITAL, "person_id": PERSON,
+                     "insured_agency": "220100", "insurance_type": "resident",
+                     "visit_type": "outpatient", "visit_date": "2026-10-03",
+                     "settled_at": "2026-10-03T09:20:00+08:00", "emergency": False,
+                     "referral": False,
+                     "items": [{"code": "REG", "name": "挂号", "category": "A", "amount": 12.5}]}})
+        results = await asyncio.to_thread(
+            kcat_read, bootstrap, prefix + topics.SETTLEMENT_EVENTS, 2)
+        rejected = await asyncio.to_thread(
+            kcat_read, bootstrap, prefix + topics.rejected(topics.SETTLEMENT_SUBMISSIONS), 1)
+    finally:
+        services.stop()
+    completed = next(e for e in results if e["type"] == "settlement.completed")["data"]
+    assert completed["settlement_id"] == "S-KCAT-1"
+    assert completed["tier"] == 2  # referral across cities: Jilin 2022 tier 2
+    for field in ("total", "fund_pay", "account_pay", "cash_pay", "cleared_amount"):
+        assert isinstance(completed[field], str) and completed[field].count(".") == 1
+    from decimal import Decimal
+    parts = sum(Decimal(completed[f]) for f in ("fund_pay", "account_pay", "cash_pay"))
+    assert parts == Decimal(completed["total"]) == Decimal("3000.00")
+    answer = next(e for e in results if e["type"] == "settlement.rejected")["data"]
+    assert answer["settlement_id"] == "S-KCAT-2"
+    assert answer["reasons"][0]["code"] == "money_not_string"
+    assert rejected[0]["data"]["settlement_id"] == "S-KCAT-2"  # the original bytes
