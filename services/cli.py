@@ -2,6 +2,7 @@
 
     clearinghouse infra up|down|status     local PostgreSQL and Kafka, no Docker
     clearinghouse serve NAME|all           run one service, or all three as child processes
+    clearinghouse clearing advance --to D  start the clearing calendar's days through D
     clearinghouse demo                     the main job: see README.md
     clearinghouse docs                     regenerate docs/schemas and docs/asyncapi
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -18,6 +20,8 @@ import time
 from collections.abc import Callable
 
 SERVICES = ("filing", "settlement", "clearing")
+#: Modules that add their own subcommands: each has ``register(subparsers)``.
+COMMAND_MODULES = ("services.clearing.cli",)
 
 
 def _infra(args: argparse.Namespace) -> int:
@@ -119,31 +123,6 @@ def _serve_all() -> int:
     return exit_code
 
 
-def _clearing(args: argparse.Namespace) -> int:
-    import asyncio
-    from datetime import date
-
-    from services.clearing import scheduler
-    from shared.config import load_settings
-
-    settings = load_settings()
-    if args.action == "advance":
-        days = asyncio.run(scheduler.advance(
-            settings.kafka_bootstrap_servers, date.fromisoformat(args.to),
-            prefix=settings.topic_prefix,
-            start=date.fromisoformat(args.start) if args.start else None))
-        print(f"started {len(days)} day(s)" + (f": {days[0]} .. {days[-1]}" if days else ""))
-        return 0
-    asyncio.run(scheduler.follow(settings.kafka_bootstrap_servers, prefix=settings.topic_prefix))
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from services.demo import main as demo_main
-
-    return demo_main(args)
-
-
 def _docs(args: argparse.Namespace) -> int:
     from services.docs import generate
 
@@ -168,21 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("name", choices=[*SERVICES, "all"])
     serve.set_defaults(run=_serve)
 
-    clearing = sub.add_parser("clearing", help="the clearing calendar")
-    clearing_sub = clearing.add_subparsers(dest="action", required=True)
-    advance = clearing_sub.add_parser(
-        "advance", help="start every business day after the last one, through --to")
-    advance.add_argument("--to", required=True, help="last day to start (YYYY-MM-DD)")
-    advance.add_argument("--start", help="first day, on a calendar that has none yet")
-    clearing_sub.add_parser("scheduler", help="start each day as the wall clock reaches it")
-    clearing.set_defaults(run=_clearing)
-
-    demo = sub.add_parser("demo", help="run the demo on the local infrastructure")
-    demo.add_argument("--json", action="store_true", help="print the result as JSON")
-    demo.add_argument("--seed", type=int, default=2026, help="random seed (repeatable runs)")
-    demo.add_argument("--no-infra", action="store_true",
-                      help="use KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL, start nothing")
-    demo.set_defaults(run=_demo)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
 
     health = sub.add_parser("health", help="exit 0 when Kafka and PostgreSQL answer")
     health.set_defaults(run=_health)
