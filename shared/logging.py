@@ -42,6 +42,8 @@ def configure_logging(level: str = "INFO", *, service: str | None = None, json: 
     handler.setFormatter(_StdlibJsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # FastStream installs a coloured text handler on its own logger, which does not propagate.
+    logging.getLogger("faststream").handlers[:] = [handler]
     root.setLevel(max(numeric, logging.WARNING))
     logging.getLogger("faststream.app").setLevel(numeric)
 
