@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -123,3 +124,113 @@ async def test_a_broken_command_is_answered_and_the_next_one_processed(infra, fi
                             prefix + topics.rejected(topics.FILING_COMMANDS),
                             until=lambda r: len(r) >= 1)
     assert dead[0].headers["reason-code"] == b"invalid_date"
+
+
+async def test_validity_expiry_overdue_extension_and_destination_change(infra, filing) -> None:
+    """Time-driven rules: the calendar's day events expire filings and flag overdue materials."""
+    from datetime import date
+
+    from services.clearing import scheduler
+
+    services, prefix = filing
+    emergency = requested("E1", "Q1", category="emergency", materials=["credential"],
+                          emergency_visit="outpatient", channel="hospital",
+                          valid_from="2026-10-01")
+    await _send(infra, prefix, [
+        ("Q1", "filing.requested", emergency),
+        # emergency outpatient: at most 3 days by policy
+        ("Q2", "filing.requested", requested("E2", "Q2", category="emergency",
+                                             materials=["credential"],
+                                             emergency_visit="outpatient",
+                                             valid_until="2026-10-20")),
+        # a commitment filing owes its materials by a deadline
+        ("Q3", "filing.requested", requested("C3", "Q3", materials=["credential"],
+                                             commitment=True)),
+        ("Q4", "filing.requested", requested("R4", "Q4", category="referral",
+                                             materials=["credential", "referral_certificate"])),
+        ("Q4", "filing.extended", {"filing_id": "R4", "valid_until": "2027-06-30"}),
+        ("Q4", "filing.destination_changed", {"filing_id": "R4", "destination": "220500",
+                                              "effective": "2026-10-05"}),
+        ("Q5", "filing.requested", requested("U5", "Q5", destination="650100")),
+        ("Q6", "filing.requested", requested("D6", "Q6", category="referral",
+                                             materials=["credential", "referral_certificate"],
+                                             valid_from="2026-12-01",
+                                             valid_until="2026-11-01")),
+        # retroactive (补办): valid_from before the request date is accepted
+        ("Q7", "filing.requested", requested("B7", "Q7", valid_from="2026-09-01")),
+    ])
+    events = await _events(infra, prefix, 9)
+    by = {(e["type"], e["data"].get("filing_id")): e["data"] for e in events}
+    assert by[("filing.registered", "E1")]["valid_until"] == "2026-10-03"
+    assert [r["code"] for r in by[("filing.rejected", "E2")]["reasons"]] == ["validity_too_long"]
+    due = by[("filing.registered", "C3")]["materials_due"]
+    assert by[("filing.extended", "R4")]["valid_until"] == "2027-06-30"
+    assert by[("filing.destination_changed", "R4")]["destination"] == "220500"
+    assert [r["code"] for r in by[("filing.rejected", "U5")]["reasons"]] == [
+        "unknown_destination"]
+    assert "dates_out_of_order" in [r["code"] for r in by[("filing.rejected", "D6")]["reasons"]]
+    assert by[("filing.registered", "B7")]["valid_from"] == "2026-09-01"
+
+    # The calendar reaches the emergency filing's end and the materials deadline.
+    await scheduler.advance(infra.kafka_bootstrap, date.fromisoformat(due) + __import__(
+        "datetime").timedelta(days=1), prefix=prefix, start=date(2026, 10, 2))
+    events = await _events(infra, prefix, 11)
+    kinds = {(e["type"], e["data"].get("filing_id")) for e in events}
+    assert ("filing.expired", "E1") in kinds
+    assert ("filing.materials_overdue", "C3") in kinds
+    expired = next(e for e in events if e["type"] == "filing.expired")
+    assert expired["data"]["expired_on"] == "2026-10-04"
+
+
+async def test_the_query_model_is_the_same_rebuilt_from_the_log(infra, fresh_database,
+                                                                 tmp_path) -> None:
+    """The settlement service's filing view, folded live, equals a fold of filing.events."""
+    import asyncpg
+
+    from shared import filing_view
+    from shared.events import decode
+    from shared.filing_view import PersonFilings
+
+    prefix = new_prefix()
+    await create_topics(infra.kafka_bootstrap, prefix)
+    services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
+    services.start("filing", "settlement")
+    try:
+        await _send(infra, prefix, [
+            ("V1", "filing.requested", requested("VF1", "V1")),
+            ("V1", "filing.revoked", {"filing_id": "VF1", "effective": "2026-11-01"}),
+            ("V2", "filing.requested", requested("VF2", "V2", category="referral",
+                                                 materials=["credential",
+                                                            "referral_certificate"])),
+            ("V2", "benefit.status_changed", {"person_id": "V2", "insured_agency": AGENCY,
+                                              "status": "suspended",
+                                              "effective": "2026-10-15"}),
+            ("V3", "filing.requested", requested("VF3", "V3", materials=["credential"],
+                                                 commitment=True)),
+        ])
+        records = await read_topic(infra.kafka_bootstrap, prefix + topics.FILING_EVENTS,
+                                   until=lambda r: len(r) >= 5)
+        rebuilt: dict[str, PersonFilings] = {}
+        for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+            event = decode(topics.FILING_EVENTS, record.value)
+            person = event.data.person_id
+            state = rebuilt.get(person) or PersonFilings(person_id=person)
+            rebuilt[person] = filing_view.fold(state, event.data, event.time)
+        conn = await asyncpg.connect(fresh_database,
+                                     server_settings={"search_path": "settlement"})
+        try:
+            for _ in range(60):
+                rows = await conn.fetch("SELECT person_id, view FROM filing_views")
+                if len(rows) == 3:
+                    break
+                await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
+    finally:
+        services.stop()
+    live = {r["person_id"]: PersonFilings.from_json(r["view"]) for r in rows}
+    assert live == rebuilt
+    from datetime import date
+    assert filing_view.in_force(live["V1"], date(2026, 10, 20)).filing_id == "VF1"
+    assert filing_view.in_force(live["V1"], date(2026, 11, 2)) is None
+    assert filing_view.benefit_status(live["V2"], date(2026, 10, 20)).value == "suspended"
