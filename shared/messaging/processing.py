@@ -183,7 +183,10 @@ class BatchProcessor:
             first.setdefault(incoming.key, incoming)
         rows = await conn.fetch(
             """INSERT INTO inbox (source, id, topic, "partition", "offset")
-               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[])
+               SELECT source, id, topic, "partition", "offset"
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[])
+                    WITH ORDINALITY AS r(source, id, topic, "partition", "offset", n)
+               ORDER BY n
                ON CONFLICT DO NOTHING RETURNING source, id""",
             [k[0] for k in first], [k[1] for k in first],
             [i.record.topic for i in first.values()],
