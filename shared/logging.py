@@ -14,7 +14,8 @@ def _dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=lambda o: str(o)).decode()
 
 
-def configure_logging(level: str = "INFO", *, service: str | None = None, json: bool = True) -> None:
+def configure_logging(level: str = "INFO", *, service: str | None = None,
+                      json: bool = True) -> None:
     """Configure structlog and the standard library to write JSON lines to stderr."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):

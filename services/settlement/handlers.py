@@ -112,10 +112,10 @@ class SettlementHandler:
         payload: Payload
         try:
             if kind == RefundRequested.TYPE:
-                payload = RefundRejected(reasons=[rejection.reason], **fields)
+                payload = RefundRejected(reasons=[rejection.reason], **fields)  # type: ignore[arg-type]
             else:
                 fields.pop("refund_id", None)
-                payload = SettlementRejected(reasons=[rejection.reason], **fields)
+                payload = SettlementRejected(reasons=[rejection.reason], **fields)  # type: ignore[arg-type]
         except Exception:  # the sender cannot be identified: the .rejected record must do
             return []
         person = fields.get("person_id") or (record.key or b"").decode("utf-8", "replace")

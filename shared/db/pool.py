@@ -43,7 +43,8 @@ async def create_pool(
                 await conn.close()
             pool = await asyncpg.create_pool(
                 database_url, min_size=min_size, max_size=max_size,
-                server_settings={"search_path": schema, "application_name": f"clearinghouse-{schema}"},
+                server_settings={"search_path": schema,
+                                 "application_name": f"clearinghouse-{schema}"},
             )
             assert pool is not None
             return pool

@@ -115,7 +115,8 @@ def decode(topic: str, raw: bytes | None) -> Envelope[Any]:
         raise Rejection("missing_type", "the envelope has no `type` string", document)
     payload = PAYLOADS_BY_TOPIC.get(topic, {}).get(kind)
     if payload is None:
-        raise Rejection("unknown_type", f"type {kind!r} is not accepted on topic {topic!r}", document)
+        raise Rejection("unknown_type", f"type {kind!r} is not accepted on topic {topic!r}",
+                        document)
     if not isinstance(document.get("data"), dict):
         raise Rejection("missing_field", "data: the envelope has no `data` object", document)
     try:
@@ -144,7 +145,7 @@ def make_event(
 ) -> Envelope[Any]:
     """Wrap a payload in an envelope. Time and id come from the cause, never the clock,
     so that replaying the log yields byte-identical events."""
-    return Envelope[type(payload)](  # type: ignore[misc]
+    return Envelope[type(payload)](  # type: ignore[misc,operator]
         specversion=SPECVERSION, id=id, source=source, type=payload.TYPE, time=time,
         subject=subject, data=payload, correlationid=correlationid, causationid=causationid,
     )

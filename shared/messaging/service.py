@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ class ServiceSpec:
     publishes: tuple[str, ...]
     migrations: Path
     make_handler: HandlerFactory
-    extra_tasks: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = field(default=())
+    extra_tasks: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = field(default=())
 
 
 class ServiceRuntime:

@@ -11,7 +11,12 @@ import pytest
 
 from shared import topics
 from tests.helpers import (
-    create_topics, new_prefix, produce, read_topic, service_process, stop_process,
+    create_topics,
+    new_prefix,
+    produce,
+    read_topic,
+    service_process,
+    stop_process,
 )
 
 pytestmark = pytest.mark.infra
@@ -68,7 +73,8 @@ async def test_crash_between_commit_and_publish_loses_and_duplicates_nothing(
                                {**env, "CLEARINGHOUSE_CRASH_AFTER_COMMITS": "1"},
                                tmp_path / "probe-1.log")
     try:
-        assert await asyncio.to_thread(crashing.wait, 90) == 86, (tmp_path / "probe-1.log").read_text()
+        code = await asyncio.to_thread(crashing.wait, 90)
+        assert code == 86, (tmp_path / "probe-1.log").read_text()
     finally:
         stop_process(crashing)
     committed = await _effects(fresh_database)

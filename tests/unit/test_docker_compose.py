@@ -39,7 +39,8 @@ def test_kafka_is_apache_kafka_in_kraft_mode_with_unlimited_retention() -> None:
 
 def test_service_addresses_point_at_the_compose_servers() -> None:
     kafka_env = _env("kafka")
-    listeners = dict(part.split("://") for part in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    advertised = kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    listeners = dict(part.split("://") for part in advertised)
     pg_env = _env("postgres")
     for name in (*SERVICES, "topics"):
         env = _env(name)

@@ -37,7 +37,8 @@ def test_parse_money_refuses_anything_but_two_decimal_strings(bad: object) -> No
     ("220281", regions.RegionLevel.COUNTY, regions.CountyKind.COUNTY_CITY, True),
     ("140121", regions.RegionLevel.COUNTY, regions.CountyKind.COUNTY, True),
 ])
-def test_region_levels_and_kinds(code: str, level: object, kind: object, county_area: object) -> None:
+def test_region_levels_and_kinds(code: str, level: object, kind: object,
+                                 county_area: object) -> None:
     assert regions.level(code) is level
     if kind is not None:
         assert regions.county_kind(code) is kind
