@@ -20,7 +20,8 @@ from collections.abc import Callable
 
 SERVICES = ("filing", "settlement", "clearing")
 #: Modules that add their own subcommands: each has ``register(subparsers)``.
-COMMAND_MODULES = ("services.clearing.cli",)
+COMMAND_MODULES = ("services.clearing.cli", "services.clearing.reports_cli", "services.audit.cli",
+                   "bench.cli")
 
 
 def _infra(args: argparse.Namespace) -> int:
@@ -130,6 +131,26 @@ def _docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register(sub: argparse._SubParsersAction, module: str) -> None:  # type: ignore[type-arg]
+    """Add a module's subcommands; a module that fails to load must not take the others
+    (``serve`` above all) down with it: its command then reports why it is unavailable."""
+    try:
+        importlib.import_module(module).register(sub)
+    except Exception as exc:  # noqa: BLE001 - reported when the command is used
+        name = module.split(".")[-2] if module.endswith(".cli") else module.split(".")[-1]
+        if name in sub.choices:
+            return
+        broken = sub.add_parser(name, help=f"(unavailable: {exc!r})")
+        broken.add_argument("rest", nargs=argparse.REMAINDER)
+
+        def unavailable(_: argparse.Namespace, error: Exception = exc) -> int:
+            print(f"clearinghouse: the {name!r} command could not be loaded from {module}: "
+                  f"{error!r}", file=sys.stderr)
+            return 2
+
+        broken.set_defaults(run=unavailable)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clearinghouse",
@@ -147,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     for module in COMMAND_MODULES:
-        importlib.import_module(module).register(sub)
+        _register(sub, module)
 
     health = sub.add_parser("health", help="exit 0 when Kafka and PostgreSQL answer")
     health.set_defaults(run=_health)

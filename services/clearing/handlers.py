@@ -20,6 +20,7 @@ from services.clearing import store
 from services.clearing.domain import calendar, submissions
 from services.clearing.domain.decisions import (
     Decision,
+    Draft,
     on_settlement_completed,
     on_settlement_refunded,
 )
@@ -154,6 +155,9 @@ class _Run:
     async def decide(self, event: Envelope[Any]) -> Decision | None:
         payload, state = event.data, self.state
         cause = EventRef(event.source, event.id)
+        refused = _sender_refused(state, event, cause)
+        if refused is not None:
+            return refused
         match payload:
             case SettlementCompleted():
                 original = (await store.item(self.conn, settlement_key(
@@ -184,6 +188,30 @@ class _Run:
             case RemittanceReported():
                 return submissions.on_remittance_reported(state, payload, cause)
         return None  # settlement.rejected and refund_rejected owe no clearing
+
+
+def _sender_refused(state: ClearingState, event: Envelope[Any], cause: EventRef
+                    ) -> Decision | None:
+    """An agency answers only for itself: its envelope source must be ``agency/<code>`` of
+    the agency the submission is about (for a remittance, the instruction's payer)."""
+    payload = event.data
+    if not isinstance(payload, (DailyReportConfirmed, DailyReportDisputed, StatementConfirmed,
+                                StatementDisputed, RemittanceReported)):
+        return None
+    claimed = payload.agency
+    if isinstance(payload, RemittanceReported):
+        cycle = state.cycle_of_instruction(payload.instruction_id)
+        if cycle is not None:
+            claimed = state.cycles[cycle].instructions[payload.instruction_id].payer
+    if claimed is None or event.source == f"agency/{claimed}":
+        return None
+    sender = event.source.removeprefix("agency/")
+    draft = Draft.of(state)
+    draft.reject(cause, payload, sender, [{
+        "code": "source_mismatch",
+        "message": f"sent by {event.source} about agency {claimed}: an agency answers only "
+                   f"for itself, with source agency/<its code>"}])
+    return draft.decision()
 
 
 def _past_cut(day: DayStarted, record: Record) -> bool:

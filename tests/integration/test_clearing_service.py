@@ -87,6 +87,10 @@ async def test_a_month_between_two_agencies(infra, running) -> None:
     assert Decimal(statements[JILIN]["net"]) == changchun_owes - jilin_owes
 
     # Agencies confirm; instructions on the 10th; Jilin pays the hub; the hub pays on the 20th.
+    # Changchun cannot confirm Jilin's statement: only its own.
+    await produce(bootstrap, prefix + topics.CLEARING_SUBMISSIONS, [(JILIN, envelope(
+        "clearing.statement_confirmed", {"agency": JILIN, "cycle": "2026-10"},
+        id="forged", source=f"agency/{CHANGCHUN}", time="2026-11-03T08:00:00+08:00"))])
     await produce(bootstrap, prefix + topics.CLEARING_SUBMISSIONS, [
         (agency, envelope("clearing.statement_confirmed",
                           {"agency": agency, "cycle": "2026-10",
@@ -112,6 +116,9 @@ async def test_a_month_between_two_agencies(infra, running) -> None:
     results = await _results(infra, prefix,
                              lambda rs: len(_of(rs, "clearing.cycle_closed")) >= 2)
     assert not _of(results, "clearing.remittance_overdue")
+    refused = _of(results, "clearing.submission_rejected")
+    assert [(r["agency"], r["reasons"][0]["code"]) for r in refused] == [
+        (CHANGCHUN, "source_mismatch")]
     closed = {c["agency"]: Decimal(c["net"]) for c in _of(results, "clearing.cycle_closed")}
     assert closed == {CHANGCHUN: net, JILIN: -net}
     assert len({r["id"] for r in results}) == len(results), "no result published twice"
