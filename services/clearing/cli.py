@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from datetime import date
 
-from services.clearing import scheduler
+from services.clearing import reports_cli, scheduler
 from shared.config import load_settings
 
 
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     advance.set_defaults(run=_advance)
     follow = actions.add_parser("scheduler", help="start each day as the wall clock reaches it")
     follow.set_defaults(run=_follow)
+    reports_cli.add_actions(actions)
 
 
 def _advance(args: argparse.Namespace) -> int:

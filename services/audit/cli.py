@@ -1,0 +1,392 @@
+"""`clearinghouse audit replay`: rebuild everything from the log and compare with the live system.
+
+The live installation (topic prefix and database) comes from ``--prefix`` and
+``--database-url``, else from ``<cache>/last-demo.json`` (the last demo run), else from
+``CLEARINGHOUSE_TOPIC_PREFIX`` and ``DATABASE_URL``. The replay runs in a fresh database
+``audit_<timestamp>`` on the same server, never the live one. stdout carries the report
+(the same for the same log and live state); timings go to stderr and the ``run`` field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.text import Text
+
+from services.audit import compare, explain, replay
+from services.clearing.reports_cli import console, print_json, table
+from services.registry import SERVICES
+from shared import topics
+from shared.config import Settings, load_settings
+from shared.logging import configure_logging
+
+#: Differences listed in full in the JSON report (all are counted).
+MAX_LISTED = 2000
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    audit = sub.add_parser("audit", help="replay the log into a fresh database and compare")
+    actions = audit.add_subparsers(dest="action", required=True)
+    parser = actions.add_parser("replay", help=__doc__.splitlines()[0], description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prefix", help="topic prefix of the live installation")
+    parser.add_argument("--database-url", help="the live database (only read)")
+    parser.add_argument("--order", choices=("inbox", "log"), default="inbox",
+                        help="interleave a service's input partitions as the live service "
+                             "consumed them (inbox, default) or by Kafka timestamp (log)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the audit database afterwards (default: drop it)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_replay)
+    explain.register(sub)
+
+
+# ---- where the live system is ---------------------------------------------------------------
+
+
+def resolve_target(prefix: str | None, database_url: str | None,
+                   settings: Settings) -> tuple[str, str, str]:
+    """(bootstrap, prefix, live database URL): options, else the last demo, else env."""
+    from infra.local import resolve_cache_dir
+
+    demo: dict[str, Any] = {}
+    path = resolve_cache_dir() / "last-demo.json"
+    if path.exists():
+        try:
+            demo = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            demo = {}
+    bootstrap = (demo.get("kafka_bootstrap_servers") or demo.get("kafka_bootstrap")
+                 or settings.kafka_bootstrap_servers)
+    demo_prefix = demo.get("prefix", demo.get("topic_prefix"))
+    chosen_prefix = prefix if prefix is not None else (
+        demo_prefix if demo_prefix is not None else settings.topic_prefix)
+    url = database_url or demo.get("database_url") or settings.database_url
+    return str(bootstrap), str(chosen_prefix or ""), str(url)
+
+
+def redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def audit_database_url(live_url: str, name: str) -> str:
+    parts = urlsplit(live_url)
+    if parts.path.strip("/") == name or not name.startswith("audit_"):
+        raise ValueError(f"refusing to replay into {name}: the audit needs a fresh database")
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+async def _create_database(live_url: str, name: str) -> None:
+    admin = await asyncpg.connect(live_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+async def _drop_database(live_url: str, name: str) -> bool:
+    """Drop the audit database; False (and it stays) when the server keeps refusing, e.g.
+    while an autovacuum worker of another role is still on it."""
+    admin = await asyncpg.connect(live_url)
+    try:
+        for attempt in range(20):
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                return True
+            except (asyncpg.ObjectInUseError, asyncpg.InsufficientPrivilegeError):
+                await asyncio.sleep(0.1 * (attempt + 1))
+        return False
+    finally:
+        await admin.close()
+
+
+# ---- the audit ------------------------------------------------------------------------------
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} events/s" if task.speed else "", style="cyan")
+
+
+async def run_audit(*, prefix: str | None = None, database_url: str | None = None,
+                    order: str = "inbox", keep: bool = False,
+                    progress: Progress | None = None) -> dict[str, Any]:
+    """Replay, compare and return the report (``run`` holds what differs between runs)."""
+    settings = load_settings()
+    bootstrap, prefix, live_url = resolve_target(prefix, database_url, settings)
+    started = time.perf_counter()
+    reading = progress.add_task("reading the log", total=None) if progress else None
+
+    def on_read(done: int, total: int) -> None:
+        if progress is not None and reading is not None:
+            progress.update(reading, completed=done, total=total)
+
+    log = await replay.read_log(bootstrap, prefix, replay.topics_to_read(), on_read)
+    read_seconds = time.perf_counter() - started
+    plans, notes = await _plans(log, live_url, order)
+    name = datetime.now(UTC).strftime("audit_%Y%m%d_%H%M%S_%f")
+    audit_url = audit_database_url(live_url, name)
+    await _create_database(live_url, name)
+    try:
+        tasks = {s: progress.add_task(f"replaying {s}", total=plans[s].records)
+                 for s in SERVICES} if progress else {}
+
+        def on_batch(service: str, n: int) -> None:
+            if progress is not None:
+                progress.advance(tasks[service], n)
+
+        timings: dict[str, float] = {}
+
+        async def rebuild(service: str) -> Any:
+            began = time.perf_counter()
+            processor = await replay.rebuild(service, audit_url, settings, plans[service],
+                                             on_batch)
+            timings[service] = time.perf_counter() - began
+            return processor
+
+        replay_started = time.perf_counter()
+        processors = dict(zip(SERVICES, await asyncio.gather(*(rebuild(s) for s in SERVICES)),
+                              strict=True))
+        replay_seconds = time.perf_counter() - replay_started
+        report = await _compare(log, live_url, audit_url)
+    finally:
+        if not keep:
+            keep = not await _drop_database(live_url, name)
+    records = sum(p.records for p in plans.values())
+    report = {
+        "match": report.pop("match"), "prefix": prefix, "live_database": redact(live_url),
+        "order": order,
+        "replayed": {s: {"records": plans[s].records, "transactions": len(plans[s].batches),
+                         "taken": processors[s].processed,
+                         "duplicates": processors[s].duplicates,
+                         "rejected": processors[s].rejected, "unread_by_live": plans[s].unread,
+                         "skipped_by_live": plans[s].skipped} for s in SERVICES},
+        **report, "notes": notes + report.pop("notes"),
+        "run": {"audit_database": name, "kept": keep, "log_records": len(log),
+                "read_seconds": round(read_seconds, 3),
+                "replay_seconds": round(replay_seconds, 3),
+                "seconds": round(time.perf_counter() - started, 3),
+                "events_per_second": round(records / replay_seconds) if replay_seconds else None,
+                "per_service": {s: {"seconds": round(timings[s], 3),
+                                    "events_per_second": round(plans[s].records / timings[s])
+                                    if timings[s] else None} for s in SERVICES}},
+    }
+    return report
+
+
+async def _plans(log: replay.Log, live_url: str, order: str
+                 ) -> tuple[dict[str, replay.Plan], list[str]]:
+    from services.registry import spec_of
+
+    plans: dict[str, replay.Plan] = {}
+    notes: list[str] = []
+    if not len(log):
+        notes.append("no topic of this prefix holds any record: is the prefix right?")
+    for service in SERVICES:
+        partitions = log.of(spec_of(service).consumes)
+        taken = await replay.live_consumption(live_url, service)
+        live_plan = None
+        if taken.present:
+            try:
+                live_plan = replay.inbox_plan(service, partitions, taken)
+            except ValueError:
+                if order == "inbox":
+                    raise
+        if order == "inbox":
+            plans[service] = live_plan or replay.Plan(service)
+            if live_plan is None:
+                notes.append(f"the live database has no {service} schema: nothing of "
+                             f"{service} was replayed")
+        else:
+            plans[service] = replay.log_plan(service, partitions)
+            if live_plan is not None and service == "settlement":
+                moved = replay.reordered_keys(plans[service], live_plan, (
+                    topics.FILING_EVENTS, topics.SETTLEMENT_SUBMISSIONS))
+                if moved:
+                    notes.append(
+                        f"{len(moved)} person(s) had their filing events and submissions "
+                        "replayed in another relative order than the live settlement service "
+                        f"consumed them ({', '.join(moved[:10])}): their settlement "
+                        "decisions may differ for that reason alone; --order inbox replays "
+                        "the live order")
+        notes += plans[service].notes
+        if plans[service].unread:
+            notes.append(f"{plans[service].unread} record(s) of {service}'s inputs were not "
+                         "yet read by the live service and were not replayed")
+        if plans[service].skipped:
+            notes.append(f"the live {service} service passed over {len(plans[service].skipped)}"
+                         f" record(s) without taking or refusing them: "
+                         f"{', '.join(plans[service].skipped[:10])}")
+    return plans, notes
+
+
+async def _compare(log: replay.Log, live_url: str, audit_url: str) -> dict[str, Any]:
+    result = compare.Comparison()
+    live = await asyncpg.connect(live_url, server_settings={
+        "default_transaction_read_only": "on", "application_name": "clearinghouse-audit"})
+    audit = await asyncpg.connect(audit_url)
+    try:
+        rebuilt = []
+        for service in SERVICES:
+            compare.compare_tables(service, await compare.read_tables(live, service),
+                                   await compare.read_tables(audit, service), result)
+            rebuilt += await compare.read_outbox(audit, service)
+        published = {t: log.records(t) for t in
+                     {*compare.OUTPUT_TOPICS, *(topics.rejected(t) for t in topics.CONSUMED)}}
+        compare.compare_published(rebuilt, published, compare.OUTPUT_TOPICS, result)
+        live_chain = await compare.ledger_chains(live)
+        replay_chain = await compare.ledger_chains(audit)
+    finally:
+        await live.close()
+        await audit.close()
+    result.differences += compare.chain_differences("live", live_chain[2])
+    result.differences += compare.chain_differences("replay", replay_chain[2])
+    differences = compare.sorted_differences(result.differences)
+    postings = next((t for t in result.tables if t.table == "clearing.postings"), None)
+    moved = sum(1 for k, s in live_chain[3].items() if k in replay_chain[3]
+                and replay_chain[3][k] != s)
+    notes = []
+    if moved:
+        notes.append(f"{moved} posting(s) sit at another sequence in the rebuilt ledgers than "
+                     "in the live ones (the replay interleaved the partitions of "
+                     "settlement.events and clearing.submissions otherwise); postings are "
+                     "compared without sequence and link, but the links follow the sequence, "
+                     "so the ledger heads in clearing_state and the chain_head of statements "
+                     "differ for that reason alone")
+    return {
+        "match": not differences,
+        "tables": [{**asdict(t), "match": t.match} for t in result.tables],
+        "events": [{**asdict(t), "match": t.match} for t in result.topics],
+        "postings": {"live": live_chain[0], "replay": replay_chain[0],
+                     "differing": postings.differing_rows if postings else 0,
+                     "match": postings.match if postings else True,
+                     "at_another_sequence": moved},
+        "chains": {"live": {"ledgers": live_chain[1], "postings": live_chain[0],
+                            "broken": [asdict(b) for b in live_chain[2]]},
+                   "replay": {"ledgers": replay_chain[1], "postings": replay_chain[0],
+                              "broken": [asdict(b) for b in replay_chain[2]]}},
+        "differences_total": len(differences),
+        "differences": [asdict(d) for d in differences[:MAX_LISTED]],
+        "notes": notes,
+    }
+
+
+# ---- the command ----------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    configure_logging("ERROR")  # records refused live are refused again: no news
+    errors = Console(stderr=True, highlight=False)
+    progress = None if args.quiet else Progress(
+        TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), _Rate(),
+        console=errors, transient=False)
+    try:
+        if progress is not None:
+            with progress:
+                report = asyncio.run(run_audit(prefix=args.prefix,
+                                               database_url=args.database_url,
+                                               order=args.order, keep=args.keep,
+                                               progress=progress))
+        else:
+            report = asyncio.run(run_audit(prefix=args.prefix, database_url=args.database_url,
+                                           order=args.order, keep=args.keep))
+    except (OSError, asyncpg.PostgresError, ValueError) as exc:
+        errors.print(f"audit replay failed: {exc}")
+        return 2
+    run = report["run"]
+    total = sum(s["records"] for s in report["replayed"].values())
+    errors.print(f"replayed {total} records in {run['replay_seconds']:.2f} s "
+                 f"({run['events_per_second'] or 0:,} events/s; " + ", ".join(
+                     f"{s} {v['events_per_second'] or 0:,}/s"
+                     for s, v in run["per_service"].items())
+                 + f"); read {run['log_records']} log records in {run['read_seconds']:.2f} s; "
+                 f"audit database {run['audit_database']} "
+                 + ("dropped" if not run["kept"] else "kept" if args.keep
+                    else "could not be dropped (still in use): drop it by hand"))
+    if args.json:
+        print_json(report)
+    else:
+        render(report)
+    return 0 if report["match"] else 1
+
+
+def render(report: dict[str, Any]) -> None:
+    """The report as tables; nothing in it changes between two runs over the same state."""
+    out = console()
+    out.print(f"audit replay of topics '{report['prefix']}*' against "
+              f"{report['live_database']} (order: {report['order']})")
+    out.print(table("Replayed", ["service", "records", "transactions", "taken", "duplicates",
+                                 "rejected", "unread by live"],
+                    [(s, r["records"], r["transactions"], r["taken"], r["duplicates"],
+                      r["rejected"], r["unread_by_live"]) for s, r in report["replayed"].items()],
+                    numeric=("records", "transactions", "taken", "duplicates", "rejected",
+                             "unread by live")))
+    out.print(table("State tables", ["table", "live rows", "replay rows", "live checksum",
+                                     "replay checksum", "result"],
+                    [(t["table"], t["live_rows"], t["replay_rows"], t["live_checksum"][:16],
+                      t["replay_checksum"][:16], _verdict(t["match"]))
+                     for t in report["tables"]], numeric=("live rows", "replay rows")))
+    out.print(table("Published events", ["topic", "published", "rebuilt", "republished",
+                                         "differing", "result"],
+                    [(e["topic"], e["published"], e["rebuilt"], e["republished"],
+                      e["differing"], _verdict(e["match"])) for e in report["events"]],
+                    numeric=("published", "rebuilt", "republished", "differing")))
+    p = report["postings"]
+    out.print(f"postings: {p['live']} live, {p['replay']} rebuilt, compared by (agency, "
+              f"entry_id, line) without sequence and link: "
+              + ("match" if p["match"] else f"{p['differing']} differ"))
+    for side in ("live", "replay"):
+        c = report["chains"][side]
+        broken = c["broken"]
+        out.print(f"hash chains ({side}): {c['ledgers']} ledgers, " + (
+            "all verify" if not broken else "first broken link: " + "; ".join(
+                f"{b['agency']} at sequence {b['sequence']} (entry {b['entry_id']}, "
+                f"line {b['line']})" for b in broken)))
+    if report["differences"]:
+        shown = report["differences"][:50]
+        out.print(table(f"Differences ({len(shown)} of {report['differences_total']})",
+                        ["where", "key", "kind", "field", "live", "replay"],
+                        [(d["where"], " ".join(f"{k}={v}" for k, v in d["key"].items()),
+                          d["kind"], d["field"], *_values(d)) for d in shown]))
+    for note in report["notes"]:
+        out.print(f"note: {note}")
+    out.print("MATCH: the log rebuilds the live state and every published event exactly"
+              if report["match"] else
+              f"MISMATCH: {report['differences_total']} difference(s)")
+
+
+def _values(difference: dict[str, Any]) -> tuple[str, str]:
+    """Both sides of a difference; a whole missing row or event is only marked (the JSON
+    report carries it in full)."""
+    if difference["kind"] == "only_live":
+        return "present", "missing"
+    if difference["kind"] == "only_replay":
+        return "missing", "present"
+    if difference["kind"] == "broken":
+        link = difference["live"] or difference["replay"]
+        shown = f"breaks at sequence {link['sequence']} (line {link['line']})"
+        return (shown, "") if difference["live"] else ("", shown)
+    return _short(difference["live"]), _short(difference["replay"])
+
+
+def _verdict(ok: bool) -> str:
+    return "match" if ok else "DIFFERS"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                           sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+

@@ -1,0 +1,362 @@
+"""Compare a replay with the live system: state tables, published events, ledger chains.
+
+Every difference names where it is (table or topic), the row or event (its key), the field
+(a column, or a path into a JSON document such as ``state.cycles.2026-10.status``) and both
+values. Lists are sorted, so the same inputs always give the same report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import orjson
+
+from services.clearing import store
+from services.clearing.queries import BrokenLink, broken_links
+from shared import topics
+from shared.messaging.records import Record
+
+#: Tables that are not state: the outbox is drained by the relay (the events are compared
+#: instead), migrations are bookkeeping.
+SKIPPED_TABLES = {"outbox", "schema_migrations"}
+#: Columns that record wall-clock time or arrival order rather than content.
+IGNORED_COLUMNS = {"processed_at", "rejected_at", "applied_at", "seq"}
+#: Keys other than the primary key: postings are compared as sets keyed by their place in
+#: their journal entry, without sequence and link (arrival order across partitions can
+#: differ between live and replay); tables keyed by a serial are keyed by their content.
+KEYS = {
+    ("clearing", "postings"): ("agency", "entry_id", "line"),
+    ("clearing", "results"): ("event_id",),
+    ("clearing", "pending_days"): ("topic", "partition", "offset"),
+}
+IGNORED = {("clearing", "postings"): {"sequence", "link"}}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One thing that differs: `kind` is ``differs``, ``only_live`` or ``only_replay``."""
+
+    area: str
+    where: str
+    key: dict[str, Any]
+    kind: str
+    field: str | None = None
+    live: Any = None
+    replay: Any = None
+
+    def sort_key(self) -> tuple[str, str, str, str]:
+        return (self.area, self.where, _dumps(self.key), self.field or "")
+
+
+@dataclass
+class TableSummary:
+    table: str
+    key: list[str]
+    live_rows: int
+    replay_rows: int
+    live_checksum: str
+    replay_checksum: str
+    differing_rows: int = 0
+
+    @property
+    def match(self) -> bool:
+        return self.live_checksum == self.replay_checksum and self.differing_rows == 0
+
+
+@dataclass
+class TopicSummary:
+    topic: str
+    published: int
+    rebuilt: int
+    #: Records published more than once with the same id and the same bytes (a relay that
+    #: republished after a crash): harmless, counted for information.
+    republished: int = 0
+    differing: int = 0
+
+    @property
+    def match(self) -> bool:
+        return self.differing == 0
+
+
+@dataclass
+class Comparison:
+    tables: list[TableSummary] = field(default_factory=list)
+    topics: list[TopicSummary] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def canonical(value: Any) -> Any:
+    """A column value as plain JSON: money and times as strings, bytes as text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "\\x" + raw.hex()
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
+
+
+def json_differences(live: Any, replay: Any, path: str) -> list[tuple[str, Any, Any]]:
+    """Leaf differences between two JSON values, as (path, live, replay)."""
+    if isinstance(live, dict) and isinstance(replay, dict):
+        found = []
+        for k in sorted(set(live) | set(replay)):
+            sub = f"{path}.{k}"
+            if k not in live or k not in replay:
+                found.append((sub, live.get(k), replay.get(k)))
+            else:
+                found += json_differences(live[k], replay[k], sub)
+        return found
+    if isinstance(live, list) and isinstance(replay, list) and len(live) == len(replay):
+        return [d for n, (a, b) in enumerate(zip(live, replay, strict=True))
+                for d in json_differences(a, b, f"{path}[{n}]")]
+    return [] if live == replay else [(path, live, replay)]
+
+
+# ---- state tables ---------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    rows: dict[str, dict[str, Any]]
+
+
+async def read_tables(conn: asyncpg.Connection, schema: str) -> dict[str, Table]:
+    """Every state table of a schema, rows keyed by their (comparison) key."""
+    names = [r["relname"] for r in await conn.fetch(
+        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname""", schema)]
+    tables = {}
+    for name in names:
+        if name in SKIPPED_TABLES:
+            continue
+        columns = await conn.fetch(
+            """SELECT column_name, data_type FROM information_schema.columns
+               WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position""",
+            schema, name)
+        ignored = IGNORED_COLUMNS | IGNORED.get((schema, name), set())
+        kept = tuple(c["column_name"] for c in columns if c["column_name"] not in ignored)
+        primary = [r["attname"] for r in await conn.fetch(
+            """SELECT a.attname FROM pg_index i
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+               WHERE i.indrelid = $1::regclass AND i.indisprimary
+               ORDER BY array_position(i.indkey::int2[], a.attnum)""", f"{schema}.{name}")]
+        key = KEYS.get((schema, name)) or tuple(primary)
+        if not key or set(key) & ignored:
+            key = kept
+        jsonb = {c["column_name"] for c in columns if c["data_type"] in ("jsonb", "json")}
+        select = ", ".join(f'"{c}"::text AS "{c}"' if c in jsonb else f'"{c}"' for c in kept)
+        rows: dict[str, dict[str, Any]] = {}
+        for r in await conn.fetch(f'SELECT {select} FROM "{schema}"."{name}"'):
+            row = {c: orjson.loads(r[c]) if c in jsonb and r[c] is not None
+                   else canonical(r[c]) for c in kept}
+            rows[_dumps([row[k] for k in key])] = row
+        tables[name] = Table(tuple(key), kept, rows)
+    return tables
+
+
+def checksum(table: Table | None) -> str:
+    """sha256 over the rows in key order, without the ignored columns."""
+    digest = hashlib.sha256()
+    for k in sorted(table.rows if table else ()):
+        assert table is not None
+        digest.update(_dumps(table.rows[k]).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def compare_tables(schema: str, live: dict[str, Table], replay: dict[str, Table],
+                   result: Comparison) -> None:
+    for name in sorted(set(live) | set(replay)):
+        a, b = live.get(name), replay.get(name)
+        where = f"{schema}.{name}"
+        key = (a or b).key  # type: ignore[union-attr]
+        summary = TableSummary(where, list(key), len(a.rows) if a else 0,
+                               len(b.rows) if b else 0, checksum(a), checksum(b))
+        rows_a, rows_b = (a.rows if a else {}), (b.rows if b else {})
+        for k in sorted(set(rows_a) | set(rows_b)):
+            row_a, row_b = rows_a.get(k), rows_b.get(k)
+            named = dict(zip(key, orjson.loads(k), strict=True))
+            found = _row_differences(where, named, row_a, row_b, key)
+            if found:
+                summary.differing_rows += 1
+                result.differences += found
+        result.tables.append(summary)
+
+
+def _row_differences(where: str, key: dict[str, Any], live: dict[str, Any] | None,
+                     replay: dict[str, Any] | None, key_columns: Sequence[str]
+                     ) -> list[Difference]:
+    if live is None or replay is None:
+        kind = "only_replay" if live is None else "only_live"
+        return [Difference("table", where, key, kind, live=live, replay=replay)]
+    found = []
+    for column in live:
+        if column in key_columns or live[column] == replay.get(column):
+            continue
+        for path, a, b in json_differences(live[column], replay.get(column), column):
+            found.append(Difference("table", where, key, "differs", path, a, b))
+    return found
+
+
+# ---- published events -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """An event the replay put in an audit outbox (not published)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+async def read_outbox(conn: asyncpg.Connection, schema: str) -> list[Rebuilt]:
+    rows = await conn.fetch(
+        f'SELECT topic, key, value, headers::text AS headers FROM "{schema}".outbox ORDER BY seq')
+    return [Rebuilt(r["topic"], r["key"], r["value"],
+                    tuple(tuple(h) for h in orjson.loads(r["headers"]))) for r in rows]
+
+
+def _event_id(value: bytes) -> str | None:
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return document.get("id") if isinstance(document, dict) else None
+
+
+def compare_events(topic: str, rebuilt: Iterable[Rebuilt], published: Iterable[Record],
+                   result: Comparison) -> None:
+    """Contract events: same ids, byte-identical values, same Kafka keys."""
+    live: dict[str, tuple[bytes | None, bytes]] = {}
+    republished = 0
+    for record in published:
+        id_ = _event_id(record.value or b"") or record.position
+        if id_ in live:
+            republished += 1
+            if live[id_] != (record.key, record.value):
+                result.differences.append(Difference(
+                    "event", topic, {"id": id_}, "differs", "published twice",
+                    _text(live[id_][1]), _text(record.value or b"")))
+            continue
+        live[id_] = (record.key, record.value or b"")
+    replay = {(_event_id(e.value) or ""): (e.key, e.value) for e in rebuilt}
+    summary = TopicSummary(topic, len(live), len(replay), republished)
+    for id_ in sorted(set(live) | set(replay)):
+        a, b = live.get(id_), replay.get(id_)
+        found = _event_differences(topic, id_, a, b)
+        summary.differing += bool(found)
+        result.differences += found
+    result.topics.append(summary)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def _event_differences(topic: str, id_: str, live: tuple[bytes | None, bytes] | None,
+                       replay: tuple[bytes | None, bytes] | None) -> list[Difference]:
+    key = {"id": id_}
+    if live is None or replay is None:
+        kind = "only_replay" if live is None else "only_live"
+        return [Difference("event", topic, key, kind,
+                           live=orjson.loads(live[1]) if live else None,
+                           replay=orjson.loads(replay[1]) if replay else None)]
+    found = []
+    if live[0] != replay[0]:
+        found.append(Difference("event", topic, key, "differs", "kafka key",
+                                _text(live[0]), _text(replay[0])))
+    if live[1] != replay[1]:
+        paths = json_differences(orjson.loads(live[1]), orjson.loads(replay[1]), "")
+        found += [Difference("event", topic, key, "differs", path.lstrip("."), a, b)
+                  for path, a, b in paths] or [Difference(
+                      "event", topic, key, "differs", "bytes", _text(live[1]), _text(replay[1]))]
+    return found
+
+
+def compare_rejected(topic: str, rebuilt: Iterable[Rebuilt], published: Iterable[Record],
+                     result: Comparison) -> None:
+    """Dead-letter twins carry no event id: compare them as multisets of whole records."""
+    def ident(key: bytes | None, value: bytes, headers: Iterable[tuple[str, Any]]) -> str:
+        h = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in headers}
+        return _dumps({"original": f"{h.get('original-topic')}/{h.get('original-partition')}"
+                                   f"@{h.get('original-offset')}",
+                       "reason_code": h.get("reason-code"), "reason": h.get("reason"),
+                       "key": _text(key), "value": _text(value)})
+
+    live = Counter(ident(r.key, r.value or b"", r.headers) for r in published)
+    replay = Counter(ident(e.key, e.value, e.headers) for e in rebuilt)
+    summary = TopicSummary(topic, sum(live.values()), sum(replay.values()))
+    for record in sorted(set(live) | set(replay)):
+        if live[record] != replay[record]:
+            summary.differing += 1
+            shown = orjson.loads(record)
+            result.differences.append(Difference(
+                "event", topic, {"original": shown["original"]}, "differs", "copies",
+                {**shown, "copies": live[record]}, {**shown, "copies": replay[record]}))
+    result.topics.append(summary)
+
+
+def compare_published(rebuilt: Iterable[Rebuilt], published: dict[str, list[Record]],
+                      outputs: Iterable[str], result: Comparison) -> None:
+    by_topic: dict[str, list[Rebuilt]] = defaultdict(list)
+    for event in rebuilt:
+        by_topic[event.topic].append(event)
+    for topic in sorted(set(outputs) | {t for t in by_topic if t.endswith(".rejected")}):
+        records = published.get(topic, [])
+        if topic.endswith(".rejected"):
+            if records or by_topic.get(topic):
+                compare_rejected(topic, by_topic.get(topic, []), records, result)
+        else:
+            compare_events(topic, by_topic.get(topic, []), records, result)
+
+
+# ---- postings and chains --------------------------------------------------------------------
+
+
+async def ledger_chains(conn: asyncpg.Connection) -> tuple[int, int, list[BrokenLink],
+                                                           dict[tuple[str, str, int], int]]:
+    """(postings, ledgers, first broken link of each broken chain, sequence by posting)."""
+    if await conn.fetchval("SELECT to_regclass('clearing.postings')") is None:
+        return 0, 0, [], {}
+    await conn.execute("SET search_path TO clearing")
+    rows = await store.postings(conn)
+    sequences = {(p.agency, p.entry_id, p.line): p.sequence for p in rows}
+    return len(rows), len({p.agency for p in rows}), broken_links(rows), sequences
+
+
+def chain_differences(where: str, broken: Sequence[BrokenLink]) -> list[Difference]:
+    return [Difference("chain", f"hash chain ({where})", {"agency": b.agency}, "broken",
+                       "first broken link",
+                       live=asdict(b) if where == "live" else None,
+                       replay=asdict(b) if where == "replay" else None) for b in broken]
+
+
+def sorted_differences(found: Iterable[Difference]) -> list[Difference]:
+    return sorted(found, key=Difference.sort_key)
+
+
+OUTPUT_TOPICS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS)

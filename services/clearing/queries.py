@@ -1,0 +1,222 @@
+"""Read-only queries over the clearing service's tables, for agencies, hospitals and auditors.
+
+Everything here reads what the clearing service stored (schema ``clearing``): the results it
+published (`results`), its items, its postings and its aggregate. Nothing writes. The ledger
+checks at the end are the invariants of `domain.ledger` and the hash chains of `domain.chain`
+run over the rows as read, so anyone holding read access can verify the books.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.clearing import store
+from services.clearing.domain import ledger
+from services.clearing.domain.chain import verify_chain
+from services.clearing.domain.items import ClearingItem
+from services.clearing.domain.ledger import AccountKind, Posting
+from services.clearing.domain.periods import SHANGHAI
+from services.clearing.domain.state import ClearingState, InstructionState
+from shared import topics
+from shared.events import decode
+from shared.events.clearing import (
+    DifferenceNotice,
+    NetTransferInstruction,
+    RemittanceOverdue,
+    StatementIssued,
+)
+from shared.money import ZERO
+
+SCHEMA = "clearing"
+
+
+async def connect(database_url: str) -> asyncpg.Connection:
+    """A read-only connection on the clearing schema: these queries never write."""
+    return await asyncpg.connect(database_url, server_settings={
+        "search_path": SCHEMA, "default_transaction_read_only": "on",
+        "application_name": "clearinghouse-queries"})
+
+
+# ---- published results ----------------------------------------------------------------------
+
+
+async def _payloads(conn: asyncpg.Connection, type_: str, where: str = "",
+                    *args: Any) -> list[Any]:
+    rows = await conn.fetch(
+        f"SELECT document::text AS document FROM results WHERE type = $1 {where} ORDER BY seq",
+        type_, *args)
+    return [decode(topics.CLEARING_RESULTS, r["document"].encode()).data for r in rows]
+
+
+async def statements(conn: asyncpg.Connection, agency: str | None = None,
+                     cycle: str | None = None) -> list[StatementIssued]:
+    """Statements issued, oldest first; by agency and cycle when given."""
+    return await _payloads(
+        conn, StatementIssued.TYPE,
+        "AND ($2::text IS NULL OR key = $2) "
+        "AND ($3::text IS NULL OR document->'data'->>'cycle' = $3)", agency, cycle)
+
+
+async def statement(conn: asyncpg.Connection, agency: str, cycle: str) -> StatementIssued | None:
+    found = await statements(conn, agency, cycle)
+    return found[-1] if found else None
+
+
+async def instructions(conn: asyncpg.Connection, cycle: str | None = None,
+                       agency: str | None = None) -> list[NetTransferInstruction]:
+    """Net-transfer instructions, oldest first; `agency` is the party that is not the hub."""
+    return await _payloads(
+        conn, NetTransferInstruction.TYPE,
+        "AND ($2::text IS NULL OR document->'data'->>'cycle' = $2) "
+        "AND ($3::text IS NULL OR key = $3)", cycle, agency)
+
+
+async def instruction(conn: asyncpg.Connection, instruction_id: str
+                      ) -> NetTransferInstruction | None:
+    found = await _payloads(conn, NetTransferInstruction.TYPE,
+                            "AND document->'data'->>'instruction_id' = $2", instruction_id)
+    return found[-1] if found else None
+
+
+async def notices(conn: asyncpg.Connection, agency: str | None = None
+                  ) -> list[DifferenceNotice]:
+    """Difference notices (a refunded settlement settled again), oldest first."""
+    return await _payloads(conn, DifferenceNotice.TYPE,
+                           "AND ($2::text IS NULL OR key = $2)", agency)
+
+
+async def overdue(conn: asyncpg.Connection) -> dict[str, RemittanceOverdue]:
+    """Overdue notices by instruction id."""
+    found: list[RemittanceOverdue] = await _payloads(conn, RemittanceOverdue.TYPE)
+    return {o.instruction_id: o for o in found}
+
+
+# ---- the aggregate, items and postings -------------------------------------------------------
+
+
+async def state(conn: asyncpg.Connection) -> ClearingState:
+    text = await conn.fetchval("SELECT state::text FROM clearing_state WHERE id = 1")
+    return ClearingState.from_json(text) if text else ClearingState()
+
+
+async def instruction_states(conn: asyncpg.Connection) -> dict[str, InstructionState]:
+    """How much of each instruction has been paid (into the hub) or distributed (out of it)."""
+    return {iid: i for cycle in (await state(conn)).cycles.values()
+            for iid, i in cycle.instructions.items()}
+
+
+async def cycle_items(conn: asyncpg.Connection, cycle: str, agency: str,
+                      counterpart: str | None = None) -> list[ClearingItem]:
+    """The items cleared in `cycle` between `agency` and `counterpart` (any when None)."""
+    items = await store.cycle_items(conn, cycle)
+    return [i for i in items
+            if agency in (i.care_agency, i.insured_agency)
+            and (counterpart is None or counterpart in (i.care_agency, i.insured_agency))
+            and i.care_agency != i.insured_agency]
+
+
+async def postings(conn: asyncpg.Connection, agency: str | None = None) -> list[Posting]:
+    """Ledger postings in ledger order (agency, sequence)."""
+    return await store.postings(conn, agency)
+
+
+# ---- balances -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BalanceLine:
+    """One account of one ledger with one counterpart, debit-positive, and the same amount
+    on the side where the account normally stands (owed to / owed by the agency)."""
+
+    account: str
+    counterpart: str
+    balance: Decimal
+
+    @property
+    def normal(self) -> Decimal:
+        if self.account in (AccountKind.PAYABLE, AccountKind.ADVANCED_TO_HOSPITALS):
+            return -self.balance
+        return self.balance
+
+
+def parse_moment(text: str) -> datetime:
+    """A business moment from the command line: a date means the end of that Asia/Shanghai
+    day; a time without an offset is Asia/Shanghai time."""
+    if len(text) == 10:
+        day = date.fromisoformat(text)
+        return datetime.combine(day, time.max, tzinfo=SHANGHAI)
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+
+
+def balance_lines(rows: Iterable[Posting], agency: str, as_of: datetime | None = None,
+                  cycle: str | None = None) -> list[BalanceLine]:
+    """Every account of `agency`'s ledger as of `as_of` (business time), by counterpart."""
+    found = ledger.balances((p for p in rows if p.agency == agency), as_of=as_of, cycle=cycle)
+    return [BalanceLine(k.account.value, k.counterpart, v)
+            for k, v in sorted(found.items(), key=lambda kv: (kv[0].account, kv[0].counterpart))]
+
+
+# ---- the ledger checks ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """The first posting of a ledger whose hash link, sequence or ledger does not follow."""
+
+    agency: str
+    sequence: int
+    entry_id: str
+    line: int
+
+
+def broken_links(rows: Sequence[Posting]) -> list[BrokenLink]:
+    """Verify the hash chain of every ledger (rows in ledger order); the first break of each."""
+    by_agency: dict[str, list[Posting]] = defaultdict(list)
+    for p in rows:
+        by_agency[p.agency].append(p)
+    found = []
+    for agency in sorted(by_agency):
+        chain = sorted(by_agency[agency], key=lambda p: p.sequence)
+        index = verify_chain(chain)
+        if index is not None:
+            p = chain[index]
+            found.append(BrokenLink(agency, p.sequence, p.entry_id, p.line))
+    return found
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One invariant: its name and the violations found (empty when it holds)."""
+
+    name: str
+    problems: list[str]
+
+
+def check_ledgers(rows: Sequence[Posting]) -> list[CheckResult]:
+    """The ledger invariants anyone can run, in a fixed order."""
+    return [
+        CheckResult("entries balance", ledger.check_entries_balance(rows)),
+        CheckResult("reciprocity", ledger.check_reciprocity(rows)),
+        CheckResult("hub nets to zero", ledger.check_hub_nets_to_zero(rows)),
+        CheckResult("hub never overdrawn", ledger.check_hub_never_overdrawn(rows)),
+        CheckResult("hash chains", [
+            f"ledger {b.agency}: the hash chain breaks at sequence {b.sequence} "
+            f"(entry {b.entry_id}, line {b.line})" for b in broken_links(rows)]),
+    ]
+
+
+def net_effect(item: ClearingItem, agency: str) -> Decimal:
+    """What an item adds to `agency`'s net in its cycle: + when owed to it, − when it owes."""
+    return item.signed_amount if item.care_agency == agency else -item.signed_amount
+
+
+def total(values: Iterable[Decimal]) -> Decimal:
+    return sum(values, ZERO)

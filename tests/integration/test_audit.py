@@ -1,0 +1,291 @@
+"""The audit over real Kafka and PostgreSQL: a month of clearing run by the three services as
+processes, then `clearinghouse audit replay` rebuilds everything from the log into a fresh
+database and must find it identical; a posting altered afterwards must be named."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from services.clearing import scheduler
+from shared import topics
+from shared.config import REPO_ROOT
+from tests.helpers import Services, create_topics, envelope, new_prefix, produce, read_topic
+
+pytestmark = pytest.mark.infra
+
+CHANGCHUN, JILIN, JIAOHE = "220100", "220200", "220281"
+IN_CHANGCHUN, IN_JILIN, IN_JIAOHE = "H220102001", "H220202001", "H220281001"
+LAST_DAY = date(2026, 11, 20)
+
+
+@dataclass(frozen=True)
+class Month:
+    """A finished month of clearing: its topic namespace and its (live) database."""
+
+    bootstrap: str
+    prefix: str
+    database_url: str
+
+
+def outpatient(settlement_id: str, hospital: str, person: str, agency: str, at: str,
+               amount: str, **extra: Any) -> tuple[str, bytes]:
+    return person, envelope("settlement.submitted", {
+        "settlement_id": settlement_id, "hospital": hospital, "person_id": person,
+        "insured_agency": agency, "insurance_type": "employee", "visit_type": "outpatient",
+        "visit_date": at[:10], "settled_at": at, "emergency": False, "referral": False,
+        "items": [{"code": "EXAM", "name": "检查", "category": "A", "amount": amount}],
+        **extra,
+    }, id=f"{hospital}-{settlement_id}", source=f"hospital/{hospital}", time=at)
+
+
+def _money_as_number() -> tuple[str, bytes]:
+    person, value = outpatient("S6", IN_JILIN, "PC1", CHANGCHUN, "2026-10-10T10:00:00+08:00",
+                               "1.00")
+    document = orjson.loads(value)
+    document["data"]["items"][0]["amount"] = 12.5
+    return person, orjson.dumps(document)
+
+
+def refund(refund_id: str, settlement_id: str, hospital: str, person: str,
+           at: str) -> tuple[str, bytes]:
+    return person, envelope("settlement.refund_requested", {
+        "refund_id": refund_id, "settlement_id": settlement_id, "hospital": hospital,
+        "person_id": person, "reason": "wrong items", "refunded_at": at,
+    }, id=f"{hospital}-{refund_id}", source=f"hospital/{hospital}", time=at)
+
+
+def submission(agency: str, type_: str, data: dict[str, Any], id: str,
+               at: str) -> tuple[str, bytes]:
+    return agency, envelope(type_, {"agency": agency, **data}, id=id,
+                            source=f"agency/{agency}", time=at)
+
+
+async def _results(bootstrap: str, prefix: str, kind: str, count: int) -> list[dict[str, Any]]:
+    records = await read_topic(
+        bootstrap, prefix + topics.CLEARING_RESULTS, timeout=90,
+        until=lambda rs: sum(1 for r in rs if r.json()["type"] == kind) >= count)
+    return [r.json()["data"] for r in records if r.json()["type"] == kind]
+
+
+async def _settled(bootstrap: str, prefix: str, count: int) -> None:
+    await read_topic(bootstrap, prefix + topics.SETTLEMENT_EVENTS, timeout=90,
+                     until=lambda rs: len(rs) >= count)
+
+
+async def build_month(bootstrap: str, database_url: str, logs: Path) -> Month:
+    """Filing, settlements, a refund, a re-settlement across cycles, the calendar through the
+    20th, confirmations and remittances; returns once every service is idle and stopped."""
+    prefix = new_prefix()
+    await create_topics(bootstrap, prefix)
+    services = Services(bootstrap, database_url, prefix, logs)
+    services.start("filing", "settlement", "clearing")
+    try:
+        await _run_month(bootstrap, prefix, database_url)
+    finally:
+        services.stop()
+    return Month(bootstrap, prefix, database_url)
+
+
+async def _run_month(bootstrap: str, prefix: str, database_url: str) -> None:
+    await produce(bootstrap, prefix + topics.FILING_COMMANDS, [("PJ1", envelope(
+        "filing.requested", {
+            "filing_id": "F-PJ1", "person_id": "PJ1", "insured_agency": JILIN,
+            "insurance_type": "employee", "category": "relocated_retiree",
+            "destination": CHANGCHUN, "valid_from": "2026-10-01",
+            "materials": ["credential", "relocation_proof"], "commitment": False,
+            "channel": "online"},
+        id="F-PJ1", source=f"agency/{JILIN}", time="2026-09-30T10:00:00+08:00"))])
+    await read_topic(bootstrap, prefix + topics.FILING_EVENTS, until=lambda r: len(r) >= 1)
+    await asyncio.sleep(1.0)  # the settlement service folds the filing first
+    s2 = outpatient("S2", IN_CHANGCHUN, "PJ2", JILIN, "2026-10-09T10:00:00+08:00", "1500.00")
+    await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, [
+        outpatient("S1", IN_CHANGCHUN, "PJ1", JILIN, "2026-10-03T10:00:00+08:00", "3000.00"),
+        s2, s2,  # delivered twice
+        outpatient("S3", IN_JILIN, "PC1", CHANGCHUN, "2026-10-09T11:00:00+08:00", "800.00"),
+        outpatient("S4", IN_JIAOHE, "PC2", CHANGCHUN, "2026-10-12T09:00:00+08:00", "600.00"),
+        outpatient("S5", IN_CHANGCHUN, "PH1", JIAOHE, "2026-10-20T15:00:00+08:00", "1000.00"),
+        refund("R3", "S3", IN_JILIN, "PC1", "2026-10-15T09:00:00+08:00"),
+        _money_as_number(),  # breaks the contract: rejected, answered with its error event
+    ])
+    await _settled(bootstrap, prefix, 7)
+    await scheduler.advance(bootstrap, date(2026, 11, 2), prefix=prefix,
+                            start=date(2026, 10, 1))
+    statements = {s["agency"]: s for s in await _results(
+        bootstrap, prefix, "clearing.statement_issued", 3)}
+    # S1 is refunded after October's statements and settled again: carried into November.
+    await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, [
+        refund("R1", "S1", IN_CHANGCHUN, "PJ1", "2026-11-05T09:00:00+08:00"),
+        outpatient("S1R", IN_CHANGCHUN, "PJ1", JILIN, "2026-11-05T10:00:00+08:00", "2500.00",
+                   resettles="S1"),
+    ])
+    await _settled(bootstrap, prefix, 9)
+    reports = await _results(bootstrap, prefix, "clearing.daily_report", 1)
+    first = reports[0]
+    await produce(bootstrap, prefix + topics.CLEARING_SUBMISSIONS, [
+        submission(first["agency"], "clearing.daily_report_confirmed",
+                   {"date": first["date"], "checksum": first["checksum"]},
+                   "confirm-daily-1", "2026-11-03T08:00:00+08:00"),
+        *(submission(agency, "clearing.statement_confirmed",
+                     {"cycle": "2026-10", "checksum": s["checksum"]},
+                     f"confirm-{agency}", "2026-11-03T09:00:00+08:00")
+          for agency, s in sorted(statements.items()))])
+    await scheduler.advance(bootstrap, date(2026, 11, 10), prefix=prefix)
+    instructions = await _results(bootstrap, prefix, "clearing.net_transfer_instruction", 2)
+    payers = [i for i in instructions if i["payee"] == "hub"]
+    await produce(bootstrap, prefix + topics.CLEARING_SUBMISSIONS, [
+        submission(i["payer"], "clearing.remittance_reported",
+                   {"instruction_id": i["instruction_id"], "amount": i["amount"],
+                    "paid_at": "2026-11-14T15:00:00+08:00"},
+                   f"remit-{i['payer']}", "2026-11-14T15:00:00+08:00") for i in payers])
+    await scheduler.advance(bootstrap, LAST_DAY, prefix=prefix)
+    closed = await _results(bootstrap, prefix, "clearing.cycle_closed", 3)
+    assert {c["agency"] for c in closed} == {CHANGCHUN, JILIN, JIAOHE}
+    await _idle(database_url)
+
+
+async def _idle(database_url: str, timeout: float = 60) -> None:
+    """Wait until every service has taken the last day and published everything."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        last: list[int] = []
+        while True:
+            counts = [await conn.fetchval(f"SELECT count(*) FROM {s}.inbox") for s in
+                      ("filing", "settlement", "clearing")]
+            pending = sum([await conn.fetchval(f"SELECT count(*) FROM {s}.outbox") for s in
+                           ("filing", "settlement", "clearing")])
+            days = [await conn.fetchval(
+                f"SELECT count(*) FROM {s}.inbox WHERE id = $1", f"day:{LAST_DAY}")
+                for s in ("filing", "clearing")]
+            if counts == last and not pending and all(days):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"services not idle: inbox {counts}, outbox {pending}")
+            last = counts
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
+async def new_database(admin_url: str) -> str:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return f"{admin_url.rpartition('/')[0]}/{name}"
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        for attempt in range(20):  # an autovacuum worker may still be on it
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}"')
+                return
+            except asyncpg.ObjectInUseError:
+                await asyncio.sleep(0.1 * (attempt + 1))
+    finally:
+        await admin.close()
+
+
+def clearinghouse(month: Month, *argv: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, against the month's namespace and database."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": month.bootstrap,
+           "DATABASE_URL": month.database_url, "CLEARINGHOUSE_TOPIC_PREFIX": month.prefix,
+           "CLEARINGHOUSE_CACHE": str(cache)}
+    return subprocess.run([sys.executable, "-m", "services.cli", *argv], env=env,
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
+
+
+@pytest.fixture(scope="module")
+async def month(infra, tmp_path_factory) -> AsyncIterator[Month]:
+    database_url = await new_database(infra.database_url)
+    try:
+        yield await build_month(infra.kafka_bootstrap, database_url,
+                                tmp_path_factory.mktemp("audit-logs"))
+    finally:
+        await drop_database(infra.database_url, database_url)
+
+
+def _replay(month: Month, cache: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    done = clearinghouse(month, "audit", "replay", "--prefix", month.prefix, "--database-url",
+                         month.database_url, "--json", "--quiet", *extra, cache=cache)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, orjson.loads(done.stdout), done.stderr
+
+
+async def test_replay_rebuilds_everything_and_names_a_tampered_posting(month, tmp_path) -> None:
+    code, report, stderr = _replay(month, tmp_path)
+    assert code == 0, orjson.dumps(report["differences"][:20]).decode()
+    assert report["match"] and report["differences"] == []
+    assert "events/s" in stderr
+    replayed = report["replayed"]
+    assert replayed["settlement"]["duplicates"] == 1 and replayed["settlement"]["rejected"] == 1
+    assert all(r["records"] > 0 and r["unread_by_live"] == 0 for r in replayed.values())
+    tables = {t["table"]: t for t in report["tables"]}
+    for name in ("filing.persons", "settlement.persons", "settlement.filing_views",
+                 "clearing.clearing_state", "clearing.items", "clearing.postings",
+                 "clearing.results", "clearing.daily_reports"):
+        assert tables[name]["match"] and tables[name]["live_rows"] > 0, tables[name]
+    events = {e["topic"]: e for e in report["events"]}
+    assert events[topics.CLEARING_RESULTS]["published"] == events[
+        topics.CLEARING_RESULTS]["rebuilt"] > 10
+    assert events[topics.SETTLEMENT_EVENTS]["match"] and events[topics.FILING_EVENTS]["match"]
+    assert events[topics.rejected(topics.SETTLEMENT_SUBMISSIONS)]["published"] == 1
+    assert report["postings"]["match"] and report["postings"]["at_another_sequence"] == 0
+    assert report["chains"]["live"]["broken"] == [] and report["chains"]["live"]["ledgers"] == 4
+
+    # Twice: the same report, apart from the run's own figures.
+    code, again, _ = _replay(month, tmp_path)
+    assert code == 0
+    assert {k: v for k, v in again.items() if k != "run"} == {
+        k: v for k, v in report.items() if k != "run"}
+    text = [clearinghouse(month, "audit", "replay", "--quiet", cache=tmp_path)
+            for _ in range(2)]
+    assert [t.returncode for t in text] == [0, 0], text[0].stderr
+    assert text[0].stdout == text[1].stdout and "MATCH" in text[0].stdout
+
+    # One posting's amount altered in the live database.
+    conn = await asyncpg.connect(month.database_url)
+    try:
+        posting = await conn.fetchrow(
+            """SELECT agency, sequence, entry_id, line, amount FROM clearing.postings
+               WHERE kind = 'settlement' AND agency = $1 ORDER BY sequence LIMIT 1""", JILIN)
+        await conn.execute(
+            """UPDATE clearing.postings SET amount = amount + 1.00
+               WHERE agency = $1 AND sequence = $2""", JILIN, posting["sequence"])
+    finally:
+        await conn.close()
+    code, tampered, _ = _replay(month, tmp_path)
+    assert code == 1 and not tampered["match"]
+    key = {"agency": JILIN, "entry_id": posting["entry_id"], "line": posting["line"]}
+    assert [d for d in tampered["differences"] if d["area"] == "table"] == [{
+        "area": "table", "where": "clearing.postings", "key": key, "kind": "differs",
+        "field": "amount", "live": str(posting["amount"] + Decimal("1.00")),
+        "replay": str(posting["amount"])}]
+    assert tampered["chains"]["live"]["broken"] == [
+        {"agency": JILIN, "sequence": posting["sequence"], "entry_id": posting["entry_id"],
+         "line": posting["line"]}]
+    assert tampered["chains"]["replay"]["broken"] == []
+    assert {e["topic"]: e["match"] for e in tampered["events"]} == {
+        e["topic"]: True for e in tampered["events"]}
+    text = clearinghouse(month, "audit", "replay", "--quiet", cache=tmp_path)
+    assert text.returncode == 1
+    assert "MISMATCH" in text.stdout
+    assert f"{JILIN} at sequence {posting['sequence']}" in text.stdout
