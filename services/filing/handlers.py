@@ -124,7 +124,7 @@ def _person_of(incoming: Incoming) -> str:
 def _answer(cause: Envelope[Any], person: str, events: list[Payload]) -> list[Outgoing]:
     return [
         Outgoing.event(topics.FILING_EVENTS, person, make_event(
-            payload, id=derived_id("filing", cause.source, cause.id, str(n)), source=SOURCE,
+            payload, id=derived_id("filing", cause.source, cause.id, person, str(n)), source=SOURCE,
             time=cause.time, subject=person, correlationid=cause.correlationid or cause.id,
             causationid=cause.id))
         for n, payload in enumerate(events)

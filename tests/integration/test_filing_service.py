@@ -138,6 +138,8 @@ async def test_validity_expiry_overdue_extension_and_destination_change(infra, f
                           valid_from="2026-10-01")
     await _send(infra, prefix, [
         ("Q1", "filing.requested", emergency),
+        # a second person whose emergency filing ends the same day: distinct expiry events
+        ("Q8", "filing.requested", {**emergency, "filing_id": "E8", "person_id": "Q8"}),
         # emergency outpatient: at most 3 days by policy
         ("Q2", "filing.requested", requested("E2", "Q2", category="emergency",
                                              materials=["credential"],
@@ -159,7 +161,7 @@ async def test_validity_expiry_overdue_extension_and_destination_change(infra, f
         # retroactive (补办): valid_from before the request date is accepted
         ("Q7", "filing.requested", requested("B7", "Q7", valid_from="2026-09-01")),
     ])
-    events = await _events(infra, prefix, 9)
+    events = await _events(infra, prefix, 10)
     by = {(e["type"], e["data"].get("filing_id")): e["data"] for e in events}
     assert by[("filing.registered", "E1")]["valid_until"] == "2026-10-03"
     assert [r["code"] for r in by[("filing.rejected", "E2")]["reasons"]] == ["validity_too_long"]
@@ -174,12 +176,14 @@ async def test_validity_expiry_overdue_extension_and_destination_change(infra, f
     # The calendar reaches the emergency filing's end and the materials deadline.
     await scheduler.advance(infra.kafka_bootstrap, date.fromisoformat(due) + __import__(
         "datetime").timedelta(days=1), prefix=prefix, start=date(2026, 10, 2))
-    events = await _events(infra, prefix, 11)
+    events = await _events(infra, prefix, 13)
     kinds = {(e["type"], e["data"].get("filing_id")) for e in events}
     assert ("filing.expired", "E1") in kinds
+    assert ("filing.expired", "E8") in kinds
     assert ("filing.materials_overdue", "C3") in kinds
     expired = next(e for e in events if e["type"] == "filing.expired")
     assert expired["data"]["expired_on"] == "2026-10-04"
+    assert len({(e["source"], e["id"]) for e in events}) == len(events), "ids unique per source"
 
 
 async def test_the_query_model_is_the_same_rebuilt_from_the_log(infra, fresh_database,
