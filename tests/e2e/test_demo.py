@@ -63,6 +63,21 @@ async def test_a_small_demo_clears_its_month(infra, tmp_path: Path) -> None:
         logs = Path(summary["namespace"]["logs"])
         assert {p.name for p in logs.iterdir()} >= {"filing.log", "settlement.log",
                                                      "clearing.log"}
+
+        # An auditor replays the demo's log (found through last-demo.json): a full match,
+        # and the same output twice.
+        outputs = []
+        for _ in range(2):
+            audit = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "services.cli", "audit", "replay", "--json",
+                cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            audit_out, audit_err = await asyncio.wait_for(audit.communicate(), timeout=120)
+            assert audit.returncode == 0, (audit_out.decode()[-3000:], audit_err.decode()[-2000:])
+            report = json.loads(audit_out)
+            report.pop("run", None)
+            outputs.append(report)
+        assert outputs[0] == outputs[1]
     finally:
         database = summary.get("namespace", {}).get("database")
         if database:
