@@ -223,8 +223,12 @@ async def test_the_query_model_is_the_same_rebuilt_from_the_log(infra, fresh_dat
         conn = await asyncpg.connect(fresh_database,
                                      server_settings={"search_path": "settlement"})
         try:
-            for _ in range(60):
-                rows = await conn.fetch("SELECT person_id, view FROM filing_views")
+            rows = []
+            for _ in range(120):
+                try:
+                    rows = await conn.fetch("SELECT person_id, view FROM filing_views")
+                except asyncpg.UndefinedTableError:  # the service has not migrated yet
+                    rows = []
                 if len(rows) == 3:
                     break
                 await asyncio.sleep(0.5)
