@@ -58,6 +58,7 @@ class ClearingHandler:
         for incoming in batch:
             await run.take(incoming)
         await run.drain()
+        await run.flush()
         await store.save_state(conn, run.state)
         return run.out
 
@@ -73,6 +74,7 @@ class ClearingHandler:
         if not run.pending:
             return []
         await run.drain()
+        await run.flush()
         await store.save_state(conn, run.state)
         return run.out
 
@@ -107,6 +109,8 @@ class _Run:
         self.positions = positions
         self.pending = pending
         self.out: list[Outgoing] = []
+        #: Decisions' rows, written in one go (before anything reads those tables).
+        self.writes = store.Writes()
 
     async def take(self, incoming: Incoming) -> None:
         record = incoming.record
@@ -147,8 +151,14 @@ class _Run:
         if decision is None:
             return
         self.state = decision.state
-        published = await store.store_decision(self.conn, decision, event.time, SOURCE)
-        for key, envelope in published:
+        self.writes.add(decision, event.time, SOURCE, (event.id, event.correlationid))
+
+    async def flush(self) -> None:
+        """Write the decisions taken so far; queue their results for publication."""
+        if not self.writes:
+            return
+        for key, envelope, (cause_id, correlation) in await self.writes.flush(self.conn):
+            bind_event(cause_id, correlation)
             log.info(envelope.type, agency=key, id=envelope.id)
             self.out.append(Outgoing.event(topics.CLEARING_RESULTS, key, envelope))
 
@@ -158,9 +168,11 @@ class _Run:
         refused = _sender_refused(state, event, cause)
         if refused is not None:
             return refused
+        if not isinstance(payload, SettlementCompleted | SettlementRefunded):
+            await self.flush()  # what follows reads the tables
         match payload:
             case SettlementCompleted():
-                original = (await store.item(self.conn, settlement_key(
+                original = (await self.writes.item(self.conn, settlement_key(
                     payload.hospital, payload.resettles)) if payload.resettles else None)
                 return on_settlement_completed(state, payload, cause, original)
             case SettlementRefunded():

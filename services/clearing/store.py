@@ -85,18 +85,24 @@ async def cycle_items(conn: asyncpg.Connection, cycle: str) -> list[ClearingItem
 
 
 async def _save_items(conn: asyncpg.Connection, items: Sequence[ClearingItem]) -> None:
+    """Insert or update item rows in one statement (ids must be distinct)."""
     if not items:
         return
-    await conn.executemany(
+    await conn.execute(
         """INSERT INTO items (item_id, kind, hospital, settlement_id, insured_agency,
                care_agency, business_date, origin_cycle, cycle, cleared_amount, reported_on,
                document)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+               $6::text[], $7::date[], $8::text[], $9::text[], $10::numeric[], $11::date[],
+               $12::jsonb[])
            ON CONFLICT (item_id) DO UPDATE SET cycle = excluded.cycle,
                reported_on = excluded.reported_on, document = excluded.document""",
-        [(i.item_id, i.kind.value, i.hospital, i.settlement_id, i.insured_agency,
-          i.care_agency, i.business_date, i.origin_cycle, i.cycle, i.cleared_amount,
-          i.reported_on, _item_document(i)) for i in items])
+        [i.item_id for i in items], [i.kind.value for i in items], [i.hospital for i in items],
+        [i.settlement_id for i in items], [i.insured_agency for i in items],
+        [i.care_agency for i in items], [i.business_date for i in items],
+        [i.origin_cycle for i in items], [i.cycle for i in items],
+        [i.cleared_amount for i in items], [i.reported_on for i in items],
+        [_item_document(i) for i in items])
 
 
 # ---- daily reports --------------------------------------------------------------------------
@@ -113,13 +119,20 @@ async def report(conn: asyncpg.Connection, agency: str, day: date) -> ReportReco
 
 
 async def _save_reports(conn: asyncpg.Connection, reports: Sequence[ReportRecord]) -> None:
+    """Insert or update daily report rows in one statement (keys must be distinct)."""
     if reports:
-        await conn.executemany(
-            """INSERT INTO daily_reports VALUES ($1, $2, $3, $4, $5)
+        await conn.execute(
+            """INSERT INTO daily_reports
+               SELECT r.agency, r.date, r.checksum,
+                      ARRAY(SELECT jsonb_array_elements_text(r.ids)), r.answer
+               FROM unnest($1::text[], $2::date[], $3::text[], $4::jsonb[], $5::text[])
+                    AS r(agency, date, checksum, ids, answer)
                ON CONFLICT (agency, date) DO UPDATE SET checksum = excluded.checksum,
                    settlement_ids = excluded.settlement_ids, answer = excluded.answer""",
-            [(r.agency, r.date, r.checksum, list(r.settlement_ids),
-              r.answer.value if r.answer else None) for r in reports])
+            [r.agency for r in reports], [r.date for r in reports],
+            [r.checksum for r in reports],
+            [orjson.dumps(list(r.settlement_ids)).decode() for r in reports],
+            [r.answer.value if r.answer else None for r in reports])
 
 
 # ---- postings -------------------------------------------------------------------------------
@@ -167,26 +180,79 @@ async def results(conn: asyncpg.Connection, types: Iterable[str] | None = None,
 # ---- a decision -----------------------------------------------------------------------------
 
 
+class Writes:
+    """The rows of a transaction's decisions, written together at `flush`: one statement per
+    table for the whole batch instead of several round trips per event.
+
+    Rows keep their last version (an item a later decision updates is written once, as
+    updated); results keep the order decided and, as before, only results not stored
+    earlier are published. Reads of items within the transaction go through `item`; every
+    other read of these tables must `flush` first.
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[str, ClearingItem] = {}
+        self.reports: dict[tuple[str, date], ReportRecord] = {}
+        self.postings: list[Posting] = []
+        #: (event_id, type, key, envelope, document, context), in the order decided
+        self.results: list[tuple[str, str, str, Any, str, Any]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.items or self.reports or self.postings or self.results)
+
+    def add(self, decision: Decision, cause_time: datetime, source: str,
+            context: Any = None) -> None:
+        """Add a decision's rows; `context` comes back with its published results."""
+        for i in decision.items:
+            self.items.pop(i.item_id, None)  # keep write order: the latest version goes last
+            self.items[i.item_id] = i
+        for r in decision.reports:
+            self.reports.pop((r.agency, r.date), None)
+            self.reports[(r.agency, r.date)] = r
+        self.postings.extend(decision.postings)
+        for result in decision.results:
+            event = make_event(result.payload, id=result.event_id, source=source,
+                               time=cause_time, subject=result.key)
+            self.results.append((result.event_id, result.payload.TYPE, result.key, event,
+                                 event.model_dump_json(exclude_none=True), context))
+
+    async def item(self, conn: asyncpg.Connection, item_id: str) -> ClearingItem | None:
+        if item_id in self.items:
+            return self.items[item_id]
+        return await item(conn, item_id)
+
+    async def flush(self, conn: asyncpg.Connection) -> list[tuple[str, Any, Any]]:
+        """Write everything added; return the results to publish as (key, envelope,
+        context), in the order decided."""
+        await _save_items(conn, list(self.items.values()))
+        await _save_reports(conn, list(self.reports.values()))
+        if self.postings:
+            await conn.copy_records_to_table("postings", columns=POSTING_COLUMNS,
+                                             records=[posting_row(p) for p in self.postings])
+        published: list[tuple[str, Any, Any]] = []
+        if self.results:
+            first: dict[str, tuple[str, str, str, Any, str, Any]] = {}
+            for row in self.results:
+                first.setdefault(row[0], row)
+            rows = list(first.values())
+            inserted = {r["event_id"] for r in await conn.fetch(
+                """INSERT INTO results (event_id, type, key, document)
+                   SELECT e, t, k, d FROM unnest($1::text[], $2::text[], $3::text[],
+                       $4::jsonb[]) WITH ORDINALITY AS r(e, t, k, d, n) ORDER BY n
+                   ON CONFLICT (event_id) DO NOTHING RETURNING event_id""",
+                [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                [r[4] for r in rows])}
+            published = [(r[2], r[3], r[5]) for r in rows if r[0] in inserted]
+        self.items, self.reports, self.postings, self.results = {}, {}, [], []
+        return published
+
+
 async def store_decision(conn: asyncpg.Connection, decision: Decision, cause_time: datetime,
                          source: str) -> list[tuple[str, Any]]:
     """Write a decision's rows; return its results as (key, envelope) to publish."""
-    await _save_items(conn, decision.items)
-    await _save_reports(conn, decision.reports)
-    if decision.postings:
-        await conn.copy_records_to_table("postings", columns=POSTING_COLUMNS,
-                                         records=[posting_row(p) for p in decision.postings])
-    published = []
-    for result in decision.results:
-        event = make_event(result.payload, id=result.event_id, source=source, time=cause_time,
-                           subject=result.key)
-        document = event.model_dump_json(exclude_none=True)
-        inserted = await conn.fetchval(
-            """INSERT INTO results (event_id, type, key, document) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (event_id) DO NOTHING RETURNING true""",
-            result.event_id, result.payload.TYPE, result.key, document)
-        if inserted:
-            published.append((result.key, event))
-    return published
+    writes = Writes()
+    writes.add(decision, cause_time, source)
+    return [(key, envelope) for key, envelope, _ in await writes.flush(conn)]
 
 
 # ---- the cut between days -------------------------------------------------------------------

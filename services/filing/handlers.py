@@ -39,6 +39,10 @@ class FilingHandler:
     async def handle(self, conn: asyncpg.Connection, batch: Sequence[Incoming]) -> list[Outgoing]:
         persons = {_person_of(i) for i in batch if i.record.topic == topics.FILING_COMMANDS}
         states = await store.load_persons(conn, [p for p in persons if p])
+        # Every filing id of the batch claimed in one statement, first claim first.
+        owners = await store.claim_filing_ids(conn, [
+            (i.event.data.filing_id, person) for i in batch
+            if isinstance(i.event.data, FilingRequested) and (person := _person_of(i))])
         changed: dict[str, PersonFilingState] = {}
         out: list[Outgoing] = []
         for incoming in batch:
@@ -54,17 +58,16 @@ class FilingHandler:
                     command_type=incoming.event.type)])
                 continue
             state = changed.get(person) or states.get(person) or empty(person)
-            events = await self._decide(conn, state, incoming.event, person)
+            events = self._decide(owners, state, incoming.event, person)
             changed[person] = fold_all(state, events)
             out += _answer(incoming.event, person, events)
         await store.save_persons(conn, changed)
         return out
 
-    async def _decide(self, conn: asyncpg.Connection, state: PersonFilingState,
-                      event: Envelope[Any], person: str) -> list[Payload]:
+    def _decide(self, owners: dict[str, str], state: PersonFilingState,
+                event: Envelope[Any], person: str) -> list[Payload]:
         command = event.data
-        if isinstance(command, FilingRequested) and not await store.claim_filing_id(
-                conn, command.filing_id, person):
+        if isinstance(command, FilingRequested) and owners.get(command.filing_id) != person:
             return [FilingRejected(
                 filing_id=command.filing_id, person_id=person, command_type=command.TYPE,
                 reasons=[reasons.DUPLICATE_FILING_ID(filing_id=command.filing_id)])]

@@ -51,3 +51,21 @@ async def start_day(conn: asyncpg.Connection, day: date) -> bool:
     """True the first time `day` starts here."""
     return bool(await conn.fetchval(
         "INSERT INTO days_started VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", day))
+
+
+async def claim_filing_ids(conn: asyncpg.Connection,
+                           claims: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Claim many filing ids for their persons in one statement, the first claim of an id
+    in `claims` before later ones; return the owner of every id (the person who had it
+    already, or the claimant). Same result as `claim_filing_id` called for each in order."""
+    first: dict[str, str] = {}
+    for filing_id, person_id in claims:
+        first.setdefault(filing_id, person_id)
+    if not first:
+        return {}
+    rows = await conn.fetch(
+        """INSERT INTO filing_ids (filing_id, person_id)
+           SELECT * FROM unnest($1::text[], $2::text[])
+           ON CONFLICT (filing_id) DO UPDATE SET person_id = filing_ids.person_id
+           RETURNING filing_id, person_id""", list(first), list(first.values()))
+    return {r["filing_id"]: r["person_id"] for r in rows}

@@ -8,6 +8,7 @@ service's ``filing.events`` (folded into the filing query model). Publishes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,11 @@ class SettlementHandler:
                    if getattr(i.event.data, "person_id", None)}
         states = await store.load_persons(conn, persons)
         views = await store.load_views(conn, persons)
+        # Every settlement id of the batch claimed in one statement, first claim first.
+        owners = await store.claim_settlement_ids(conn, [
+            (data.hospital, data.settlement_id, data.person_id) for data, source in (
+                (i.event.data, i.event.source) for i in batch)
+            if isinstance(data, SettlementSubmitted) and source == f"hospital/{data.hospital}"])
         changed_states: dict[str, PersonState] = {}
         changed_views: dict[str, PersonFilings] = {}
         out: list[Outgoing] = []
@@ -61,33 +67,34 @@ class SettlementHandler:
                 views[person] = changed_views[person] = filing_view.fold(view, data, event.time)
                 continue
             state = states.get(person) or PersonState.empty(person)
-            outcomes = await self._decide(conn, state, event, views.get(person))
+            outcomes = self._decide(owners, state, event, views.get(person))
             for outcome in outcomes:
-                state = evolve(state, outcome)
+                if not _impersonation(outcome):  # says nothing about the named hospital
+                    state = evolve(state, outcome)
             states[person] = changed_states[person] = state
             out += _answer(event, person, [o for o in outcomes if not isinstance(o, Held)])
         await store.save_persons(conn, changed_states)
         await store.save_views(conn, changed_views)
         return out
 
-    async def _decide(self, conn: asyncpg.Connection, state: PersonState, event: Envelope[Any],
-                      view: PersonFilings | None) -> list[Outcome]:
+    def _decide(self, owners: dict[tuple[str, str], str], state: PersonState,
+                event: Envelope[Any], view: PersonFilings | None) -> list[Outcome]:
         data = event.data
         if event.source != f"hospital/{data.hospital}":
             reason = Reason(code=reasons.SOURCE_MISMATCH, message=(
                 f"sent by {event.source} for hospital {data.hospital}: a hospital may only "
                 f"send its own settlements, with source hospital/{data.hospital}"))
-            return [_refused(data, reason)]
+            sender = event.source.removeprefix("hospital/")
+            return [_refused(data, reason, hospital=sender if _is_code(sender) else None)]
         if isinstance(data, RefundRequested):
             outcome = decide_refund(state, data)
             _log(outcome)
             return [outcome]
         assert isinstance(data, SettlementSubmitted)
-        if not await store.claim_settlement_id(conn, data.hospital, data.settlement_id,
-                                               data.person_id):
+        if owners.get((data.hospital, data.settlement_id)) != data.person_id:
             return [_refused(data, Reason(code=reasons.DUPLICATE_SETTLEMENT_ID, message=(
                 f"hospital {data.hospital} already used settlement id {data.settlement_id} "
-                "for another person; use a new settlement_id")))]
+                "for another person; use a new settlement_id")), hospital=data.hospital)]
         decided = decide_settlement(state, data, self.facts.context(data, view))
         _log(decided)
         outcomes: list[Outcome] = [decided]
@@ -124,13 +131,24 @@ class SettlementHandler:
         return [Outgoing.event(topics.SETTLEMENT_EVENTS, person, answer)]
 
 
-def _refused(data: SettlementSubmitted | RefundRequested, reason: Reason) -> Outcome:
+def _refused(data: SettlementSubmitted | RefundRequested, reason: Reason, *,
+             hospital: str | None) -> Outcome:
+    """A refusal addressed to `hospital`: the sender, not the hospital it claimed to be."""
     if isinstance(data, RefundRequested):
         return RefundRejected(refund_id=data.refund_id, reasons=[reason],
-                              settlement_id=data.settlement_id, hospital=data.hospital,
+                              settlement_id=data.settlement_id, hospital=hospital,
                               person_id=data.person_id)
     return SettlementRejected(settlement_id=data.settlement_id, reasons=[reason],
-                              hospital=data.hospital, person_id=data.person_id)
+                              hospital=hospital, person_id=data.person_id)
+
+
+def _impersonation(outcome: Outcome) -> bool:
+    reasons_given = getattr(outcome, "reasons", None) or []
+    return any(r.code == reasons.SOURCE_MISMATCH for r in reasons_given)
+
+
+def _is_code(text: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9._:/-]{1,64}", text))
 
 
 def _log(outcome: Outcome) -> None:

@@ -52,3 +52,24 @@ async def claim_settlement_id(conn: asyncpg.Connection, hospital: str, settlemen
            ON CONFLICT (hospital, settlement_id) DO UPDATE SET person_id = settlement_ids.person_id
            RETURNING person_id""", hospital, settlement_id, person_id)
     return bool(owner == person_id)
+
+
+async def claim_settlement_ids(conn: asyncpg.Connection, claims: Iterable[tuple[str, str, str]]
+                               ) -> dict[tuple[str, str], str]:
+    """Claim many (hospital, settlement_id) for their persons in one statement, the first
+    claim of a pair in `claims` before later ones; return the owner of every pair (the
+    person who had it already, or the claimant). Same result as `claim_settlement_id`
+    called for each claim in order."""
+    first: dict[tuple[str, str], str] = {}
+    for hospital, settlement_id, person_id in claims:
+        first.setdefault((hospital, settlement_id), person_id)
+    if not first:
+        return {}
+    rows = await conn.fetch(
+        """INSERT INTO settlement_ids
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+           ON CONFLICT (hospital, settlement_id) DO UPDATE
+           SET person_id = settlement_ids.person_id
+           RETURNING hospital, settlement_id, person_id""",
+        [k[0] for k in first], [k[1] for k in first], list(first.values()))
+    return {(r["hospital"], r["settlement_id"]): r["person_id"] for r in rows}

@@ -83,7 +83,7 @@ def _reason_from(error: ValidationError) -> tuple[str, str]:
     where = ".".join(str(p) for p in first["loc"])
     kind = first["type"]
     message = f"{where}: {first['msg']}"
-    if kind in {"money_not_string", "money_format", "money_negative", "money_too_large"}:
+    if kind in {"money_not_string", "money_format", "money_negative", "amounts_do_not_add_up"}:
         return kind, message
     if kind == "missing":
         return "missing_field", message

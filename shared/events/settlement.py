@@ -7,11 +7,19 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import (
+    AwareDatetime,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from shared.events.base import Code, Payload, Reason, RegionCode, Text
 from shared.events.filing import InsuranceType
-from shared.money import Money, NonNegativeMoney
+from shared.money import MONEY_LIMIT, Money, NonNegativeMoney
 
 
 class VisitType(StrEnum):
@@ -70,6 +78,14 @@ class SettlementSubmitted(Payload):
     #: person's own reasons (a further 10 points off the ratio).
     not_direct_personal_reason: bool = False
 
+    @model_validator(mode="after")
+    def _bill_within_limit(self) -> SettlementSubmitted:
+        if sum(item.amount for item in self.items) >= MONEY_LIMIT:
+            raise PydanticCustomError(
+                "money_format", "the items add up to {limit} or more: not a real bill",
+                {"limit": str(MONEY_LIMIT)})
+        return self
+
 
 class RefundRequested(Payload):
     TYPE = "settlement.refund_requested"
@@ -98,6 +114,12 @@ class SettlementCompleted(SettlementSubmitted):
     #: Extensions: the filing the tier came from, and how the trip was classified.
     filing_id: Code | None = None
     trip: str | None = None
+
+    @model_validator(mode="after")
+    def _split_adds_up(self) -> SettlementCompleted:
+        _check_split(self.total, self.fund_pay, self.account_pay, self.cash_pay,
+                     self.cleared_amount)
+        return self
     #: Extensions: the accumulators this settlement used (``admission|<hospital>|<date>`` or
     #: ``year|<year>|<insurance_type>|<pool>``), so that a refund gives back exactly that use
     #: and replaying the log rebuilds the accumulators without the policy files.
@@ -130,6 +152,25 @@ class SettlementRefunded(Payload):
     account_pay: Money
     cash_pay: Money
     cleared_amount: Money
+
+    @model_validator(mode="after")
+    def _split_adds_up(self) -> SettlementRefunded:
+        _check_split(self.total, self.fund_pay, self.account_pay, self.cash_pay,
+                     self.cleared_amount)
+        return self
+
+
+def _check_split(total: Decimal, fund_pay: Decimal, account_pay: Decimal, cash_pay: Decimal,
+                 cleared_amount: Decimal) -> None:
+    """The contract's identities: total = fund + account + cash; cleared = fund + account."""
+    if fund_pay + account_pay + cash_pay != total or fund_pay + account_pay != cleared_amount:
+        raise PydanticCustomError(
+            "amounts_do_not_add_up",
+            "total must equal fund_pay + account_pay + cash_pay and cleared_amount must equal "
+            "fund_pay + account_pay; got total {total}, fund_pay {fund}, account_pay "
+            "{account}, cash_pay {cash}, cleared_amount {cleared}",
+            {"total": str(total), "fund": str(fund_pay), "account": str(account_pay),
+             "cash": str(cash_pay), "cleared": str(cleared_amount)})
 
 
 class RefundRejected(Payload):

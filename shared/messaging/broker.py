@@ -7,14 +7,19 @@ Offsets are committed by hand, after the batch's database transaction.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from shared.config import Settings
 from shared.messaging.records import Record
+
+log = structlog.get_logger(__name__)
 
 #: Largest batch handed to one transaction.
 MAX_RECORDS = 1000
@@ -30,8 +35,36 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
         max_batch_size=512 * 1024,
         max_request_size=16 * 1024 * 1024,
         request_timeout_ms=30_000,
+        # Back off towards an unreachable broker instead of retrying ten times a second.
+        retry_backoff_ms=1000,
         logger=None,
     )
+
+
+async def wait_for_broker(bootstrap: str) -> None:
+    """Wait, with backoff, until the broker answers: a service started before Kafka waits
+    for it instead of exiting (which under a supervisor becomes a crash loop)."""
+    from aiokafka.client import AIOKafkaClient
+
+    delay = 0.5
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        while True:
+            client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+            try:
+                await client.bootstrap()
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+                log.warning("kafka.unavailable", bootstrap=bootstrap, error=repr(exc)[:200],
+                            retry_in=delay)
+            finally:
+                await client.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    finally:
+        quiet.setLevel(level)
 
 
 def records_of(message: KafkaMessage, prefix: str = "") -> list[Record]:

@@ -11,6 +11,7 @@ another instance waits to take over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -75,10 +76,8 @@ class OutboxRelay:
             await asyncio.sleep(2.0)
 
     async def _sleep(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=self._idle_poll)
-        except TimeoutError:
-            pass
         self._wakeup.clear()
 
     async def drain(self, conn: asyncpg.Connection) -> int:

@@ -25,7 +25,7 @@ from faststream.specification import AsyncAPI
 from shared.config import Settings
 from shared.db import apply_migrations, create_pool
 from shared.events import PAYLOADS_BY_TOPIC, Envelope
-from shared.messaging.broker import make_broker, subscribe_batches
+from shared.messaging.broker import make_broker, subscribe_batches, wait_for_broker
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.processing import BatchProcessor, Handler
 from shared.messaging.records import Record
@@ -60,6 +60,7 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         """Connect, migrate and build the handler; called before consumers start."""
+        await wait_for_broker(self.settings.kafka_bootstrap_servers)
         self.pool = await create_pool(self.settings.database_url, self.spec.name, max_size=8)
         await apply_migrations(self.pool, self.spec.migrations)
         handler = await self.spec.make_handler(self.pool, self.settings)
