@@ -1,0 +1,55 @@
+"""The fault and bad-input suite (docs/reliability.md): every test here is marked ``infra``
+(real Kafka and PostgreSQL; the hypothesis properties run without them but belong to the
+suite) and ``faults``, so ``-m faults`` runs the suite and ``-m "not faults"`` skips it."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+HERE = pathlib.Path(__file__).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "faults: the fault and bad-input suite (tests/faults)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in pathlib.Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.infra)
+            item.add_marker(pytest.mark.faults)
+            _mark_known_gap(item)
+
+
+#: Cases that show defects not fixed yet (docs/reliability.md, "Known gaps"). They stay in
+#: the suite so that each is seen, and fixing one turns its xfail into a pass to clean up.
+KNOWN_GAPS = {
+    "test_rule_refusal_also_kept_on_rejected_topic": (
+        True, "refusals by a business rule are answered with the decision event only; "
+              "they are not copied to <topic>.rejected yet"),
+    "test_rejected_record[items_do_not_add_up]": (
+        True, "the contract has no stated `total` on a submission to compare the items with"),
+    "test_error_event_to_the_sender[items_do_not_add_up]": (
+        True, "the contract has no stated `total` on a submission to compare the items with"),
+    "test_nothing_from_bad_input_is_settled": (
+        True, "follows from items_do_not_add_up: the submission is settled on its items"),
+    "test_nothing_from_bad_input_is_cleared": (
+        True, "follows from items_do_not_add_up: the submission is settled on its items"),
+    "test_broker_and_database_restarts_mid_run": (
+        False, "results are exact, but aiokafka still logs more than 10 lines a second "
+               "while the broker is down"),
+    "test_live_in_any_partition_order_equals_replay": (
+        False, "a record read before the day event whose watermark it lies past is applied "
+               "before that day acts (services/clearing/handlers.py _Run.take)"),
+    "test_a_late_settlement_read_before_the_day_that_cuts_it_is_carried_like_on_replay": (
+        False, "a record read before the day event whose watermark it lies past is applied "
+               "before that day acts (services/clearing/handlers.py _Run.take)"),
+}
+
+
+def _mark_known_gap(item: pytest.Item) -> None:
+    for name, (strict, reason) in KNOWN_GAPS.items():
+        if item.name == name or item.name.startswith(name + "["):
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=strict))
