@@ -1,0 +1,360 @@
+"""What a bench run stands on: a database and topic namespace of its own, service processes,
+a commit watch on the clearing ledger, and samples of the services' memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.config import REPO_ROOT
+from shared.topics import all_topics
+
+#: Installed in the bench's own database: each commit of the clearing service that takes
+#: events in (its inbox rows) is announced, at commit, with the number of rows per input
+#: and the transaction id, so "the last ledger posting committed" is observed exactly and
+#: each event's commit time can be found afterwards through its inbox row's xmin.
+WATCH_SQL = """
+CREATE OR REPLACE FUNCTION clearing.bench_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE settled bigint; days bigint;
+BEGIN
+  SELECT count(*) FILTER (WHERE topic = 'settlement.events'),
+         count(*) FILTER (WHERE topic = 'clearing.schedule') INTO settled, days FROM new_rows;
+  PERFORM pg_notify('bench_ledger', settled::text || ' ' || days::text || ' '
+                    || txid_current()::text || ' ' || clock_timestamp()::text);
+  RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS bench_notify ON clearing.inbox;
+CREATE TRIGGER bench_notify AFTER INSERT ON clearing.inbox REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION clearing.bench_notify();
+"""
+
+
+#: What `clearinghouse serve NAME` runs (without the rest of the command line's modules).
+SERVE = "import sys; from services.registry import run_service; sys.exit(run_service(sys.argv[1]))"
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+@dataclass
+class Environment:
+    """One namespace (topic prefix) and one database on the local broker and server."""
+
+    bootstrap: str
+    admin_url: str
+    reference_dir: Path
+    logs: Path
+    name: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:10]}")
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return self.name + "."
+
+    @property
+    def database_url(self) -> str:
+        return self.admin_url.rpartition("/")[0] + "/" + self.name
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.database_url,
+                "CLEARINGHOUSE_TOPIC_PREFIX": self.prefix,
+                "CLEARINGHOUSE_REFERENCE_DIR": str(self.reference_dir),
+                "CLEARINGHOUSE_GROUP_PREFIX": self.name}
+
+    async def create(self) -> None:
+        from infra.kafka import ensure_topics
+
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{self.name}"')
+        finally:
+            await conn.close()
+        await ensure_topics(self.bootstrap, all_topics(self.prefix))
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def start(self, *names: str) -> None:
+        for name in names:
+            log = (self.logs / f"{self.name}-{name}.log").open("ab")
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-c", SERVE, name],
+                env={**os.environ, **self.env}, cwd=REPO_ROOT, stdout=log,
+                stderr=subprocess.STDOUT)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"service {name} exited with status {process.returncode}; "
+                                   f"see {self.logs / f'{self.name}-{name}.log'}")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+    async def drop(self) -> None:
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([t.name for t in all_topics(self.prefix)])
+        except Exception:  # best effort: a namespace left behind is harmless
+            pass
+        finally:
+            await admin.close()
+
+    async def connect(self, schema: str) -> asyncpg.Connection:
+        return await asyncpg.connect(self.database_url, server_settings={"search_path": schema})
+
+    async def wait_for_table(self, schema: str, table: str, timeout: float = 120) -> None:
+        deadline = now() + timeout
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            while not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL",
+                                          f"{schema}.{table}"):
+                self.check_alive()
+                if now() > deadline:
+                    raise TimeoutError(f"{schema}.{table} did not appear in {timeout} s")
+                await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
+
+
+class LedgerWatch:
+    """Listens to the clearing service's commits (see WATCH_SQL)."""
+
+    def __init__(self) -> None:
+        self.settled = 0
+        self.days = 0
+        self.last_commit = 0.0
+        #: txid (mod 2**32, as in xmin) -> monotonic time the commit was announced
+        self.commit_times: dict[int, float] = {}
+        self._conn: asyncpg.Connection | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self, env: Environment) -> None:
+        await env.wait_for_table("clearing", "inbox")
+        self._conn = await env.connect("clearing")
+        await self._conn.execute(WATCH_SQL)
+        await self._conn.add_listener("bench_ledger", self._on_notify)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        at = now()
+        settled, days, txid, _ = payload.split(" ", 3)
+        self.settled += int(settled)
+        self.days += int(days)
+        self.commit_times[int(txid) % 2**32] = at
+        self.last_commit = at
+        self._changed.set()
+
+    async def wait(self, *, settled: int | None = None, days: int | None = None,
+                   timeout: float, env: Environment | None = None) -> float:
+        """Wait until the counts reach the targets; return the time of the commit that did."""
+        deadline = now() + timeout
+        while (settled is not None and self.settled < settled) or (
+                days is not None and self.days < days):
+            if env is not None:
+                env.check_alive()
+            if now() > deadline:
+                raise TimeoutError(f"clearing committed {self.settled}/{settled} settlement "
+                                   f"events and {self.days}/{days} days in {timeout:.0f} s")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=1.0)
+        return self.last_commit
+
+    async def stop(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+class MemorySampler:
+    """Samples VmRSS of each service process; keeps the largest value seen."""
+
+    def __init__(self, env: Environment, every: float = 0.25):
+        self.env = env
+        self.every = every
+        self.peak_mb: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def sample(self) -> None:
+        for name, process in self.env.processes.items():
+            mb = self.rss_mb(process.pid)
+            self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), mb)
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.every)
+
+    @staticmethod
+    def cpu_seconds(pid: int) -> float:
+        """User + system CPU time of a process so far."""
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def cpu(self) -> dict[str, float]:
+        return {name: self.cpu_seconds(p.pid) for name, p in self.env.processes.items()}
+
+    @staticmethod
+    def machine_busy() -> tuple[float, float]:
+        """(busy, total) jiffies of all cores, from /proc/stat."""
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return 0.0, 0.0
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        return float(sum(values) - idle), float(sum(values))
+
+    def machine_utilisation(self) -> float:
+        """Share of all cores busy (any process) since `start`."""
+        busy, total = self.machine_busy()
+        busy0, total0 = self.busy_at_start
+        return round((busy - busy0) / (total - total0), 3) if total > total0 else 0.0
+
+    def start(self) -> None:
+        self.peak_mb = {}
+        self.busy_at_start = self.machine_busy()
+        self.cpu_at_start = self.cpu()
+        self._task = asyncio.create_task(self._run())
+
+    def cpu_used(self) -> dict[str, float]:
+        """CPU seconds each service used since `start`."""
+        return {name: round(t - self.cpu_at_start.get(name, 0.0), 2)
+                for name, t in self.cpu().items()}
+
+    async def stop(self) -> dict[str, float]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.sample()
+        return dict(self.peak_mb)
+
+
+def producer(bootstrap: str) -> AIOKafkaProducer:
+    """A sender as a hospital's integration would be written: idempotent, batching."""
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5,
+                            max_batch_size=512 * 1024, max_request_size=16 * 1024 * 1024)
+
+
+async def publish_all(bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes]],
+                      sender: AIOKafkaProducer | None = None) -> int:
+    """Publish with gathered futures; return how many."""
+    own = sender is None
+    sender = sender or producer(bootstrap)
+    if own:
+        await sender.start()
+    try:
+        futures = [await sender.send(topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        if own:
+            await sender.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            partitions = consumer.partitions_for_topic(topic) or set()
+        return await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    finally:
+        await consumer.stop()
+
+
+class TopicTail:
+    """Reads a topic from its current end (or the start) in the background, noting the
+    monotonic time each record was received."""
+
+    def __init__(self, bootstrap: str, topic: str, *, from_start: bool = False):
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.from_start = from_start
+        self.records: list[tuple[float, bytes]] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._new = asyncio.Event()
+
+    async def start(self) -> None:
+        ends = await end_offsets(self.bootstrap, self.topic)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            fetch_max_wait_ms=20, fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024)
+        await self._consumer.start()
+        self._consumer.assign(list(ends))
+        for tp, end in ends.items():
+            self._consumer.seek(tp, 0 if self.from_start else end)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=100, max_records=5000)
+            at = now()
+            for records in batch.values():
+                self.records.extend((at, r.value) for r in records)
+            if batch:
+                self._new.set()
+
+    async def wait_until(self, predicate: Any, timeout: float) -> None:
+        deadline = now() + timeout
+        while not predicate(self.records):
+            if now() > deadline:
+                raise TimeoutError(f"{self.topic}: condition not met in {timeout:.0f} s "
+                                   f"({len(self.records)} records read)")
+            self._new.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new.wait(), timeout=0.5)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()

@@ -1,0 +1,81 @@
+"""`clearinghouse bench` at tiny sizes: every figure is produced and every settlement is
+accounted for (its outcome on settlement.events, taken in by clearing, an item per
+completion and refund)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench import province as pv
+from bench.report import markdown, rows
+from bench.runner import Bench, Sizes
+
+pytestmark = pytest.mark.infra
+
+
+def test_the_generated_province_loads_and_its_month_is_well_formed(tmp_path: Path) -> None:
+    from shared.reference import load_reference
+
+    province = pv.write_reference(tmp_path / "reference", hospitals=60)
+    reference = load_reference(tmp_path / "reference")
+    assert len(reference.agencies) == 20 and len(reference.hospitals) == 60
+    people = pv.persons(province, 300)
+    month = pv.month(province, people, 1000)
+    kinds = [s.kind for s in month.submissions]
+    assert kinds.count("settlement") == 1000
+    assert kinds.count("refund") == month.refunds == 20
+    assert kinds.count("resettlement") == month.resettlements == 10
+    assert month.refunds_not_latest == 10  # half the refunds: not the person's latest
+    settled: set[str] = set()
+    refunded: set[str] = set()
+    for s in month.submissions:  # a refund comes after its settlement, a re-settlement after
+        data = orjson.loads(s.value)["data"]  # the refund
+        if s.kind == "refund":
+            assert data["settlement_id"] in settled
+            refunded.add(data["settlement_id"])
+            continue
+        if s.kind == "resettlement":
+            assert data["resettles"] in refunded
+        assert 1 <= len(data["items"]) <= 20
+        settled.add(data["settlement_id"])
+
+async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) -> None:
+    sizes = Sizes(persons=300, hospitals=60, settlements=400, repeat=2, latency_rate=400,
+                  latency_seconds=1.0, latency_repeat=1, cycle_settlements=1000, cycle_repeat=1,
+                  baseline_repeat=1)
+    bench = Bench(sizes, bootstrap=infra.kafka_bootstrap, database_url=infra.database_url,
+                  workdir=tmp_path)
+    results = (await bench.run()).as_dict()
+
+    accounting = results["accounting"]
+    assert len(accounting) == 3  # two throughput months and one latency month
+    for month in accounting:
+        assert month["accounted"], month
+        assert month["missing_outcomes"] == 0 and month["duplicated_outcomes"] == 0
+        assert month["taken_by_clearing"] == month["submitted"]
+        outcomes = month["outcomes"]
+        assert sum(outcomes.values()) == month["submitted"]
+        assert (outcomes.get("settlement.completed", 0) + outcomes.get("settlement.rejected", 0)
+                == month["settlements"] + month["resettlements"])
+        assert month["items"].get("settlement", 0) == outcomes.get("settlement.completed", 0)
+        assert month["items"].get("refund", 0) == outcomes.get("settlement.refunded", 0)
+
+    runs = results["throughput"]["runs"]
+    assert [r["settlements"] for r in runs] == [404, 404]
+    assert results["throughput"]["settlements_per_s"]["n"] == 2
+    assert all(r["postings"] > 0 for r in runs)
+    latency = results["latency"]["runs"][0]
+    assert latency["completed_ms"]["count"] == latency["ledger_ms"]["count"] > 0
+    assert results["clearing"]["runs"][0]["events"] == 1000 + 1000 // 50
+    assert results["clearing"]["statements_s"]["n"] == 1
+    assert set(results["memory"]["peak_rss_mb"]) == {"filing", "settlement", "clearing"}
+    assert results["baselines"]["consumer"]["messages"] >= 2 * 400
+    assert results["baselines"]["copy"]["rows"] > 0
+    assert results["baselines"]["ratio_to_consumer"] > 0
+    assert results["baselines"]["ratio_to_copy"] > 0
+    table = rows(results)
+    assert any(r[0].startswith("1. end-to-end") for r in table)
+    assert "| figure |" in markdown(results, None)
