@@ -38,15 +38,6 @@ async def persons_due(conn: asyncpg.Connection, today: date) -> list[str]:
     return [r["person_id"] for r in rows]
 
 
-async def claim_filing_id(conn: asyncpg.Connection, filing_id: str, person_id: str) -> bool:
-    """Record that `filing_id` belongs to `person_id`; False when another person has it."""
-    owner = await conn.fetchval(
-        """INSERT INTO filing_ids (filing_id, person_id) VALUES ($1, $2)
-           ON CONFLICT (filing_id) DO UPDATE SET person_id = filing_ids.person_id
-           RETURNING person_id""", filing_id, person_id)
-    return bool(owner == person_id)
-
-
 async def start_day(conn: asyncpg.Connection, day: date) -> bool:
     """True the first time `day` starts here."""
     return bool(await conn.fetchval(
@@ -57,7 +48,7 @@ async def claim_filing_ids(conn: asyncpg.Connection,
                            claims: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Claim many filing ids for their persons in one statement, the first claim of an id
     in `claims` before later ones; return the owner of every id (the person who had it
-    already, or the claimant). Same result as `claim_filing_id` called for each in order."""
+    already, or the claimant)."""
     first: dict[str, str] = {}
     for filing_id, person_id in claims:
         first.setdefault(filing_id, person_id)

@@ -44,22 +44,11 @@ async def save_views(conn: asyncpg.Connection, views: dict[str, PersonFilings]) 
             list(views), [v.to_json() for v in views.values()])
 
 
-async def claim_settlement_id(conn: asyncpg.Connection, hospital: str, settlement_id: str,
-                              person_id: str) -> bool:
-    """Record that the hospital's `settlement_id` is `person_id`'s; False if another's."""
-    owner = await conn.fetchval(
-        """INSERT INTO settlement_ids VALUES ($1, $2, $3)
-           ON CONFLICT (hospital, settlement_id) DO UPDATE SET person_id = settlement_ids.person_id
-           RETURNING person_id""", hospital, settlement_id, person_id)
-    return bool(owner == person_id)
-
-
 async def claim_settlement_ids(conn: asyncpg.Connection, claims: Iterable[tuple[str, str, str]]
                                ) -> dict[tuple[str, str], str]:
     """Claim many (hospital, settlement_id) for their persons in one statement, the first
     claim of a pair in `claims` before later ones; return the owner of every pair (the
-    person who had it already, or the claimant). Same result as `claim_settlement_id`
-    called for each claim in order."""
+    person who had it already, or the claimant)."""
     first: dict[tuple[str, str], str] = {}
     for hospital, settlement_id, person_id in claims:
         first.setdefault((hospital, settlement_id), person_id)
