@@ -345,12 +345,24 @@ def _quiet_aiokafka() -> Iterator[None]:
 
 
 async def wait_ready(
-    bootstrap: str, timeout: float = 60.0, cache: Path | None = None, pid: int | None = None
+    bootstrap: str,
+    timeout: float = 60.0,
+    cache: Path | None = None,
+    pid: int | None = None,
+    ceiling: float = 1800.0,
 ) -> None:
     """Wait until an idempotent producer can write to the probe topic. A metadata answer
-    alone is not enough: right after start the coordinators may still be loading."""
+    alone is not enough: right after start the coordinators may still be loading.
+
+    ``timeout`` is how long the broker may go without visible progress: while its log
+    keeps growing (a broker with many partitions logs each one it loads, which takes
+    minutes for tens of thousands), the wait goes on, up to ``ceiling`` seconds in all.
+    """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    started = loop.time()
+    log = log_file(cache) if cache is not None else None
+    last_size = _size(log)
+    deadline = started + timeout
     problem = f"not ready within {timeout:.0f} s"
     while loop.time() < deadline:
         if pid is not None and not pid_alive(pid):
@@ -361,8 +373,21 @@ async def wait_ready(
                 await asyncio.wait_for(_probe_once(bootstrap), max(1.0, deadline - loop.time()))
             return
         except Exception as error:  # noqa: BLE001 - any failure means "not yet"
-            problem = f"not ready within {timeout:.0f} s (last error: {error!r})"
+            waited = loop.time() - started
+            problem = (f"not ready after {waited:.0f} s, the last {timeout:.0f} s without "
+                       f"progress in its log (last error: {error!r})")
             await asyncio.sleep(0.5)
-    where = f"log {log_file(cache)}" if cache is not None else "log unknown"
-    tail = log_tail(log_file(cache)) if cache is not None else ""
+        size = _size(log)
+        if size != last_size:
+            last_size = size
+            deadline = min(loop.time() + timeout, started + ceiling)
+    where = f"log {log}" if log is not None else "log unknown"
+    tail = log_tail(log) if log is not None else ""
     raise InfraError(f"Kafka at {bootstrap} {problem}; {where}, tail:\n{tail}")
+
+
+def _size(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0

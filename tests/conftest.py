@@ -4,6 +4,7 @@ testcontainers where a Docker engine answers, or `clearinghouse infra up`."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -52,7 +53,27 @@ def infra() -> Iterator[Infra]:
     from infra.local import up
 
     addresses = up()
-    yield Infra(addresses.kafka_bootstrap, addresses.database_url, "local")
+    yield from _tidy(Infra(addresses.kafka_bootstrap, addresses.database_url, "local"))
+
+
+#: Test namespaces older than this are leftovers of sessions that did not end cleanly.
+STALE_AFTER_SECONDS = 6 * 3600
+
+
+def _tidy(infra: Infra) -> Iterator[Infra]:
+    """Keep the local broker small: every test makes its own topics, and a broker with
+    tens of thousands of partitions takes minutes to start. Leftovers of earlier sessions
+    are deleted before, and this session's topics after."""
+    from infra.local import run_sync
+    from tests.helpers import SESSION_PREFIXES, delete_topics, stale_test_topic
+
+    now = time.time()
+    run_sync(delete_topics(infra.kafka_bootstrap,
+                           lambda n: stale_test_topic(n, now, STALE_AFTER_SECONDS)))
+    yield infra
+    if os.environ.get("CLEARINGHOUSE_KEEP_TEST_TOPICS") != "1":
+        prefixes = tuple(SESSION_PREFIXES)
+        run_sync(delete_topics(infra.kafka_bootstrap, lambda n: n.startswith(prefixes)))
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 import time
@@ -38,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.add_argument("--no-infra", action="store_true",
                       help="do not start local Kafka and PostgreSQL; use "
                            "KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL")
+    demo.add_argument("--keep", type=_not_negative, default=2,
+                      help="earlier demo runs to keep (topics, database, logs); older ones "
+                           "are removed when a run starts (default 2)")
     demo.add_argument("--json", action="store_true",
                       help="print one JSON document instead of tables and progress bars")
     demo.set_defaults(run=_demo)
@@ -47,6 +51,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -61,8 +72,12 @@ def _month(text: str) -> str:
 def _demo(args: argparse.Namespace) -> int:
     from services.demo.run import Options
 
+    # The demo's own consumers start right after their topics are made; aiokafka warns
+    # (on stderr, over the progress bars) until the metadata has spread. Errors still show.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     options = Options(seed=args.seed, persons=args.persons, settlements=args.settlements,
-                      month=args.month, local_infra=not args.no_infra)
+                      month=args.month, local_infra=not args.no_infra,
+                      keep=args.keep)
     return _run_cancellable(_main(options, args.json))
 
 

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time as wallclock
@@ -118,6 +120,36 @@ class Steps:
     def start(self, name: str, total: int) -> None: ...
 
     def advance(self, name: str, amount: int = 1, description: str | None = None) -> None: ...
+
+
+async def prune(bootstrap: str, server_url: str, cache: Path, keep: int,
+                family: str = "demo") -> list[str]:
+    """Remove all but the newest ``keep`` earlier runs of ``family``: their topics
+    (``<family>.<stamp>.*``), databases (``<family>_<stamp>``) and logs
+    (``<cache>/<family>/<stamp>``). Every demo run makes a namespace of its own, and a broker
+    holding thousands of partitions is slow to start. Returns the stamps removed."""
+    topic_run = re.compile(rf"^{re.escape(family)}\.(\d{{14}})\.")
+    database_run = re.compile(rf"^{re.escape(family)}_(\d{{14}})$")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+    await admin.start()
+    conn = await asyncpg.connect(server_url)
+    try:
+        topic_names = await admin.list_topics()
+        databases = [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")]
+        stamps = {m.group(1) for m in map(topic_run.match, topic_names) if m}
+        stamps |= {m.group(1) for m in map(database_run.match, databases) if m}
+        old = sorted(stamps, reverse=True)[max(keep, 0):]
+        doomed = [n for n in topic_names if (m := topic_run.match(n)) and m.group(1) in old]
+        for start in range(0, len(doomed), 500):
+            await admin.delete_topics(doomed[start:start + 500], timeout_ms=60000)
+        for stamp in old:
+            if f"{family}_{stamp}" in databases:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{family}_{stamp}" WITH (FORCE)')
+            shutil.rmtree(cache / family / stamp, ignore_errors=True)
+        return sorted(old)
+    finally:
+        await conn.close()
+        await admin.close()
 
 
 async def create_database(server_url: str, name: str) -> None:
@@ -358,6 +390,8 @@ class Options:
     month: str
     #: Start the local Kafka and PostgreSQL (`infra up`); else use the configured ones.
     local_infra: bool = True
+    #: Earlier runs kept (topics, database, logs); older ones are removed at the start.
+    keep: int = 2
 
 
 def infrastructure(local: bool) -> tuple[str, str]:
@@ -382,6 +416,7 @@ async def prepare(options: Options, cache: Path) -> Namespace:
     from infra.kafka import ensure_topics
 
     bootstrap, server_url = infrastructure(options.local_infra)
+    await prune(bootstrap, server_url, cache, options.keep)
     namespace = Namespace.fresh(bootstrap, server_url, cache, datetime.now())
     hint = ("set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL, or run without --no-infra"
             if not options.local_infra else "see `clearinghouse infra status`")
