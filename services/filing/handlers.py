@@ -25,11 +25,16 @@ from shared.events.clearing import DayStarted
 from shared.events.filing import FilingRejected, FilingRequested
 from shared.filing_view import business_date
 from shared.logging import bind_event
+from shared.messaging.processing import refusal_copies
 from shared.messaging.records import Incoming, Outgoing, Record
 from shared.reference import ReferenceData, load_reference
 
 log = structlog.get_logger(__name__)
 SOURCE = "service/filing"
+
+#: Refusals of bad input (codes that name nothing known), also kept on the .rejected topic.
+INPUT_REFUSALS = frozenset({"unknown_insured_agency", "unknown_destination",
+                            "unknown_hospital"})
 
 
 class FilingHandler:
@@ -61,6 +66,7 @@ class FilingHandler:
             events = self._decide(owners, state, incoming.event, person)
             changed[person] = fold_all(state, events)
             out += _answer(incoming.event, person, events)
+            out += refusal_copies(incoming.record, events, INPUT_REFUSALS)
         await store.save_persons(conn, changed)
         return out
 

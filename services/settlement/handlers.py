@@ -32,11 +32,17 @@ from shared.events.settlement import (
 )
 from shared.filing_view import PersonFilings
 from shared.logging import bind_event
+from shared.messaging.processing import refusal_copies
 from shared.messaging.records import Incoming, Outgoing, Record
 from shared.reference import load_reference
 
 log = structlog.get_logger(__name__)
 SOURCE = "service/settlement"
+
+#: Refusals of bad input (codes that name nothing known, a hospital sending for another),
+#: also kept on settlement.submissions.rejected; other refusals are decisions only.
+INPUT_REFUSALS = frozenset({reasons.UNKNOWN_HOSPITAL, reasons.UNKNOWN_INSURED_AGENCY,
+                            reasons.SOURCE_MISMATCH})
 
 
 class SettlementHandler:
@@ -73,6 +79,7 @@ class SettlementHandler:
                     state = evolve(state, outcome)
             states[person] = changed_states[person] = state
             out += _answer(event, person, [o for o in outcomes if not isinstance(o, Held)])
+            out += refusal_copies(incoming.record, outcomes[:1], INPUT_REFUSALS)
         await store.save_persons(conn, changed_states)
         await store.save_views(conn, changed_views)
         return out

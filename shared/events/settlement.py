@@ -77,13 +77,23 @@ class SettlementSubmitted(Payload):
     #: Extension: the settlement should have been direct but was not, for the
     #: person's own reasons (a further 10 points off the ratio).
     not_direct_personal_reason: bool = False
+    #: Extension: the bill's total as the hospital states it. When given it must equal
+    #: the sum of the items, so that a bill whose lines were lost or changed on the way
+    #: is refused instead of settled on what arrived.
+    total: Money | None = None
 
     @model_validator(mode="after")
     def _bill_within_limit(self) -> SettlementSubmitted:
-        if sum(item.amount for item in self.items) >= MONEY_LIMIT:
+        items_sum = sum(item.amount for item in self.items)
+        if items_sum >= MONEY_LIMIT:
             raise PydanticCustomError(
                 "money_format", "the items add up to {limit} or more: not a real bill",
                 {"limit": str(MONEY_LIMIT)})
+        if self.total is not None and self.total != items_sum:
+            raise PydanticCustomError(
+                "amounts_do_not_add_up",
+                "the stated total {total} is not the sum of the items, {items}",
+                {"total": f"{self.total:.2f}", "items": f"{items_sum:.2f}"})
         return self
 
 

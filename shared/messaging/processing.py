@@ -66,6 +66,20 @@ def rejected_record(record: Record, rejection: Rejection) -> Outgoing:
     )
 
 
+def refusal_copies(record: Record, outcomes: Sequence[Any], codes: frozenset[str]
+                   ) -> list[Outgoing]:
+    """Bad input refused by a business rule rather than by the contract's form (unknown
+    reference codes, a sender acting for another) is kept on ``<topic>.rejected`` too,
+    original bytes and the first such reason, beside the decision event the sender gets."""
+    for outcome in outcomes:
+        for reason in getattr(outcome, "reasons", None) or ():
+            code = reason["code"] if isinstance(reason, dict) else reason.code
+            if code in codes:
+                message = reason["message"] if isinstance(reason, dict) else reason.message
+                return [rejected_record(record, Rejection(code, message))]
+    return []
+
+
 async def write_outbox(conn: asyncpg.Connection, outgoing: Sequence[Outgoing]) -> None:
     if not outgoing:
         return

@@ -26,17 +26,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 #: Cases that show defects not fixed yet (docs/reliability.md, "Known gaps"). They stay in
 #: the suite so that each is seen, and fixing one turns its xfail into a pass to clean up.
 KNOWN_GAPS = {
-    "test_rule_refusal_also_kept_on_rejected_topic": (
-        True, "refusals by a business rule are answered with the decision event only; "
-              "they are not copied to <topic>.rejected yet"),
-    "test_rejected_record[items_do_not_add_up]": (
-        True, "the contract has no stated `total` on a submission to compare the items with"),
-    "test_error_event_to_the_sender[items_do_not_add_up]": (
-        True, "the contract has no stated `total` on a submission to compare the items with"),
-    "test_nothing_from_bad_input_is_settled": (
-        True, "follows from items_do_not_add_up: the submission is settled on its items"),
-    "test_nothing_from_bad_input_is_cleared": (
-        True, "follows from items_do_not_add_up: the submission is settled on its items"),
+    "test_rule_refusal_also_kept_on_rejected_topic[agency_confirms_another_agencys_statement]": (
+        True, "the clearing service answers an agency acting for another with "
+              "clearing.submission_rejected only; not copied to <topic>.rejected yet"),
     "test_broker_and_database_restarts_mid_run": (
         False, "results are exact, but aiokafka still logs more than 10 lines a second "
                "while the broker is down"),

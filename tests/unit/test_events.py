@@ -130,3 +130,19 @@ def test_unknown_fields_from_senders_are_tolerated() -> None:
     event = _decode(document)
     assert event.data.hospital == "H220102001"
     assert event.model_extra["ext_trace"] == "abc"
+
+
+def _items_sum(document: dict) -> Decimal:
+    return sum((Decimal(i["amount"]) for i in document["data"]["items"]), Decimal(0))
+
+
+def test_a_stated_total_must_be_the_sum_of_the_items() -> None:
+    document = copy.deepcopy(SUBMITTED)
+    document["data"]["total"] = f"{_items_sum(document):.2f}"
+    assert _decode(document).data.total == _items_sum(document)
+
+    document["data"]["total"] = f"{_items_sum(document) - Decimal('0.01'):.2f}"
+    with pytest.raises(Rejection) as raised:
+        _decode(document)
+    assert raised.value.code == "amounts_do_not_add_up"
+    assert f"{_items_sum(document):.2f}" in raised.value.message

@@ -196,6 +196,13 @@ def test_worked_personal_reason_reduction() -> None:
     assert (event.tier, event.ratio, event.fund_pay) == (3, D("0.55"), D("5448.70"))
 
 
+def test_a_stated_total_settles_like_the_items() -> None:
+    """The optional `total` (an extension) equals the items' sum; the result is the same."""
+    plain, _ = completed(EMPTY, submission())
+    stated, _ = completed(EMPTY, submission(total=f"{plain.total:.2f}"))
+    assert stated == plain
+
+
 def test_worked_resident_stay() -> None:
     """A resident: level 3 is 1000.00 and 0.60, tier 3 makes 0.40; no personal account."""
     event, _ = completed(EMPTY, submission(insurance_type="resident"))

@@ -175,13 +175,14 @@ def _completed(
         cap_unused=rule.annual_cap - state.cap_used.get(cap_scope, ZERO),
         insurance_type=submitted.insurance_type,
         personal_account_request=submitted.personal_account_request)
-    return SettlementCompleted(
-        **dict(submitted), care_agency=care_agency, tier=choice.tier, ratio=result.ratio,
+    # The computed total replaces the hospital's stated one (equal to it when given).
+    return SettlementCompleted(**(dict(submitted) | dict(
+        care_agency=care_agency, tier=choice.tier, ratio=result.ratio,
         total=result.total, self_pay_first=result.self_pay_first, uncovered=result.uncovered,
         eligible=result.eligible, deductible=result.deductible, fund_pay=result.fund_pay,
         account_pay=result.account_pay, cash_pay=result.cash_pay,
         cleared_amount=result.cleared_amount, filing_id=choice.filing_id,
-        trip=choice.trip.value, deductible_scope=deductible_scope, cap_scope=cap_scope)
+        trip=choice.trip.value, deductible_scope=deductible_scope, cap_scope=cap_scope)))
 
 
 # ---- checks: each yields (code, message) pairs --------------------------------------------
