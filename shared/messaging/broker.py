@@ -17,7 +17,10 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from shared.config import Settings
+from shared.messaging import kafka_backoff
 from shared.messaging.records import Record
+
+kafka_backoff.install()
 
 log = structlog.get_logger(__name__)
 

@@ -29,9 +29,6 @@ KNOWN_GAPS = {
     "test_rule_refusal_also_kept_on_rejected_topic[agency_confirms_another_agencys_statement]": (
         True, "the clearing service answers an agency acting for another with "
               "clearing.submission_rejected only; not copied to <topic>.rejected yet"),
-    "test_broker_and_database_restarts_mid_run": (
-        False, "results are exact, but aiokafka still logs more than 10 lines a second "
-               "while the broker is down"),
     "test_live_in_any_partition_order_equals_replay": (
         False, "a record read before the day event whose watermark it lies past is applied "
                "before that day acts (services/clearing/handlers.py _Run.take)"),
