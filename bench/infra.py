@@ -194,6 +194,32 @@ class LedgerWatch:
             await self._conn.close()
 
 
+def _infrastructure_pids() -> tuple[int | None, int | None]:
+    """Process ids of the local Kafka broker and PostgreSQL server, where running."""
+    try:
+        from infra import kafka, postgres
+        from infra.local import resolve_cache_dir
+
+        cache = resolve_cache_dir()
+        return ((kafka.running(cache) or (None,))[0], (postgres.running(cache) or (None,))[0])
+    except Exception:  # noqa: BLE001 - an accounting extra, never a reason to fail the bench
+        return None, None
+
+
+def _children(parent: int) -> list[int]:
+    """Process ids whose parent is `parent` (PostgreSQL's backends and workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
 class MemorySampler:
     """Samples VmRSS of each service process; keeps the largest value seen."""
 
@@ -233,7 +259,22 @@ class MemorySampler:
             return 0.0
 
     def cpu(self) -> dict[str, float]:
-        return {name: self.cpu_seconds(p.pid) for name, p in self.env.processes.items()}
+        """CPU seconds so far of each service, and of what shares the machine with them:
+        the local Kafka broker and PostgreSQL server (`clearinghouse infra up`; the server's
+        backends summed, they are its children) and the bench itself."""
+        used = {name: self.cpu_seconds(p.pid) for name, p in self.env.processes.items()}
+        kafka_pid, postgres_pid = _infrastructure_pids()
+        if kafka_pid is not None:
+            used["kafka"] = self.cpu_seconds(kafka_pid)
+        if postgres_pid is not None:
+            # Backends come and go: count each one's CPU since the start (or since it began).
+            at_start = getattr(self, "_postgres_at_start", {})
+            now = {pid: self.cpu_seconds(pid)
+                   for pid in (postgres_pid, *_children(postgres_pid))}
+            self._postgres_now = now
+            used["postgres"] = sum(t - at_start.get(pid, 0.0) for pid, t in now.items())
+        used["bench"] = self.cpu_seconds(os.getpid())
+        return used
 
     @staticmethod
     def machine_busy() -> tuple[float, float]:
@@ -254,11 +295,16 @@ class MemorySampler:
     def start(self) -> None:
         self.peak_mb = {}
         self.busy_at_start = self.machine_busy()
+        self._postgres_at_start: dict[int, float] = {}
         self.cpu_at_start = self.cpu()
+        # PostgreSQL is counted per backend from here on: its figure is already a difference.
+        self._postgres_at_start = getattr(self, "_postgres_now", {})
+        self.cpu_at_start["postgres"] = 0.0
         self._task = asyncio.create_task(self._run())
 
     def cpu_used(self) -> dict[str, float]:
-        """CPU seconds each service used since `start`."""
+        """CPU seconds each service (and Kafka, PostgreSQL, the bench) used since `start`.
+        Kafka and PostgreSQL are the shared local servers: other users' tests count too."""
         return {name: round(t - self.cpu_at_start.get(name, 0.0), 2)
                 for name, t in self.cpu().items()}
 

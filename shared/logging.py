@@ -14,12 +14,27 @@ def _dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=lambda o: str(o)).decode()
 
 
+#: The level `configure_logging` set (everything is logged until it is called).
+_level = logging.NOTSET
+
+
+def log_enabled(level: int) -> bool:
+    """Whether a structlog line at `level` would be written: lets a hot path skip building
+    the arguments of a per-event debug line."""
+    return level >= _level
+
+
 def configure_logging(level: str = "INFO", *, service: str | None = None,
                       json: bool = True) -> None:
-    """Configure structlog and the standard library to write JSON lines to stderr."""
+    """Configure structlog and the standard library to write JSON lines to stderr.
+
+    Per-event lines are at debug level; at info a service logs one summary per batch
+    (``CLEARINGHOUSE_LOG_LEVEL=DEBUG`` brings the per-event lines back)."""
+    global _level
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
+    _level = numeric
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -7,12 +7,12 @@ quantized to the fen. Rounding is half up, as the contract prescribes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
-from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic import GetPydanticSchema, WithJsonSchema
+from pydantic_core import PydanticCustomError, core_schema
 
 FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -85,17 +85,75 @@ def _pydantic(check: Callable[[Any], Decimal]) -> Callable[[Any], Decimal]:
     return validator
 
 
+# ---- the pydantic field types -------------------------------------------------------------
+#
+# Parsing JSON (every event read from Kafka) is checked by pydantic-core itself: a strict
+# string, then the money pattern (and, for non-negative amounts, the pattern without a
+# minus), each step with its own reason code, and only the final `Decimal(text)` is a
+# Python call. This accepts and refuses exactly what `parse_money` / `non_negative_money`
+# do (tests/unit/test_money_fast_path.py compares them): Python's `$` also matches before a
+# final newline, so the patterns allow one, and ``"-0.00"`` is not negative. Models built
+# from Python values (the services' own events, with `Decimal`s) go through the Python
+# functions as before. The error messages of the fast path are generic; `money_message`
+# gives the exact one of the Python functions (`shared.events.decode` uses it).
+
+#: Marks an error raised by the fast path (its ``ctx``), whose message `money_message` redoes.
+MONEY_FIELD_CTX = "money_field"
+_RUST_MONEY = r"^-?(0|[1-9][0-9]{0,11})\.[0-9]{2}\n?$"
+_RUST_NON_NEGATIVE = r"^(-0\.00|(0|[1-9][0-9]{0,11})\.[0-9]{2})\n?$"
+
+
+def _step(schema: core_schema.CoreSchema, code: str, message: str, negative_ok: bool
+          ) -> core_schema.CoreSchema:
+    return core_schema.custom_error_schema(
+        schema, custom_error_type=code, custom_error_message=message,
+        custom_error_context={MONEY_FIELD_CTX: "money" if negative_ok else "non_negative"})
+
+
+def _money_schema(check: Callable[[Any], Decimal], negative_ok: bool) -> GetPydanticSchema:
+    steps = [
+        _step(core_schema.str_schema(strict=True), "money_not_string",
+              "money must be a JSON string with two decimals such as \"12.30\"", negative_ok),
+        _step(core_schema.str_schema(pattern=_RUST_MONEY), "money_format",
+              "money must be a string with exactly two decimals such as \"12.30\", below "
+              f"{MONEY_LIMIT}", negative_ok),
+    ]
+    if not negative_ok:
+        steps.append(_step(core_schema.str_schema(pattern=_RUST_NON_NEGATIVE), "money_negative",
+                           "amount must not be negative", negative_ok))
+    steps.append(core_schema.no_info_plain_validator_function(Decimal))
+    schema = core_schema.json_or_python_schema(
+        json_schema=core_schema.chain_schema(steps),
+        python_schema=core_schema.no_info_plain_validator_function(_pydantic(check)),
+        # `format(value, ".2f")` called by pydantic-core: the same text as `format_money`
+        # (both round as the decimal context says, and only ever see values that already
+        # have two decimals), without a Python function call per amount.
+        serialization=core_schema.format_ser_schema(".2f", when_used="always"))
+    return GetPydanticSchema(lambda _type, _handler: schema)
+
+
+def money_message(error: Mapping[str, Any]) -> str | None:
+    """The exact message `parse_money` / `non_negative_money` give for the input of a money
+    error of the fast path (an item of ``ValidationError.errors()``); None for other errors."""
+    kind = (error.get("ctx") or {}).get(MONEY_FIELD_CTX)
+    if kind is None:
+        return None
+    try:
+        (parse_money if kind == "money" else non_negative_money)(error.get("input"))
+    except MoneyError as exc:
+        return str(exc)
+    return None
+
+
 Money = Annotated[
     Decimal,
-    PlainValidator(_pydantic(parse_money)),
-    PlainSerializer(format_money, return_type=str, when_used="always"),
+    _money_schema(parse_money, negative_ok=True),
     WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["1234.50"]}),
 ]
 """A pydantic field type: two-decimal string on the wire, `Decimal` inside."""
 
 NonNegativeMoney = Annotated[
     Decimal,
-    PlainValidator(_pydantic(non_negative_money)),
-    PlainSerializer(format_money, return_type=str, when_used="always"),
+    _money_schema(non_negative_money, negative_ok=False),
     WithJsonSchema({"type": "string", "pattern": r"^(0|[1-9][0-9]{0,11})\.[0-9]{2}$"}),
 ]

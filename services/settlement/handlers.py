@@ -8,7 +8,9 @@ service's ``filing.events`` (folded into the filing query model). Publishes
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +33,7 @@ from shared.events.settlement import (
     SettlementSubmitted,
 )
 from shared.filing_view import PersonFilings
-from shared.logging import bind_event
+from shared.logging import bind_event, log_enabled
 from shared.messaging.processing import refusal_copies
 from shared.messaging.records import Incoming, Outgoing, Record
 from shared.reference import load_reference
@@ -62,6 +64,7 @@ class SettlementHandler:
         changed_states: dict[str, PersonState] = {}
         changed_views: dict[str, PersonFilings] = {}
         out: list[Outgoing] = []
+        outcomes_by_type: Counter[str] = Counter()
         for incoming in batch:
             event, data = incoming.event, incoming.event.data
             bind_event(event.id, event.correlationid)
@@ -78,10 +81,15 @@ class SettlementHandler:
                 if not _impersonation(outcome):  # says nothing about the named hospital
                     state = evolve(state, outcome)
             states[person] = changed_states[person] = state
+            outcomes_by_type.update(
+                o.TYPE if not isinstance(o, Held) else "settlement.refund_held" for o in outcomes)
             out += _answer(event, person, [o for o in outcomes if not isinstance(o, Held)])
             out += refusal_copies(incoming.record, outcomes[:1], INPUT_REFUSALS)
         await store.save_persons(conn, changed_states)
         await store.save_views(conn, changed_views)
+        if outcomes_by_type or changed_views:
+            log.info("settlement.batch", events=len(batch), outcomes=dict(outcomes_by_type),
+                     filing_views=len(changed_views))
         return out
 
     def _decide(self, owners: dict[tuple[str, str], str], state: PersonState,
@@ -150,8 +158,11 @@ def _refused(data: SettlementSubmitted | RefundRequested, reason: Reason, *,
 
 
 def _impersonation(outcome: Outcome) -> bool:
-    reasons_given = getattr(outcome, "reasons", None) or []
-    return any(r.code == reasons.SOURCE_MISMATCH for r in reasons_given)
+    # Only refusals carry reasons (asking a pydantic model for a field it does not have
+    # costs an AttributeError raised and caught inside pydantic).
+    if not isinstance(outcome, SettlementRejected | RefundRejected):
+        return False
+    return any(r.code == reasons.SOURCE_MISMATCH for r in outcome.reasons)
 
 
 def _is_code(text: str) -> bool:
@@ -159,12 +170,15 @@ def _is_code(text: str) -> bool:
 
 
 def _log(outcome: Outcome) -> None:
+    """One line per outcome at debug level; `handle` logs a summary of the batch at info."""
+    if not log_enabled(logging.DEBUG):
+        return
     if isinstance(outcome, Held):
-        log.info("settlement.refund_held", refund_id=outcome.refund.refund_id,
-                 settlement_id=outcome.refund.settlement_id)
+        log.debug("settlement.refund_held", refund_id=outcome.refund.refund_id,
+                  settlement_id=outcome.refund.settlement_id)
     else:
-        log.info(outcome.TYPE, settlement_id=getattr(outcome, "settlement_id", None),
-                 reasons=[r.code for r in getattr(outcome, "reasons", [])] or None)
+        log.debug(outcome.TYPE, settlement_id=getattr(outcome, "settlement_id", None),
+                  reasons=[r.code for r in getattr(outcome, "reasons", [])] or None)
 
 
 def _answer(cause: Envelope[Any], person: str, outcomes: Sequence[Payload]) -> list[Outgoing]:

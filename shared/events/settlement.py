@@ -29,13 +29,16 @@ class VisitType(StrEnum):
     CHRONIC_OUTPATIENT = "chronic_outpatient"
 
 
+_RATIO_MIN, _RATIO_MAX = Decimal("0"), Decimal("1")
+
+
 def _parse_ratio(value: object) -> Decimal:
     # A Decimal comes only from the project's own code (the settlement decision); the wire
     # always carries a string.
     if not isinstance(value, str | Decimal):
         raise ValueError("ratio must be a decimal string such as \"0.70\"")
     ratio = Decimal(value)
-    if not Decimal("0") <= ratio <= Decimal("1"):
+    if not _RATIO_MIN <= ratio <= _RATIO_MAX:
         raise ValueError(f"ratio must lie between 0 and 1, got {value}")
     return ratio
 

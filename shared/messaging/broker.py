@@ -44,6 +44,36 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
     )
 
 
+def raw_producer(broker: KafkaBroker) -> Any | None:
+    """The aiokafka producer FastStream connected for `broker` (idempotent, acks=all, as
+    configured in `make_broker`), or None before it is connected or for a test broker."""
+    from aiokafka import AIOKafkaProducer
+
+    state = getattr(getattr(broker, "config", None), "producer", None)
+    producer = getattr(getattr(state, "_producer", None), "producer", None)
+    return producer if isinstance(producer, AIOKafkaProducer) else None
+
+
+async def publish_record(broker: KafkaBroker, topic: str, value: bytes, key: bytes | None,
+                         headers: dict[str, str]) -> asyncio.Future[Any]:
+    """Hand one record to the producer; return the future that resolves when Kafka has it.
+
+    Straight to the aiokafka producer FastStream connected: its ``send`` appends the record
+    to the partition's batch and returns at once (the outbox relay sends a whole batch, then
+    awaits all the futures). FastStream's ``broker.publish`` did the same with a command
+    object, middlewares and a codec per record, and added its own ``correlation_id`` (a
+    random id no consumer reads) and an empty ``content-type`` header where we set none.
+    Records keep their order per partition: one producer, idempotent, so its retries
+    neither reorder nor duplicate. Falls back to ``broker.publish`` when there is no raw
+    producer (a test broker)."""
+    producer = raw_producer(broker)
+    if producer is None:
+        return await broker.publish(value, topic, key=key, headers=headers,  # type: ignore[no-any-return]
+                                    no_confirm=True)
+    return await producer.send(topic, value=value, key=key,  # type: ignore[no-any-return]
+                               headers=[(k, v.encode()) for k, v in headers.items()])
+
+
 async def wait_for_broker(bootstrap: str) -> None:
     """Wait, with backoff, until the broker answers: a service started before Kafka waits
     for it instead of exiting (which under a supervisor becomes a crash loop)."""

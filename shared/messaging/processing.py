@@ -72,7 +72,8 @@ def refusal_copies(record: Record, outcomes: Sequence[Any], codes: frozenset[str
     reference codes, a sender acting for another) is kept on ``<topic>.rejected`` too,
     original bytes and the first such reason, beside the decision event the sender gets."""
     for outcome in outcomes:
-        for reason in getattr(outcome, "reasons", None) or ():
+        # vars(): a pydantic model without the field would raise (and catch) AttributeError
+        for reason in vars(outcome).get("reasons") or ():
             code = reason["code"] if isinstance(reason, dict) else reason.code
             if code in codes:
                 message = reason["message"] if isinstance(reason, dict) else reason.message

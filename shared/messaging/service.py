@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,12 @@ from faststream.specification import AsyncAPI
 from shared.config import Settings
 from shared.db import apply_migrations, create_pool
 from shared.events import PAYLOADS_BY_TOPIC, Envelope
-from shared.messaging.broker import make_broker, subscribe_batches, wait_for_broker
+from shared.messaging.broker import (
+    make_broker,
+    publish_record,
+    subscribe_batches,
+    wait_for_broker,
+)
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.processing import BatchProcessor, Handler
 from shared.messaging.records import Record
@@ -66,6 +72,12 @@ class ServiceRuntime:
         handler = await self.spec.make_handler(self.pool, self.settings)
         self.relay = OutboxRelay(self.settings.database_url, self.spec.name, self._publish)
         self.processor = BatchProcessor(self.pool, handler, on_commit=self.relay.wake)
+        # What start-up built (reference data, policies, pydantic's schemas) lives as long as
+        # the process: keep the cyclic collector from scanning it again and again, and let it
+        # run less often (a batch allocates a few hundred thousand short-lived objects, few of
+        # them in cycles). docs/benchmarks.md, "What changed".
+        gc.freeze()
+        gc.set_threshold(10_000, 20, 20)
         log.info("service.ready", service=self.spec.name, consumes=list(self.spec.consumes))
 
     async def after_start(self) -> None:
@@ -92,7 +104,7 @@ class ServiceRuntime:
     async def _publish(self, topic: str, value: bytes, key: bytes | None,
                        headers: dict[str, str]) -> asyncio.Future[Any]:
         topic = self.settings.topic_prefix + topic
-        return await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
+        return await publish_record(self.broker, topic, value, key, headers)
 
 
 def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, ServiceRuntime]:

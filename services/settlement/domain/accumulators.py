@@ -203,12 +203,18 @@ _MONEY_FIELDS = ("total", "deductible", "fund_pay", "account_pay", "cash_pay", "
 def to_document(state: PersonState) -> dict[str, Any]:
     """A JSON-ready dict (for a JSONB column): money as two-decimal strings, times RFC 3339."""
     def record(s: SettlementRecord) -> dict[str, Any]:
-        doc: dict[str, Any] = {k: getattr(s, k) for k in (
-            "settlement_id", "hospital", "insured_agency", "care_agency", "deductible_scope",
-            "cap_scope", "resettles", "refund_id", "resettled_by")}
-        doc["settled_at"] = s.settled_at.isoformat()
-        doc.update({k: format_money(getattr(s, k)) for k in _MONEY_FIELDS})
-        return doc
+        # The keys in the order they always had (the fields, the time, then _MONEY_FIELDS).
+        return {
+            "settlement_id": s.settlement_id, "hospital": s.hospital,
+            "insured_agency": s.insured_agency, "care_agency": s.care_agency,
+            "deductible_scope": s.deductible_scope, "cap_scope": s.cap_scope,
+            "resettles": s.resettles, "refund_id": s.refund_id, "resettled_by": s.resettled_by,
+            "settled_at": s.settled_at.isoformat(),
+            "total": format_money(s.total), "deductible": format_money(s.deductible),
+            "fund_pay": format_money(s.fund_pay), "account_pay": format_money(s.account_pay),
+            "cash_pay": format_money(s.cash_pay),
+            "cleared_amount": format_money(s.cleared_amount),
+        }
 
     return {
         "version": STATE_VERSION,

@@ -176,7 +176,8 @@ def _completed(
         insurance_type=submitted.insurance_type,
         personal_account_request=submitted.personal_account_request)
     # The computed total replaces the hospital's stated one (equal to it when given).
-    return SettlementCompleted(**(dict(submitted) | dict(
+    # `__dict__` holds exactly the fields (`dict(model)` builds the same pairs, slower).
+    return SettlementCompleted(**(submitted.__dict__ | dict(
         care_agency=care_agency, tier=choice.tier, ratio=result.ratio,
         total=result.total, self_pay_first=result.self_pay_first, uncovered=result.uncovered,
         eligible=result.eligible, deductible=result.deductible, fund_pay=result.fund_pay,
