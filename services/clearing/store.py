@@ -14,13 +14,22 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.clearing.domain.cycles import CycleTotals, LineTotals
 from services.clearing.domain.decisions import Decision
 from services.clearing.domain.items import ClearingItem, ItemKind
-from services.clearing.domain.ledger import AccountKind, EntryKind, EventRef, Posting, Side
+from services.clearing.domain.ledger import (
+    AccountKind,
+    EntryKind,
+    EventRef,
+    Position,
+    Posting,
+    Side,
+)
 from services.clearing.domain.reports import Answer, ReportRecord
 from services.clearing.domain.state import ClearingState
 from shared.events import make_event
 from shared.messaging.records import Record
+from shared.money import FEN
 
 # ---- the aggregate --------------------------------------------------------------------------
 
@@ -72,10 +81,17 @@ async def item(conn: asyncpg.Connection, item_id: str) -> ClearingItem | None:
     return _item(document) if document else None
 
 
-async def unreported_items(conn: asyncpg.Connection, through: date) -> list[ClearingItem]:
+async def unreported_items(conn: asyncpg.Connection, through: date,
+                           cut: dict[str, dict[str, int]] | None = None) -> list[ClearingItem]:
+    """Items not reported yet with a business date up to `through`; with `cut` (a day's
+    watermarks), only those whose record precedes it."""
     rows = await conn.fetch(
         """SELECT document FROM items WHERE reported_on IS NULL AND business_date <= $1
-           ORDER BY item_id""", through)
+             AND (input_topic IS NULL OR $2::jsonb IS NULL
+                  OR input_offset < coalesce(($2::jsonb -> input_topic
+                                              ->> input_partition::text)::bigint,
+                                             9223372036854775807))
+           ORDER BY item_id""", through, orjson.dumps(cut).decode() if cut else None)
     return [_item(r["document"]) for r in rows]
 
 
@@ -84,17 +100,75 @@ async def cycle_items(conn: asyncpg.Connection, cycle: str) -> list[ClearingItem
     return [_item(r["document"]) for r in rows]
 
 
-async def _save_items(conn: asyncpg.Connection, items: Sequence[ClearingItem]) -> None:
-    """Insert or update item rows in one statement (ids must be distinct)."""
+async def cycle_totals(conn: asyncpg.Connection, cycle: str) -> CycleTotals:
+    """`cycles.cycle_totals` of the items cleared in `cycle`, added up by PostgreSQL: per
+    agency and counterpart the statement line and the ledger position, per agency the
+    checksum (sha256 of its lines ``<settlement_id>:<signed fen>`` sorted as byte strings,
+    joined by newlines). No item is loaded into Python."""
+    rows = await conn.fetch(
+        """WITH side AS (
+               SELECT care_agency AS agency, insured_agency AS counterpart, true AS receiving,
+                      cycle <> origin_cycle AS carried,
+                      CASE kind WHEN 'settlement' THEN cleared_amount
+                           ELSE -cleared_amount END AS amount
+               FROM items WHERE cycle = $1
+               UNION ALL
+               SELECT insured_agency, care_agency, false, cycle <> origin_cycle,
+                      CASE kind WHEN 'settlement' THEN cleared_amount ELSE -cleared_amount END
+               FROM items WHERE cycle = $1)
+           SELECT agency, counterpart,
+               coalesce(sum(amount) FILTER (WHERE receiving AND NOT carried), 0.00)
+                   AS receivable,
+               count(*) FILTER (WHERE receiving AND NOT carried) AS receivable_count,
+               coalesce(sum(amount) FILTER (WHERE NOT receiving AND NOT carried), 0.00)
+                   AS payable,
+               count(*) FILTER (WHERE NOT receiving AND NOT carried) AS payable_count,
+               coalesce(sum(CASE WHEN receiving THEN amount ELSE -amount END)
+                        FILTER (WHERE carried), 0.00) AS adjustments,
+               count(*) FILTER (WHERE carried) AS adjustment_count,
+               coalesce(sum(amount) FILTER (WHERE receiving), 0.00) AS position_receivable,
+               coalesce(sum(amount) FILTER (WHERE NOT receiving), 0.00) AS position_payable
+           FROM side GROUP BY agency, counterpart""", cycle)
+    sums = await conn.fetch(
+        """WITH line AS (
+               SELECT settlement_id || ':' || ((CASE kind WHEN 'settlement' THEN 1 ELSE -1 END)
+                      * (cleared_amount * 100)::bigint)::text AS text,
+                      care_agency, insured_agency
+               FROM items WHERE cycle = $1)
+           SELECT agency, encode(sha256(convert_to(
+                      string_agg(text, E'\\n' ORDER BY text COLLATE "C"), 'UTF8')), 'hex')
+                  AS checksum
+           FROM (SELECT care_agency AS agency, text FROM line
+                 UNION ALL SELECT insured_agency, text FROM line) AS lines
+           GROUP BY agency""", cycle)
+    lines: dict[str, dict[str, LineTotals]] = {}
+    for r in rows:
+        lines.setdefault(r["agency"], {})[r["counterpart"]] = LineTotals(
+            receivable=_fen(r["receivable"]), receivable_count=r["receivable_count"],
+            payable=_fen(r["payable"]), payable_count=r["payable_count"],
+            adjustments=_fen(r["adjustments"]), adjustment_count=r["adjustment_count"],
+            position=Position(_fen(r["position_receivable"]), _fen(r["position_payable"])))
+    return CycleTotals(lines=lines, checksums={r["agency"]: r["checksum"] for r in sums})
+
+
+def _fen(amount: Decimal) -> Decimal:
+    return amount.quantize(FEN)
+
+
+async def _save_items(conn: asyncpg.Connection, items: Sequence[ClearingItem],
+                      positions: dict[str, tuple[str, int, int]] | None = None) -> None:
+    """Insert or update item rows in one statement (ids must be distinct); `positions`
+    gives new items their input position (an update keeps the one stored)."""
     if not items:
         return
+    where = [(positions or {}).get(i.item_id) for i in items]
     await conn.execute(
         """INSERT INTO items (item_id, kind, hospital, settlement_id, insured_agency,
                care_agency, business_date, origin_cycle, cycle, cleared_amount, reported_on,
-               document)
+               document, input_topic, input_partition, input_offset)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                $6::text[], $7::date[], $8::text[], $9::text[], $10::numeric[], $11::date[],
-               $12::jsonb[])
+               $12::jsonb[], $13::text[], $14::int[], $15::bigint[])
            ON CONFLICT (item_id) DO UPDATE SET cycle = excluded.cycle,
                reported_on = excluded.reported_on, document = excluded.document""",
         [i.item_id for i in items], [i.kind.value for i in items], [i.hospital for i in items],
@@ -102,7 +176,8 @@ async def _save_items(conn: asyncpg.Connection, items: Sequence[ClearingItem]) -
         [i.care_agency for i in items], [i.business_date for i in items],
         [i.origin_cycle for i in items], [i.cycle for i in items],
         [i.cleared_amount for i in items], [i.reported_on for i in items],
-        [_item_document(i) for i in items])
+        [_item_document(i) for i in items], [w[0] if w else None for w in where],
+        [w[1] if w else None for w in where], [w[2] if w else None for w in where])
 
 
 # ---- daily reports --------------------------------------------------------------------------
@@ -194,6 +269,8 @@ class Writes:
         self.items: dict[str, ClearingItem] = {}
         self.reports: dict[tuple[str, date], ReportRecord] = {}
         self.postings: list[Posting] = []
+        #: item_id → input position of the record that created the item
+        self.positions: dict[str, tuple[str, int, int]] = {}
         #: (event_id, type, key, envelope, document, context), in the order decided
         self.results: list[tuple[str, str, str, Any, str, Any]] = []
 
@@ -201,11 +278,14 @@ class Writes:
         return bool(self.items or self.reports or self.postings or self.results)
 
     def add(self, decision: Decision, cause_time: datetime, source: str,
-            context: Any = None) -> None:
-        """Add a decision's rows; `context` comes back with its published results."""
+            context: Any = None, position: tuple[str, int, int] | None = None) -> None:
+        """Add a decision's rows; `context` comes back with its published results;
+        `position` is the input position of the record decided (given to its new items)."""
         for i in decision.items:
             self.items.pop(i.item_id, None)  # keep write order: the latest version goes last
             self.items[i.item_id] = i
+            if position is not None:
+                self.positions.setdefault(i.item_id, position)
         for r in decision.reports:
             self.reports.pop((r.agency, r.date), None)
             self.reports[(r.agency, r.date)] = r
@@ -224,7 +304,7 @@ class Writes:
     async def flush(self, conn: asyncpg.Connection) -> list[tuple[str, Any, Any]]:
         """Write everything added; return the results to publish as (key, envelope,
         context), in the order decided."""
-        await _save_items(conn, list(self.items.values()))
+        await _save_items(conn, list(self.items.values()), self.positions)
         await _save_reports(conn, list(self.reports.values()))
         if self.postings:
             await conn.copy_records_to_table("postings", columns=POSTING_COLUMNS,
@@ -244,6 +324,7 @@ class Writes:
                 [r[4] for r in rows])}
             published = [(r[2], r[3], r[5]) for r in rows if r[0] in inserted]
         self.items, self.reports, self.postings, self.results = {}, {}, [], []
+        self.positions = {}
         return published
 
 
@@ -294,18 +375,41 @@ async def drop_pending_day(conn: asyncpg.Connection, record: Record) -> None:
         record.topic, record.partition, record.offset)
 
 
-async def defer(conn: asyncpg.Connection, record: Record) -> None:
-    await conn.execute("INSERT INTO deferred VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                       record.topic, record.partition, record.offset, record.value)
+async def defer(conn: asyncpg.Connection, records: Sequence[Record]) -> None:
+    """Hold records back (in one statement); a record held already stays as it is."""
+    if records:
+        await conn.execute(
+            """INSERT INTO deferred SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[],
+                   $4::bytea[]) ON CONFLICT DO NOTHING""",
+            [r.topic for r in records], [r.partition for r in records],
+            [r.offset for r in records], [r.value for r in records])
 
 
-async def deferred(conn: asyncpg.Connection) -> list[Record]:
-    rows = await conn.fetch('SELECT * FROM deferred ORDER BY topic, "partition", "offset"')
+async def deferred(conn: asyncpg.Connection, after: tuple[str, int, int] = ("", -1, -1),
+                   limit: int = 1000) -> list[Record]:
+    """Records held back, in (topic, partition, offset) order, from just after `after`."""
+    rows = await conn.fetch(
+        """SELECT * FROM deferred WHERE (topic, "partition", "offset") > ($1, $2, $3)
+           ORDER BY topic, "partition", "offset" LIMIT $4""", *after, limit)
     return [Record(r["topic"], r["partition"], r["offset"], None, bytes(r["value"]))
             for r in rows]
 
 
-async def drop_deferred(conn: asyncpg.Connection, record: Record) -> None:
-    await conn.execute(
-        'DELETE FROM deferred WHERE topic = $1 AND "partition" = $2 AND "offset" = $3',
-        record.topic, record.partition, record.offset)
+async def drop_deferred(conn: asyncpg.Connection, records: Sequence[Record]) -> None:
+    if records:
+        await conn.execute(
+            """DELETE FROM deferred d USING unnest($1::text[], $2::int[], $3::bigint[])
+                   AS r(topic, "partition", "offset")
+               WHERE (d.topic, d."partition", d."offset") = (r.topic, r."partition", r."offset")
+            """,
+            [r.topic for r in records], [r.partition for r in records],
+            [r.offset for r in records])
+
+
+async def held_partitions(conn: asyncpg.Connection) -> set[tuple[str, int]]:
+    """The input partitions with records held back (their later records wait behind them)."""
+    rows = await conn.fetch(
+        """SELECT topic, "partition" FROM input_positions i WHERE EXISTS (
+               SELECT 1 FROM deferred d WHERE d.topic = i.topic
+                                          AND d."partition" = i."partition")""")
+    return {(r["topic"], r["partition"]) for r in rows}

@@ -25,17 +25,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 #: Cases that show defects not fixed yet (docs/reliability.md, "Known gaps"). They stay in
 #: the suite so that each is seen, and fixing one turns its xfail into a pass to clean up.
-KNOWN_GAPS = {
-    "test_rule_refusal_also_kept_on_rejected_topic[agency_confirms_another_agencys_statement]": (
-        True, "the clearing service answers an agency acting for another with "
-              "clearing.submission_rejected only; not copied to <topic>.rejected yet"),
-    "test_live_in_any_partition_order_equals_replay": (
-        False, "a record read before the day event whose watermark it lies past is applied "
-               "before that day acts (services/clearing/handlers.py _Run.take)"),
-    "test_a_late_settlement_read_before_the_day_that_cuts_it_is_carried_like_on_replay": (
-        False, "a record read before the day event whose watermark it lies past is applied "
-               "before that day acts (services/clearing/handlers.py _Run.take)"),
-}
+KNOWN_GAPS: dict[str, tuple[bool, str]] = {}
 
 
 def _mark_known_gap(item: pytest.Item) -> None:

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from services.clearing.domain.cycles import (
-    build_statements,
+    CycleTotals,
+    cycle_totals,
     distribution_targets,
     net_transfer_instructions,
-    positions,
+    positions_from_totals,
+    statements_from_totals,
 )
 from services.clearing.domain.decisions import Decision, Draft
 from services.clearing.domain.items import ClearingItem
@@ -160,10 +162,12 @@ def needs(actions: list[Action]) -> CalendarNeeds:
 
 @dataclass(frozen=True)
 class CalendarInputs:
-    """What `needs` asked the handler to load."""
+    """What `needs` asked the handler to load. For statements, either a cycle's items or
+    the same added up (`cycle_totals`: the handler has the database add them up)."""
 
     unreported: Sequence[ClearingItem] = ()
     cycle_items: Mapping[str, Sequence[ClearingItem]] = field(default_factory=dict)
+    cycle_totals: Mapping[str, CycleTotals] = field(default_factory=dict)
 
 
 def on_day_started(
@@ -177,10 +181,14 @@ def on_day_started(
             case IssueDailyReports(date=report_date):
                 pending = _issue_daily_reports(draft, report_date, pending)
             case IssueStatements(cycle=cycle):
-                if cycle not in inputs.cycle_items:
+                if cycle in inputs.cycle_totals:
+                    totals = inputs.cycle_totals[cycle]
+                elif cycle in inputs.cycle_items:
+                    totals = cycle_totals(cycle, inputs.cycle_items[cycle])
+                else:
                     raise ValueError(f"statements of {cycle} are due on {day.date}: load the "
                                      f"cycle's items into CalendarInputs.cycle_items")
-                _issue_statements(draft, cycle, inputs.cycle_items[cycle])
+                _issue_statements(draft, cycle, totals)
             case PassConfirmationDeadline(cycle=cycle):
                 _pass_confirmation_deadline(draft, cycle)
             case IssueInstructions(cycle=cycle):
@@ -208,12 +216,11 @@ def _issue_daily_reports(
     return [i for i in pending if i.item_id not in covered_ids]
 
 
-def _issue_statements(draft: Draft, cycle: str, items: Sequence[ClearingItem]) -> None:
+def _issue_statements(draft: Draft, cycle: str, totals: CycleTotals) -> None:
     state = draft.state
-    own = [i for i in items if i.cycle == cycle]
     disputes = state.open_disputes()
-    statements = build_statements(cycle, own, disputes, state.ledger_heads)
-    cycle_positions = positions(own)
+    statements = statements_from_totals(cycle, totals, disputes, state.ledger_heads)
+    cycle_positions = positions_from_totals(totals)
     cycle_state = draft.cycle(cycle)
     for statement in statements:
         draft.emit(statement)

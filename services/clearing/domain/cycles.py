@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from services.clearing.domain.chain import LedgerHead
@@ -100,9 +101,7 @@ def build_statements(
     heads: Mapping[str, LedgerHead],
 ) -> list[StatementIssued]:
     """The statement of every agency with items cleared in `cycle`."""
-    grouped = _by_agency(i for i in items if i.cycle == cycle)
-    return [build_statement(cycle, agency, grouped[agency], disputes.get(agency, ()),
-                            heads.get(agency)) for agency in sorted(grouped)]
+    return statements_from_totals(cycle, cycle_totals(cycle, items), disputes, heads)
 
 
 def positions(items: Iterable[ClearingItem]) -> dict[str, dict[str, Position]]:
@@ -118,6 +117,94 @@ def positions(items: Iterable[ClearingItem]) -> dict[str, dict[str, Position]]:
         result[agency][counterpart] = Position(receivables[(agency, counterpart)],
                                                payables[(agency, counterpart)])
     return dict(result)
+
+
+# ---- a cycle added up (what statements and the clearing into the hub need) ------------------
+
+
+@dataclass(frozen=True)
+class LineTotals:
+    """One agency's items of a cycle with one counterpart, added up: the statement line
+    (regular items each way, carried items as adjustments) and the ledger position (every
+    item, carried ones included)."""
+
+    receivable: Decimal = ZERO
+    receivable_count: int = 0
+    payable: Decimal = ZERO
+    payable_count: int = 0
+    adjustments: Decimal = ZERO
+    adjustment_count: int = 0
+    position: Position = field(default_factory=Position)
+
+
+@dataclass(frozen=True)
+class CycleTotals:
+    """A cycle's items added up per agency and counterpart, and each agency's checksum over
+    its items (`reports.checksum`): everything statements and positions are made of. The
+    handler has PostgreSQL add them up (`store.cycle_totals`); `cycle_totals` is the same
+    in Python."""
+
+    lines: Mapping[str, Mapping[str, LineTotals]]
+    checksums: Mapping[str, str]
+
+
+def cycle_totals(cycle: str, items: Iterable[ClearingItem]) -> CycleTotals:
+    """Add up the items cleared in `cycle` (others are ignored)."""
+    own = [i for i in items if i.cycle == cycle]
+    lines: dict[str, dict[str, _Line]] = defaultdict(lambda: defaultdict(_Line))
+    owned: dict[str, list[ClearingItem]] = defaultdict(list)
+    position = positions(own)
+    for item in own:
+        lines[item.care_agency][item.insured_agency].add(item, True)
+        lines[item.insured_agency][item.care_agency].add(item, False)
+        owned[item.care_agency].append(item)
+        owned[item.insured_agency].append(item)
+    return CycleTotals(
+        lines={agency: {counterpart: LineTotals(
+            receivable=line.receivable, receivable_count=line.receivable_count,
+            payable=line.payable, payable_count=line.payable_count,
+            adjustments=line.adjustments, adjustment_count=line.adjustment_count,
+            position=position[agency][counterpart])
+            for counterpart, line in by_counterpart.items()}
+            for agency, by_counterpart in lines.items()},
+        checksums={agency: checksum(own) for agency, own in owned.items()})
+
+
+def statements_from_totals(
+    cycle: str, totals: CycleTotals, disputes: Mapping[str, Iterable[str]],
+    heads: Mapping[str, LedgerHead],
+) -> list[StatementIssued]:
+    """The statement of every agency with items cleared in the cycle, from its totals."""
+    statements = []
+    for agency in sorted(totals.lines):
+        by_counterpart = totals.lines[agency]
+        payloads = [_line_payload(c, by_counterpart[c]) for c in sorted(by_counterpart)]
+        head = heads.get(agency)
+        statements.append(StatementIssued(
+            cycle=cycle, agency=agency, lines=payloads,
+            receivable=sum((p.receivable for p in payloads), ZERO),
+            payable=sum((p.payable for p in payloads), ZERO),
+            adjustments=sum((p.adjustments for p in payloads), ZERO),
+            net=sum((p.net for p in payloads), ZERO),
+            checksum=totals.checksums[agency],
+            disputed_settlement_ids=sorted(set(disputes.get(agency, ()))),
+            chain_head=head.link if head else None,
+            chain_sequence=head.sequence if head else None))
+    return statements
+
+
+def positions_from_totals(totals: CycleTotals) -> dict[str, dict[str, Position]]:
+    return {agency: {c: line.position for c, line in by_counterpart.items()}
+            for agency, by_counterpart in totals.lines.items()}
+
+
+def _line_payload(counterpart: str, line: LineTotals) -> StatementLine:
+    return StatementLine(
+        counterpart=counterpart, receivable=line.receivable,
+        receivable_count=line.receivable_count, payable=line.payable,
+        payable_count=line.payable_count, adjustments=line.adjustments,
+        adjustment_count=line.adjustment_count,
+        net=line.receivable - line.payable + line.adjustments)
 
 
 def check_nets_sum_to_zero(statements: Iterable[StatementIssued]) -> list[str]:

@@ -119,7 +119,7 @@ def on_remittance_reported(
     instruction = (draft.cycle(cycle).instructions[reported.instruction_id]
                    if cycle is not None else None)
     agency = reported.agency or (instruction.payer if instruction else cause.source)
-    problems = _remittance_problems(reported, instruction)
+    problems = remittance_problems(reported, instruction)
     if problems or cycle is None or instruction is None:
         draft.reject(cause, reported, agency, problems)
         return draft.decision()
@@ -129,7 +129,7 @@ def on_remittance_reported(
     return draft.decision()
 
 
-def _remittance_problems(
+def remittance_problems(
     reported: RemittanceReported, instruction: InstructionState | None,
 ) -> list[dict[str, str]]:
     iid = reported.instruction_id
