@@ -89,6 +89,9 @@ class FilingHandler:
         if not await store.start_day(conn, day):
             return []
         out: list[Outgoing] = []
+        # Persons changed earlier in this transaction are saved first, so that the day sees
+        # their deadlines as it would if they had come in a transaction of their own.
+        await store.save_persons(conn, changed)
         due = await store.persons_due(conn, day)
         loaded = await store.load_persons(conn, [p for p in due if p not in changed])
         for person in due:
