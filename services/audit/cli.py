@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import json
 import re
 import time
@@ -45,6 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--order", choices=("inbox", "log"), default="inbox",
                         help="interleave a service's input partitions as the live service "
                              "consumed them (inbox, default) or by Kafka timestamp (log)")
+    parser.add_argument("--merge-limit", type=int, default=replay.MERGE_LIMIT, metavar="N",
+                        help="merge consecutive live transactions in which every record took "
+                             "effect into replay transactions of up to N records (default "
+                             f"{replay.MERGE_LIMIT}; 1 replays every live transaction as it was)")
+    parser.add_argument("--processes", choices=("auto", "always", "never"), default="auto",
+                        help="rebuild each service in a process of its own: from "
+                             f"{replay.OWN_PROCESS_FROM} records (auto), always or never")
     parser.add_argument("--keep", action="store_true",
                         help="keep the audit database afterwards (default: drop it)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -92,6 +101,10 @@ async def _create_database(live_url: str, name: str) -> None:
     admin = await asyncpg.connect(live_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
+        # A throwaway database: a commit need not wait for its WAL to reach the disk (a
+        # crash loses the audit, never changes what a transaction does or sees).
+        await admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+        await admin.execute(f'ALTER DATABASE "{name}" SET jit = off')  # short queries only
     finally:
         await admin.close()
 
@@ -122,10 +135,15 @@ class _Rate(ProgressColumn):
 
 async def run_audit(*, prefix: str | None = None, database_url: str | None = None,
                     order: str = "inbox", keep: bool = False,
-                    progress: Progress | None = None) -> dict[str, Any]:
+                    progress: Progress | None = None, merge_limit: int = replay.MERGE_LIMIT,
+                    processes: str = "auto") -> dict[str, Any]:
     """Replay, compare and return the report (``run`` holds what differs between runs)."""
     settings = load_settings()
     bootstrap, prefix, live_url = resolve_target(prefix, database_url, settings)
+    # The handlers see the audited installation's broker and namespace (the clearing
+    # service asks whether its clearing.schedule holds a day), not this shell's.
+    settings = dataclasses.replace(settings, kafka_bootstrap_servers=bootstrap,
+                                   topic_prefix=prefix)
     started = time.perf_counter()
     reading = progress.add_task("reading the log", total=None) if progress else None
 
@@ -136,6 +154,7 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
     log = await replay.read_log(bootstrap, prefix, replay.topics_to_read(), on_read)
     read_seconds = time.perf_counter() - started
     plans, notes = await _plans(log, live_url, order)
+    plan_seconds = time.perf_counter() - started - read_seconds
     name = datetime.now(UTC).strftime("audit_%Y%m%d_%H%M%S_%f")
     audit_url = audit_database_url(live_url, name)
     await _create_database(live_url, name)
@@ -148,19 +167,47 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
                 progress.advance(tasks[service], n)
 
         timings: dict[str, float] = {}
+        # The live side of the comparison (read-only, independent of the replay) is read
+        # while the services are rebuilt; each service's tables are compared as soon as it
+        # is rebuilt.
+        live_side = asyncio.create_task(_live_side(live_url))
 
-        async def rebuild(service: str) -> Any:
+        async def rebuild(service: str) -> tuple[replay.RebuildResult, compare.Comparison, Any]:
             began = time.perf_counter()
-            processor = await replay.rebuild(service, audit_url, settings, plans[service],
-                                             on_batch)
-            timings[service] = time.perf_counter() - began
-            return processor
+            loop = asyncio.get_running_loop()
+            rebuilt: asyncio.Future[replay.RebuildResult] = loop.create_future()
+            whole = asyncio.create_task(replay.rebuild_anywhere(
+                service, audit_url, settings, plans[service], on_batch, rebuilt,
+                processes=processes, merge_limit=merge_limit))
+            try:
+                await asyncio.wait({rebuilt, whole}, return_when=asyncio.FIRST_COMPLETED)
+                if not rebuilt.done():
+                    await whole  # it failed: raises
+                timings[service] = time.perf_counter() - began
+                part = await _compare_service(service, live_url, audit_url,
+                                              (await live_side)[0][service])
+                return await whole, *part
+            finally:
+                if not whole.done():
+                    whole.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await whole
 
-        replay_started = time.perf_counter()
-        processors = dict(zip(SERVICES, await asyncio.gather(*(rebuild(s) for s in SERVICES)),
-                              strict=True))
-        replay_seconds = time.perf_counter() - replay_started
-        report = await _compare(log, live_url, audit_url)
+        try:
+            replay_started = time.perf_counter()
+            done = dict(zip(SERVICES, await asyncio.gather(*(rebuild(s) for s in SERVICES)),
+                            strict=True))
+            replay_seconds = max(timings.values())
+            compare_seconds = time.perf_counter() - replay_started - replay_seconds
+            processors = {s: done[s][0] for s in SERVICES}
+            report = _compare(log, [done[s][1] for s in SERVICES],
+                              [e for s in SERVICES for e in done[s][2]],
+                              (await live_side)[1], processors["clearing"].chains)
+        finally:
+            if not live_side.done():
+                live_side.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await live_side
     finally:
         if not keep:
             keep = not await _drop_database(live_url, name)
@@ -176,10 +223,14 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
         **report, "notes": notes + report.pop("notes"),
         "run": {"audit_database": name, "kept": keep, "log_records": len(log),
                 "read_seconds": round(read_seconds, 3),
+                "plan_seconds": round(plan_seconds, 3),
                 "replay_seconds": round(replay_seconds, 3),
+                "compare_seconds": round(compare_seconds, 3),
                 "seconds": round(time.perf_counter() - started, 3),
                 "events_per_second": round(records / replay_seconds) if replay_seconds else None,
                 "per_service": {s: {"seconds": round(timings[s], 3),
+                                    "transactions": processors[s].commits,
+                                    "cpu_seconds": processors[s].cpu_seconds,
                                     "events_per_second": round(plans[s].records / timings[s])
                                     if timings[s] else None} for s in SERVICES}},
     }
@@ -232,25 +283,51 @@ async def _plans(log: replay.Log, live_url: str, order: str
     return plans, notes
 
 
-async def _compare(log: replay.Log, live_url: str, audit_url: str) -> dict[str, Any]:
-    result = compare.Comparison()
-    live = await asyncpg.connect(live_url, server_settings={
+async def _read_only(live_url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(live_url, server_settings={
         "default_transaction_read_only": "on", "application_name": "clearinghouse-audit"})
+
+
+async def _live_side(live_url: str) -> tuple[dict[str, dict[str, compare.Digests]], Any]:
+    """The live database's row digests (per service) and its ledgers' hash chains."""
+    live = await _read_only(live_url)
+    try:
+        await compare.prepare(live)
+        digests = {s: await compare.table_digests(live, s) for s in SERVICES}
+        return digests, await compare.ledger_chains(live)
+    finally:
+        await live.close()
+
+
+async def _compare_service(service: str, live_url: str, audit_url: str,
+                           live_digests: dict[str, compare.Digests]
+                           ) -> tuple[compare.Comparison, list[compare.Rebuilt]]:
+    """One service's state tables compared (set-based), and the events it rebuilt."""
+    result = compare.Comparison()
+    live = await _read_only(live_url)
     audit = await asyncpg.connect(audit_url)
     try:
-        rebuilt = []
-        for service in SERVICES:
-            compare.compare_tables(service, await compare.read_tables(live, service),
-                                   await compare.read_tables(audit, service), result)
-            rebuilt += await compare.read_outbox(audit, service)
-        published = {t: log.records(t) for t in
-                     {*compare.OUTPUT_TOPICS, *(topics.rejected(t) for t in topics.CONSUMED)}}
-        compare.compare_published(rebuilt, published, compare.OUTPUT_TOPICS, result)
-        live_chain = await compare.ledger_chains(live)
-        replay_chain = await compare.ledger_chains(audit)
+        await compare.prepare(live)
+        await compare.prepare(audit)
+        await compare.compare_table_digests(
+            service, live_digests, await compare.table_digests(audit, service),
+            live, audit, result)
+        return result, await compare.read_outbox(audit, service)
     finally:
         await live.close()
         await audit.close()
+
+
+def _compare(log: replay.Log, parts: list[compare.Comparison],
+             rebuilt: list[compare.Rebuilt], live_chain: Any, replay_chain: Any
+             ) -> dict[str, Any]:
+    result = compare.Comparison()
+    for part in parts:
+        result.tables += part.tables
+        result.differences += part.differences
+    published = {t: log.records(t) for t in
+                 {*compare.OUTPUT_TOPICS, *(topics.rejected(t) for t in topics.CONSUMED)}}
+    compare.compare_published(rebuilt, published, compare.OUTPUT_TOPICS, result)
     result.differences += compare.chain_differences("live", live_chain[2])
     result.differences += compare.chain_differences("replay", replay_chain[2])
     differences = compare.sorted_differences(result.differences)
@@ -298,10 +375,14 @@ def _replay(args: argparse.Namespace) -> int:
                 report = asyncio.run(run_audit(prefix=args.prefix,
                                                database_url=args.database_url,
                                                order=args.order, keep=args.keep,
-                                               progress=progress))
+                                               progress=progress,
+                                               merge_limit=args.merge_limit,
+                                               processes=args.processes))
         else:
             report = asyncio.run(run_audit(prefix=args.prefix, database_url=args.database_url,
-                                           order=args.order, keep=args.keep))
+                                           order=args.order, keep=args.keep,
+                                           merge_limit=args.merge_limit,
+                                           processes=args.processes))
     except (OSError, asyncpg.PostgresError, ValueError) as exc:
         errors.print(f"audit replay failed: {exc}")
         return 2

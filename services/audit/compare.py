@@ -143,12 +143,41 @@ class Table:
     rows: dict[str, dict[str, Any]]
 
 
-async def read_tables(conn: asyncpg.Connection, schema: str) -> dict[str, Table]:
-    """Every state table of a schema, rows keyed by their (comparison) key."""
+@dataclass(frozen=True)
+class Layout:
+    """How one state table is read and compared: its comparison key, the columns compared
+    (all but the ignored ones) and which of them hold JSON."""
+
+    schema: str
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    jsonb: frozenset[str]
+
+    @property
+    def where(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def select(self) -> str:
+        return ", ".join(f'"{c}"::text AS "{c}"' if c in self.jsonb else f'"{c}"'
+                         for c in self.columns)
+
+    def key_text(self) -> str:
+        """The key as SQL text: a JSON array, the same on both sides for the same values."""
+        return "jsonb_build_array(" + ", ".join(f'"{c}"' for c in self.key) + ")::text"
+
+    def row_text(self) -> str:
+        """Every compared column as one text (a row value's text form: each field quoted as
+        needed, NULL distinct from ''); jsonb prints in its normalised form."""
+        return "ROW(" + ", ".join(f'"{c}"' for c in self.columns) + ")::text"
+
+
+async def table_layouts(conn: asyncpg.Connection, schema: str) -> dict[str, Layout]:
+    """Every state table of a schema (all but `SKIPPED_TABLES`) and how it is compared."""
     names = [r["relname"] for r in await conn.fetch(
         """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname""", schema)]
-    tables = {}
+    layouts = {}
     for name in names:
         if name in SKIPPED_TABLES:
             continue
@@ -166,14 +195,26 @@ async def read_tables(conn: asyncpg.Connection, schema: str) -> dict[str, Table]
         key = KEYS.get((schema, name)) or tuple(primary)
         if not key or set(key) & ignored:
             key = kept
-        jsonb = {c["column_name"] for c in columns if c["data_type"] in ("jsonb", "json")}
-        select = ", ".join(f'"{c}"::text AS "{c}"' if c in jsonb else f'"{c}"' for c in kept)
+        jsonb = frozenset(c["column_name"] for c in columns
+                          if c["data_type"] in ("jsonb", "json"))
+        layouts[name] = Layout(schema, name, tuple(key), kept, jsonb)
+    return layouts
+
+
+def _row(layout: Layout, r: asyncpg.Record) -> dict[str, Any]:
+    return {c: orjson.loads(r[c]) if c in layout.jsonb and r[c] is not None
+            else canonical(r[c]) for c in layout.columns}
+
+
+async def read_tables(conn: asyncpg.Connection, schema: str) -> dict[str, Table]:
+    """Every state table of a schema, rows keyed by their (comparison) key."""
+    tables = {}
+    for name, layout in (await table_layouts(conn, schema)).items():
         rows: dict[str, dict[str, Any]] = {}
-        for r in await conn.fetch(f'SELECT {select} FROM "{schema}"."{name}"'):
-            row = {c: orjson.loads(r[c]) if c in jsonb and r[c] is not None
-                   else canonical(r[c]) for c in kept}
-            rows[_dumps([row[k] for k in key])] = row
-        tables[name] = Table(tuple(key), kept, rows)
+        for r in await conn.fetch(f'SELECT {layout.select()} FROM "{schema}"."{name}"'):
+            row = _row(layout, r)
+            rows[_dumps([row[k] for k in layout.key])] = row
+        tables[name] = Table(layout.key, layout.columns, rows)
     return tables
 
 
@@ -203,6 +244,112 @@ def compare_tables(schema: str, live: dict[str, Table], replay: dict[str, Table]
                 summary.differing_rows += 1
                 result.differences += found
         result.tables.append(summary)
+
+
+# ---- state tables, set-based ----------------------------------------------------------------
+#
+# The same comparison without carrying every row into Python: the server hashes each row
+# (its key as JSON text, sha256 of the text of every compared column) on both sides, the
+# digests are compared, and only rows whose digest differs are read in full and compared
+# field by field as above. The text of a row is at least as strict as the Python values:
+# `numeric` keeps its scale ('1400.0' is not '1400.00'), jsonb its numbers exactly.
+
+
+@dataclass
+class Digests:
+    """One table's rows as {key text: sha256 of the row's text}, and how many rows."""
+
+    layout: Layout
+    rows: dict[str, bytes]
+    count: int
+
+    def checksum(self) -> str:
+        """sha256 over (key, row digest) in key order."""
+        digest = hashlib.sha256()
+        for k in sorted(self.rows):
+            digest.update(k.encode() + b"\t" + self.rows[k] + b"\n")
+        return digest.hexdigest()
+
+
+async def prepare(conn: asyncpg.Connection) -> None:
+    """Fix the session settings that the text of a value depends on (both sides alike)."""
+    await conn.execute("""SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';
+                          SET IntervalStyle = 'postgres'; SET bytea_output = 'hex';
+                          SET extra_float_digits = 1""")
+
+
+async def table_digests(conn: asyncpg.Connection, schema: str) -> dict[str, Digests]:
+    """Every state table of a schema as row digests (`prepare` the connection first)."""
+    found = {}
+    for name, layout in (await table_layouts(conn, schema)).items():
+        rows = await conn.fetch(
+            f"SELECT {layout.key_text()} AS k, "
+            f"sha256(convert_to({layout.row_text()}, 'UTF8')) AS d "
+            f'FROM "{schema}"."{name}"')
+        digests = dict(rows)  # type: ignore[arg-type]
+        if len(digests) < len(rows):  # rows sharing a comparison key: one digest of them all
+            grouped: dict[str, list[bytes]] = defaultdict(list)
+            for k, d in rows:
+                grouped[k].append(d)
+            digests = {k: ds[0] if len(ds) == 1 else hashlib.sha256(b"".join(sorted(ds))).digest()
+                       for k, ds in grouped.items()}
+        found[name] = Digests(layout, digests, len(rows))
+    return found
+
+
+async def _rows_by_key(conn: asyncpg.Connection, layout: Layout, keys: list[str]
+                       ) -> dict[str, tuple[dict[str, Any], list[str]]]:
+    """The rows with these key texts: {key: (the row's values, the text of every row with
+    that key)}."""
+    found: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for r in await conn.fetch(
+            f"SELECT {layout.select()}, {layout.key_text()} AS \"key text\", "
+            f"{layout.row_text()} AS \"row text\" "
+            f'FROM "{layout.schema}"."{layout.name}" WHERE {layout.key_text()} = ANY($1::text[]) '
+            f'ORDER BY 1', keys):
+        k = r["key text"]
+        if k in found:
+            found[k][1].append(r["row text"])
+        else:
+            found[k] = (_row(layout, r), [r["row text"]])
+    return found
+
+
+async def compare_table_digests(schema: str, live: dict[str, Digests],
+                                replay: dict[str, Digests], live_conn: asyncpg.Connection,
+                                replay_conn: asyncpg.Connection, result: Comparison) -> None:
+    """`compare_tables` over digests: rows that differ are read from both sides and their
+    differences listed field by field (a difference only in the text, e.g. the scale of a
+    number, as the row's text)."""
+    for name in sorted(set(live) | set(replay)):
+        a, b = live.get(name), replay.get(name)
+        layout = (a or b).layout  # type: ignore[union-attr]
+        where = layout.where
+        rows_a, rows_b = (a.rows if a else {}), (b.rows if b else {})
+        summary = TableSummary(where, list(layout.key), a.count if a else 0,
+                               b.count if b else 0, a.checksum() if a else _EMPTY,
+                               b.checksum() if b else _EMPTY)
+        if rows_a != rows_b:
+            differing = sorted(k for k in set(rows_a) | set(rows_b)
+                               if rows_a.get(k) != rows_b.get(k))
+            full_a = await _rows_by_key(live_conn, (a or b).layout, differing) if a else {}  # type: ignore[union-attr]
+            full_b = await _rows_by_key(replay_conn, (b or a).layout, differing) if b else {}  # type: ignore[union-attr]
+            for k in differing:
+                row_a, texts_a = full_a.get(k, (None, []))
+                row_b, texts_b = full_b.get(k, (None, []))
+                some = row_a if row_a is not None else row_b
+                named = {c: some[c] for c in layout.key} if some is not None else (
+                    dict(zip(layout.key, orjson.loads(k), strict=True)))
+                found = _row_differences(where, named, row_a, row_b, layout.key)
+                if not found:
+                    found = [Difference("table", where, named, "differs", "row text",
+                                        "\n".join(texts_a), "\n".join(texts_b))]
+                summary.differing_rows += 1
+                result.differences += found
+        result.tables.append(summary)
+
+
+_EMPTY = hashlib.sha256().hexdigest()
 
 
 def _row_differences(where: str, key: dict[str, Any], live: dict[str, Any] | None,

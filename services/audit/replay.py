@@ -21,6 +21,7 @@ How the partitions of a service's inputs are interleaved (``order``):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections import defaultdict
@@ -46,6 +47,9 @@ Position = tuple[str, int, int]
 OUTPUTS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS)
 #: Batch size of a replay in log order (inbox order reproduces the live batches).
 LOG_BATCH = 500
+#: At most this many records in one replay transaction made of merged live transactions
+#: (`Plan.transactions`).
+MERGE_LIMIT = 5000
 
 
 @dataclass
@@ -194,10 +198,47 @@ class Plan:
     #: duplicate): replayed, and reported.
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Per batch: every record of it is an event the live service took as new in that very
+    #: transaction (an inbox row; no duplicate, no refused record). Only such batches are
+    #: merged (`transactions`); empty for a plan in log order.
+    plain: list[bool] = field(default_factory=list)
 
     @property
     def records(self) -> int:
         return sum(len(b) for b in self.batches)
+
+    def transactions(self, limit: int = MERGE_LIMIT) -> list[list[Record]]:
+        """The batches to replay, consecutive *plain* live transactions merged into one (up
+        to `limit` records); every other batch as it was.
+
+        Why this gives the same state. The handlers carry the state of one transaction from
+        event to event in memory and write it at its end; the next transaction loads what
+        was written, so for events that all take effect, ``[A, B]`` in one transaction does
+        what A then B did. Two things are not carried that way, and they are why only plain
+        batches merge, and why a batch holding a ``clearing.schedule`` record (a day) always
+        starts a transaction of its own:
+
+        - a duplicate or a refused record moves the clearing service's read position only
+          when its transaction ends (`observe`), so it could complete a day's cut later in
+          a merged transaction than it did live; plain batches hold neither;
+        - the filing service starts a day on the persons whose *stored* next deadline is
+          due: a filing changed earlier in the same transaction is not among them. A day
+          therefore never joins the transactions before it.
+
+        Batches of a plan in log order are never merged.
+        """
+        if not self.plain:
+            return self.batches
+        merged: list[list[Record]] = []
+        open_ = False  # the last merged transaction is plain and may take more
+        for batch, plain in zip(self.batches, self.plain, strict=True):
+            if (open_ and plain and len(merged[-1]) + len(batch) <= limit
+                    and not any(r.topic == topics.CLEARING_SCHEDULE for r in batch)):
+                merged[-1] = merged[-1] + batch
+                continue
+            merged.append(list(batch))
+            open_ = plain
+        return merged
 
 
 def log_plan(service: str, partitions: dict[Partition, list[Record]]) -> Plan:
@@ -212,11 +253,17 @@ def inbox_plan(service: str, partitions: dict[Partition, list[Record]],
     """The records the live service read, in its transactions and in its order."""
     plan = Plan(service)
     placed: list[tuple[tuple[Rank, int], Record]] = []
+    #: Records with an inbox row of their own (taken as new live), by object identity.
+    taken_new: set[int] = set()
     for (topic, partition), records in partitions.items():
         anchored = [(i, taken.ranks[(topic, partition, r.offset)]) for i, r in enumerate(records)
                     if (topic, partition, r.offset) in taken.ranks]
-        ranks = [rank for _, rank in anchored]
-        if ranks != sorted(ranks):
+        # The live service took a partition in offset order: its transactions follow the
+        # offsets, and so do the events it took within one. A refused record is recorded
+        # after the events of its transaction whatever its offset (`BatchProcessor`).
+        times = [rank[0] for _, rank in anchored]
+        took = [rank for _, rank in anchored if rank[1] == 0]
+        if times != sorted(times) or took != sorted(took):
             raise ValueError(f"the live {service} inbox does not follow the order of "
                              f"{topic}/{partition}; replay with --order log")
         last_anchor = anchored[-1][0] if anchored else -1
@@ -229,6 +276,8 @@ def inbox_plan(service: str, partitions: dict[Partition, list[Record]],
                 placed += [((rank, n - len(before)), r) for n, r in enumerate(before)]
                 before, previous, step = [], rank, 0
                 placed.append(((rank, 0), record))
+                if rank[1] == 0:
+                    taken_new.add(id(record))
                 continue
             identity = event_identity(record)
             duplicate = identity is not None and identity in taken.ids
@@ -248,8 +297,11 @@ def inbox_plan(service: str, partitions: dict[Partition, list[Record]],
     for (rank, _), record in placed:
         if rank[0] != batch_time or not plan.batches:
             plan.batches.append([])
+            plan.plain.append(True)
             batch_time = rank[0]
         plan.batches[-1].append(record)
+        if id(record) not in taken_new:
+            plan.plain[-1] = False
     if not taken.exact:
         plan.notes.append(f"the live {service} inbox has no seq column: within one live "
                           "transaction, records are replayed by topic, partition and offset")
@@ -281,9 +333,26 @@ def reordered_keys(a: Plan, b: Plan, topic_names: Iterable[str]) -> list[str]:
 # ---- running the handlers -------------------------------------------------------------------
 
 
+@dataclass
+class RebuildResult:
+    """What a rebuild did: the `BatchProcessor`'s counters and the transactions it ran."""
+
+    processed: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    commits: int = 0
+    #: The clearing service's rebuilt ledgers, verified where they were rebuilt
+    #: (`compare.ledger_chains`); None for the other services.
+    chains: Any = None
+    #: CPU seconds of the rebuild's own process (None when it ran in the audit's process).
+    cpu_seconds: float | None = None
+
+
 async def rebuild(service: str, audit_url: str, settings: Settings, plan: Plan,
-                  on_batch: Callable[[str, int], None] | None = None) -> BatchProcessor:
-    """Run `service`'s real handler over the plan against the audit database."""
+                  on_batch: Callable[[str, int], None] | None = None, *,
+                  verify_chains: bool = True, merge_limit: int = MERGE_LIMIT) -> RebuildResult:
+    """Run `service`'s real handler over the plan against the audit database (and, for the
+    clearing service, verify the rebuilt ledgers' hash chains unless told not to)."""
     spec = spec_of(service)
     pool = await create_pool(audit_url, service, max_size=2)
     try:
@@ -291,13 +360,132 @@ async def rebuild(service: str, audit_url: str, settings: Settings, plan: Plan,
         handler = await spec.make_handler(pool, settings)
         with _no_fault_injection():
             processor = BatchProcessor(pool, handler)
-        for batch in plan.batches:
+        for batch in plan.transactions(merge_limit):
             await processor.process(batch)
             if on_batch:
                 on_batch(service, len(batch))
-        return processor
+        chains = None
+        if service == "clearing" and verify_chains:
+            async with pool.acquire() as conn:
+                chains = await _ledger_chains(conn)
+        return RebuildResult(processor.processed, processor.duplicates, processor.rejected,
+                       processor.commits, chains)
     finally:
         await pool.close()
+
+
+#: Plans with at least this many records are rebuilt in a process of their own (starting
+#: one costs about a second of CPU: imports, reference data).
+OWN_PROCESS_FROM = 5000
+
+
+async def rebuild_anywhere(service: str, audit_url: str, settings: Settings, plan: Plan,
+                           on_batch: Callable[[str, int], None] | None = None,
+                           rebuilt: asyncio.Future[RebuildResult] | None = None, *,
+                           processes: str = "auto",
+                           merge_limit: int = MERGE_LIMIT) -> RebuildResult:
+    """`rebuild`, in a separate (spawned) process when the plan is large: the services'
+    rebuilds are independent (each has its own schema and its own inputs from the log),
+    and a process each lets them use more than one core.
+
+    `rebuilt` is given the result as soon as the handlers are done; the clearing service's
+    process then verifies the rebuilt hash chains while the caller goes on (comparing
+    tables), and the returned result carries them. `processes`: ``auto`` (a process of its
+    own from `OWN_PROCESS_FROM` records), ``always`` or ``never``."""
+    if processes == "never" or (processes == "auto" and plan.records < OWN_PROCESS_FROM):
+        here = await rebuild(service, audit_url, settings, plan, on_batch,
+                             merge_limit=merge_limit)
+        if rebuilt is not None:
+            rebuilt.set_result(here)
+        return here
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe(duplex=False)
+    process = context.Process(target=_rebuild_process, name=f"audit-{service}",
+                              args=(service, audit_url, settings, plan, child, merge_limit),
+                              daemon=True)
+    process.start()
+    child.close()
+    result: RebuildResult | None = None
+    try:
+        while True:
+            message = await asyncio.to_thread(_receive, parent)
+            if message is None:
+                raise RuntimeError(f"the {service} rebuild process ended without an answer "
+                                   f"(exit code {process.exitcode})")
+            kind, value = message
+            if kind == "batch":
+                if on_batch:
+                    on_batch(service, value)
+            elif kind == "done":
+                result = value
+                if rebuilt is not None:
+                    rebuilt.set_result(result)
+                if service != "clearing":
+                    return result  # type: ignore[no-any-return]
+            elif kind == "chains" and result is not None:
+                result.chains = value
+                return result  # type: ignore[no-any-return]
+            else:
+                raise value if isinstance(value, BaseException) else RuntimeError(value)
+    finally:
+        parent.close()
+        await asyncio.to_thread(process.join, 30)
+        if process.is_alive():
+            process.kill()
+
+
+def _receive(connection: Any) -> Any:
+    try:
+        return connection.recv()
+    except EOFError:
+        return None
+
+
+def _rebuild_process(service: str, audit_url: str, settings: Settings, plan: Plan,
+                     connection: Any, merge_limit: int) -> None:
+    """The child's side of `rebuild_anywhere`."""
+    import gc
+    import pickle
+
+    from shared.logging import configure_logging
+
+    configure_logging("ERROR")  # as the audit command: refused records are no news
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)  # as the services (shared/messaging/service.py)
+    try:
+        import time
+
+        result = asyncio.run(rebuild(service, audit_url, settings, plan,
+                                     lambda _, n: connection.send(("batch", n)),
+                                     verify_chains=False, merge_limit=merge_limit))
+        result.cpu_seconds = round(time.process_time(), 3)
+        connection.send(("done", result))
+        if service == "clearing":
+            connection.send(("chains", asyncio.run(_audit_chains(audit_url))))
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent
+        try:
+            pickle.dumps(exc)
+            connection.send(("error", exc))
+        except Exception:  # noqa: BLE001 - an exception that does not pickle
+            connection.send(("error", repr(exc)))
+    finally:
+        connection.close()
+
+
+async def _ledger_chains(conn: asyncpg.Connection) -> Any:
+    from services.audit.compare import ledger_chains
+
+    return await ledger_chains(conn)
+
+
+async def _audit_chains(audit_url: str) -> Any:
+    conn = await asyncpg.connect(audit_url)
+    try:
+        return await _ledger_chains(conn)
+    finally:
+        await conn.close()
 
 
 @contextlib.contextmanager

@@ -20,9 +20,11 @@ import asyncpg
 import orjson
 import pytest
 
+from services.audit import replay
 from services.clearing import scheduler
 from shared import topics
 from shared.config import REPO_ROOT
+from shared.messaging.records import Record
 from tests.helpers import Services, create_topics, envelope, new_prefix, produce, read_topic
 
 pytestmark = pytest.mark.infra
@@ -228,6 +230,96 @@ def _replay(month: Month, cache: Path, *extra: str) -> tuple[int, dict[str, Any]
                          month.database_url, "--json", "--quiet", *extra, cache=cache)
     assert done.returncode in (0, 1), done.stderr
     return done.returncode, orjson.loads(done.stdout), done.stderr
+
+
+def test_only_plain_live_transactions_are_merged() -> None:
+    """`Plan.transactions`: consecutive live transactions in which every record took effect
+    merge (up to the limit); one with a duplicate or a refused record, and one holding a
+    day, start a transaction of their own; a plan in log order is replayed as planned."""
+    def records(topic: str, *offsets: int) -> list[Record]:
+        return [Record(topic, 0, o, b"k", b"{}") for o in offsets]
+
+    ev, day = topics.SETTLEMENT_EVENTS, topics.CLEARING_SCHEDULE
+    batches = [records(ev, 0, 1), records(ev, 2), records(ev, 3, 4), records(day, 0),
+               records(ev, 5), records(ev, 6), records(ev, 7, 8, 9), records(ev, 10)]
+    plain = [True, True, False, True, True, True, True, True]
+    plan = replay.Plan("clearing", [list(b) for b in batches], plain=plain)
+    offsets = [[(r.topic, r.offset) for r in b] for b in plan.transactions(limit=4)]
+    assert offsets == [
+        [(ev, 0), (ev, 1), (ev, 2)],        # two plain transactions merged
+        [(ev, 3), (ev, 4)],                 # a duplicate or refusal in it: as it was
+        [(day, 0), (ev, 5), (ev, 6)],       # a day starts a transaction; plain ones join it
+        [(ev, 7), (ev, 8), (ev, 9), (ev, 10)],  # the limit (4) was reached
+    ]
+    assert plan.batches == batches  # the live transactions are kept (and reported)
+    assert [len(b) for b in plan.transactions(limit=1)] == [len(b) for b in batches]
+    logged = replay.Plan("clearing", [list(b) for b in batches])
+    assert logged.transactions() == batches
+
+
+def test_inbox_plan_marks_transactions_with_duplicates_and_refusals() -> None:
+    """Only transactions whose every record has its own inbox row are plain."""
+    from datetime import UTC, datetime
+
+    t1, t2, t3 = (datetime(2026, 10, 1, 0, 0, n, tzinfo=UTC) for n in (1, 2, 3))
+
+    def event(offset: int, id_: str) -> Record:
+        return Record(topics.SETTLEMENT_EVENTS, 0, offset, b"k",
+                      orjson.dumps({"source": "service/settlement", "id": id_}))
+
+    log = [event(0, "a"), event(1, "b"), event(2, "b"), event(3, "c"), event(4, "d")]
+    taken = replay.Consumption(
+        ranks={(topics.SETTLEMENT_EVENTS, 0, 0): (t1, 0, (1,)),
+               (topics.SETTLEMENT_EVENTS, 0, 1): (t2, 0, (2,)),
+               (topics.SETTLEMENT_EVENTS, 0, 3): (t3, 0, (3,)),
+               (topics.SETTLEMENT_EVENTS, 0, 4): (t3, 1, (4,))},  # refused
+        ids={("service/settlement", "a"): (t1, 0, (1,)),
+             ("service/settlement", "b"): (t2, 0, (2,)),
+             ("service/settlement", "c"): (t3, 0, (3,))}, present=True)
+    plan = replay.inbox_plan("clearing", {(topics.SETTLEMENT_EVENTS, 0): log}, taken)
+    assert [[r.offset for r in b] for b in plan.batches] == [[0], [1, 2], [3, 4]]
+    assert plan.plain == [True, False, False]  # offset 2 a duplicate, offset 4 refused
+    assert [[r.offset for r in b] for b in plan.transactions()] == [[0], [1, 2], [3, 4]]
+
+
+def test_inbox_plan_accepts_a_refused_record_before_a_taken_one_in_a_transaction() -> None:
+    """A live transaction records its refused records after the events it took, whatever
+    their offsets: that is not a partition read out of order (the audit used to stop)."""
+    from datetime import UTC, datetime
+
+    t1, t2 = (datetime(2026, 10, 1, 0, 0, n, tzinfo=UTC) for n in (1, 2))
+    log = [Record(topics.SETTLEMENT_SUBMISSIONS, 0, o, b"k", b"{}") for o in range(4)]
+    part = (topics.SETTLEMENT_SUBMISSIONS, 0)
+    taken = replay.Consumption(ranks={
+        (*part, 0): (t1, 1, (1,)),  # refused, recorded after offset 1
+        (*part, 1): (t1, 0, (2,)),
+        (*part, 2): (t2, 0, (3,)),
+        (*part, 3): (t2, 0, (4,))}, present=True)
+    plan = replay.inbox_plan("settlement", {part: log}, taken)
+    assert [sorted(r.offset for r in b) for b in plan.batches] == [[0, 1], [2, 3]]
+    assert plan.plain == [False, True]
+    out_of_order = replay.Consumption(ranks={
+        (*part, 0): (t2, 0, (1,)), (*part, 1): (t1, 0, (2,))}, present=True)
+    with pytest.raises(ValueError, match="does not follow the order"):
+        replay.inbox_plan("settlement", {part: log[:2]}, out_of_order)
+
+
+async def test_replay_in_processes_and_unmerged_gives_the_same_report(month, tmp_path
+                                                                      ) -> None:
+    """Each service rebuilt in a process of its own, and the live transactions replayed one
+    by one (no merging), give exactly the report of the default replay."""
+    code, report, _ = _replay(month, tmp_path)
+    assert code == 0, orjson.dumps(report["differences"][:20]).decode()
+    variants = [_replay(month, tmp_path, "--processes", "always"),
+                _replay(month, tmp_path, "--merge-limit", "1", "--processes", "never")]
+    for variant_code, variant, _ in variants:
+        assert variant_code == 0
+        assert {k: v for k, v in variant.items() if k != "run"} == {
+            k: v for k, v in report.items() if k != "run"}
+    merged, unmerged = report["run"]["per_service"], variants[1][1]["run"]["per_service"]
+    assert [unmerged[s]["transactions"] for s in ("filing", "settlement", "clearing")] == [
+        report["replayed"][s]["transactions"] for s in ("filing", "settlement", "clearing")]
+    assert all(merged[s]["transactions"] <= unmerged[s]["transactions"] for s in merged)
 
 
 async def test_replay_rebuilds_everything_and_names_a_tampered_posting(month, tmp_path) -> None:
