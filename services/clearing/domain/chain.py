@@ -7,11 +7,11 @@ can later prove that the ledger behind it was not rewritten.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
+from typing import TypeVar
 
 import orjson
 
@@ -19,6 +19,8 @@ from services.clearing.domain.ledger import JournalEntry, Posting
 from shared.money import to_fen
 
 GENESIS = "0" * 64
+
+_T = TypeVar("_T", Posting, JournalEntry)
 
 
 @dataclass(frozen=True)
@@ -34,19 +36,36 @@ def canonical_text(posting: Posting, sequence: int | None = None) -> str:
     as from memory (amount in fen, time in UTC with microseconds). `sequence`, when given,
     stands for the posting's own (`seal` numbers and links a posting in one step)."""
     p = posting
-    utc = p.business_time.astimezone(UTC)
     fields = [
+        # the enums are StrEnums: orjson writes a member as its value (no `.value` look-ups)
         p.agency, p.sequence if sequence is None else sequence, p.entry_id, p.line,
-        p.kind.value, p.account.value, p.counterpart, p.side.value, to_fen(p.amount),
-        # "+00:00" → "Z"; strftime's %Y does not pad years before 1000, isoformat does
-        utc.isoformat(timespec="microseconds")[:-6] + "Z" if utc.year >= 1000
-        else utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        p.kind, p.account, p.counterpart, p.side, to_fen(p.amount),
+        _utc_text(p.business_time),
         p.cycle, p.origin_cycle, p.cause.source, p.cause.id, p.settlement_id,
     ]
     # orjson writes exactly what json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     # wrote for these values (strings, integers, null), 4x faster; tests/unit/
     # test_chain_canonical.py compares the two over every code point and pins a link.
     return orjson.dumps(fields).decode()
+
+
+#: The last time `_utc_text` wrote, and its text: an event's postings share one `datetime`.
+_last_time: tuple[datetime, str] | None = None
+
+
+def _utc_text(moment: datetime) -> str:
+    """`moment` in UTC with microseconds and a "Z"; the same object → the same text, so the
+    last answer is reused when asked about the very same object (identity, not equality)."""
+    global _last_time
+    last = _last_time
+    if last is not None and last[0] is moment:
+        return last[1]
+    utc = moment.astimezone(UTC)
+    # "+00:00" → "Z"; strftime's %Y does not pad years before 1000, isoformat does
+    text = (utc.isoformat(timespec="microseconds")[:-6] + "Z" if utc.year >= 1000
+            else utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    _last_time = (moment, text)
+    return text
 
 
 def next_link(previous: str, posting: Posting, sequence: int | None = None) -> str:
@@ -66,15 +85,25 @@ def seal(
     sealed = []
     for entry in entries:
         head = new_heads.get(entry.agency, LedgerHead())
+        sequence, link = head.sequence, head.link
         postings = []
         for posting in entry.postings:
-            sequence = head.sequence + 1
-            link = next_link(head.link, posting, sequence)
-            postings.append(dataclasses.replace(posting, sequence=sequence, link=link))
-            head = LedgerHead(sequence, link)
-        new_heads[entry.agency] = head
-        sealed.append(JournalEntry(entry.entry_id, entry.agency, tuple(postings)))
+            sequence += 1
+            link = next_link(link, posting, sequence)
+            postings.append(_with(posting, sequence=sequence, link=link))
+        new_heads[entry.agency] = LedgerHead(sequence, link)
+        # the entry was checked when built; sealing changes no agency, side or amount
+        sealed.append(_with(entry, postings=tuple(postings)))
     return sealed, new_heads
+
+
+def _with(frozen: _T, **changes: object) -> _T:
+    """`dataclasses.replace` for `Posting` and `JournalEntry` (frozen, no slots, every field
+    in `__init__`): the instance's fields with `changes`, without the generated `__init__`'s
+    per-field `object.__setattr__` and without `JournalEntry.__post_init__`'s checks again."""
+    copy = object.__new__(type(frozen))
+    copy.__dict__.update(frozen.__dict__, **changes)
+    return copy
 
 
 def verify_chain(postings: Sequence[Posting], previous: str = GENESIS) -> int | None:

@@ -30,7 +30,7 @@ from services.clearing.domain.ledger import (
 )
 from services.clearing.domain.periods import cycle_of
 from services.clearing.domain.reports import ReportRecord
-from services.clearing.domain.state import ClearingState, CycleState
+from services.clearing.domain.state import ClearingState, CycleState, Dispute
 from shared.events import derived_id
 from shared.events.base import Payload
 from shared.events.clearing import (
@@ -109,6 +109,8 @@ class Draft:
     items: list[ClearingItem] = field(default_factory=list)
     reports: list[ReportRecord] = field(default_factory=list)
     copied: set[str] = field(default_factory=set)
+    #: Cycles changed without being copied (`touch`): added to, never changed in place.
+    touched: set[str] = field(default_factory=set)
 
     @classmethod
     def of(cls, state: ClearingState) -> Draft:
@@ -127,6 +129,13 @@ class Draft:
             self.copied.add(cycle)
         return self.state.cycles[cycle]
 
+    def touch(self, cycle: str) -> None:
+        """Count a cycle as changed by this decision, created open when new, without copying
+        it: for decisions that only add items and postings to it (see `posting_to`)."""
+        if cycle not in self.state.cycles:
+            self.state.cycles[cycle] = CycleState(cycle=cycle)
+        self.touched.add(cycle)
+
     def emit(self, payload: Payload) -> None:
         self.results.append(result_for(payload))
 
@@ -143,7 +152,23 @@ class Draft:
 
     def decision(self) -> Decision:
         return Decision(self.state, tuple(self.results), tuple(self.entries),
-                        tuple(self.items), tuple(self.reports), tuple(sorted(self.copied)))
+                        tuple(self.items), tuple(self.reports),
+                        tuple(sorted(self.copied | self.touched)))
+
+    @classmethod
+    def posting_to(cls, state: ClearingState, entries: Iterable[JournalEntry],
+                   disputes: dict[str, dict[str, Dispute]] | None = None) -> Draft:
+        """A draft for a settlement or refund: `entries` sealed onto `state`'s ledger heads.
+        Copy-on-write instead of `of`: only the `cycles` dict is copied (its cycle is
+        `touch`ed, not changed) and `disputes` replaces the state's when given; the rest,
+        disputes included, is shared with `state` and must not be changed in place."""
+        sealed, heads = seal(entries, state.ledger_heads)
+        update: dict[str, object] = {"cycles": dict(state.cycles), "ledger_heads": heads}
+        if disputes is not None:
+            update["disputes"] = disputes
+        draft = cls(state.model_copy(update=update))
+        draft.entries += sealed
+        return draft
 
 
 # ---- settlements ----------------------------------------------------------------------------
@@ -155,14 +180,13 @@ def on_settlement_completed(
 ) -> Decision:
     """Book the obligation in its cycle (the next open one when late); when it resettles a
     refunded settlement (`original`, loaded by the handler), send difference notices."""
-    draft = Draft.of(state)
     if not is_cross_region(completed.insured_agency, completed.care_agency):
-        return draft.decision()
+        return Decision(state)  # nothing changes: the state itself, unchanged
     cycle = clearing_cycle(cycle_of(completed.settled_at), state.issued_through)
     item = item_for_settlement(completed, cause, cycle)
-    draft.cycle(cycle)
+    draft = Draft.posting_to(state, postings_for_settlement(completed, cause, cycle=cycle))
+    draft.touch(cycle)
     draft.items.append(item)
-    draft.post(postings_for_settlement(completed, cause, cycle=cycle))
     if completed.resettles is not None and original is not None:
         carried_into = cycle if state.is_issued(original.cycle) else None
         for notice in difference_notices(item, original, carried_into):
@@ -175,12 +199,17 @@ def on_settlement_refunded(
 ) -> Decision:
     """Reverse the settlement's obligation, in its cycle or, when that is issued, as an
     adjustment of the next open one; a refund resolves disputes about the settlement."""
-    draft = Draft.of(state)
     if not is_cross_region(refunded.insured_agency, refunded.care_agency):
-        return draft.decision()
+        return Decision(state)  # nothing changes: the state itself, unchanged
     cycle = clearing_cycle(cycle_of(refunded.settled_at), state.issued_through)
-    draft.cycle(cycle)
+    settlement_id = refunded.settlement_id
+    # copy-on-write: only the agencies' disputes that mention the settlement are copied
+    disputes = ({agency: dict(d) if settlement_id in d else d
+                 for agency, d in state.disputes.items()}
+                if any(settlement_id in d for d in state.disputes.values()) else None)
+    draft = Draft.posting_to(state, postings_for_refund(refunded, cause, cycle=cycle), disputes)
+    draft.touch(cycle)
     draft.items.append(item_for_refund(refunded, cause, cycle))
-    draft.post(postings_for_refund(refunded, cause, cycle=cycle))
-    draft.state.resolve_disputes(None, {refunded.settlement_id})
+    if disputes is not None:
+        draft.state.resolve_disputes(None, {settlement_id})
     return draft.decision()

@@ -133,11 +133,12 @@ def _entry(
 ) -> JournalEntry | None:
     """Build one entry, dropping zero lines (an all-cash settlement posts nothing)."""
     entry_id = derived_id(kind.value, cycle, agency, cause.source, cause.id)
+    origin_cycle = origin_cycle or cycle
     postings = tuple(
-        Posting(agency=agency, entry_id=entry_id, line=n, kind=kind, account=account,
-                counterpart=counterpart, side=side, amount=amount,
-                business_time=business_time, cycle=cycle, origin_cycle=origin_cycle or cycle,
-                cause=cause, settlement_id=settlement_id)
+        _posting(agency=agency, entry_id=entry_id, line=n, kind=kind, account=account,
+                 counterpart=counterpart, side=side, amount=amount,
+                 business_time=business_time, cycle=cycle, origin_cycle=origin_cycle,
+                 cause=cause, settlement_id=settlement_id, sequence=0, link="")
         for n, (account, counterpart, side, amount) in enumerate(
             (line for line in lines if line[3] != ZERO), start=1)
     )
@@ -145,6 +146,14 @@ def _entry(
         if p.amount < ZERO:
             raise ValueError(f"posting amounts are positive, got {p.amount} in {entry_id}")
     return JournalEntry(entry_id, agency, postings) if postings else None
+
+
+def _posting(**fields: object) -> Posting:
+    """`Posting(**fields)` given every field, without the frozen dataclass `__init__`'s
+    `object.__setattr__` per field (Posting has no `__post_init__`, slots or factories)."""
+    posting = object.__new__(Posting)
+    posting.__dict__.update(fields)
+    return posting
 
 
 def _entries(*entries: JournalEntry | None) -> list[JournalEntry]:
