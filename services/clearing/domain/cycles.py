@@ -57,52 +57,6 @@ class _Line:
             self.payable += item.signed_amount
             self.payable_count += 1
 
-    def payload(self, counterpart: str) -> StatementLine:
-        return StatementLine(
-            counterpart=counterpart, receivable=self.receivable,
-            receivable_count=self.receivable_count, payable=self.payable,
-            payable_count=self.payable_count, adjustments=self.adjustments,
-            adjustment_count=self.adjustment_count,
-            net=self.receivable - self.payable + self.adjustments)
-
-
-def _by_agency(items: Iterable[ClearingItem]) -> dict[str, list[ClearingItem]]:
-    grouped: dict[str, list[ClearingItem]] = defaultdict(list)
-    for item in items:
-        grouped[item.care_agency].append(item)
-        grouped[item.insured_agency].append(item)
-    return grouped
-
-
-def build_statement(
-    cycle: str, agency: str, items: Iterable[ClearingItem],
-    disputed_settlement_ids: Iterable[str] = (), head: LedgerHead | None = None,
-) -> StatementIssued:
-    """One agency's statement of `cycle`: per counterpart, what is owed each way this cycle,
-    what was carried in from earlier cycles, and the net (receivable − payable + adjustments)."""
-    own = list(items)
-    lines: dict[str, _Line] = defaultdict(_Line)
-    for item in own:
-        receiving = item.care_agency == agency
-        lines[item.insured_agency if receiving else item.care_agency].add(item, receiving)
-    payloads = [lines[c].payload(c) for c in sorted(lines)]
-    return StatementIssued(
-        cycle=cycle, agency=agency, lines=payloads,
-        receivable=sum((p.receivable for p in payloads), ZERO),
-        payable=sum((p.payable for p in payloads), ZERO),
-        adjustments=sum((p.adjustments for p in payloads), ZERO),
-        net=sum((p.net for p in payloads), ZERO),
-        checksum=checksum(own), disputed_settlement_ids=sorted(set(disputed_settlement_ids)),
-        chain_head=head.link if head else None, chain_sequence=head.sequence if head else None)
-
-
-def build_statements(
-    cycle: str, items: Iterable[ClearingItem], disputes: Mapping[str, Iterable[str]],
-    heads: Mapping[str, LedgerHead],
-) -> list[StatementIssued]:
-    """The statement of every agency with items cleared in `cycle`."""
-    return statements_from_totals(cycle, cycle_totals(cycle, items), disputes, heads)
-
 
 def positions(items: Iterable[ClearingItem]) -> dict[str, dict[str, Position]]:
     """Each agency's receivable from and payable to each counterpart over `items`, adjustments
