@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,6 +308,20 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None
         if wrong:
             raise InfraError("existing topics do not match shared/topics.py: " + "; ".join(wrong))
         return created
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, wanted: Callable[[str], bool]) -> list[str]:
+    """Delete every topic whose name ``wanted`` accepts, in requests of 500 names (a broker
+    may hold thousands of leftovers); returns the names deleted."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+    await admin.start()
+    try:
+        names = [n for n in await admin.list_topics() if wanted(n)]
+        for start in range(0, len(names), 500):
+            await admin.delete_topics(names[start:start + 500], timeout_ms=60000)
+        return names
     finally:
         await admin.close()
 

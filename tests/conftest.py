@@ -64,8 +64,9 @@ def _tidy(infra: Infra) -> Iterator[Infra]:
     """Keep the local broker small: every test makes its own topics, and a broker with
     tens of thousands of partitions takes minutes to start. Leftovers of earlier sessions
     are deleted before, and this session's topics after."""
+    from infra.kafka import delete_topics
     from infra.local import run_sync
-    from tests.helpers import SESSION_PREFIXES, delete_topics, stale_test_topic
+    from tests.helpers import SESSION_PREFIXES, stale_test_topic
 
     now = time.time()
     run_sync(delete_topics(infra.kafka_bootstrap,

@@ -20,7 +20,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from shared.config import REPO_ROOT
 from shared.topics import all_topics
 
-
 #: Topic namespaces of tests: ``t<unix seconds, 8 hex>-<6 hex>.`` (the form before the
 #: time stamp, ``t<10 hex>.``, is matched too, so old leftovers are recognised).
 TEST_PREFIX = re.compile(r"^t(?:(?P<stamp>[0-9a-f]{8})-[0-9a-f]{6}|[0-9a-f]{10})\.")
@@ -43,21 +42,6 @@ def stale_test_topic(name: str, now: float, max_age: float) -> bool:
         return False
     stamp = match.group("stamp")
     return stamp is None or now - int(stamp, 16) > max_age
-
-
-async def delete_topics(bootstrap: str, wanted: Callable[[str], bool]) -> int:
-    """Delete every topic whose name ``wanted`` accepts; returns how many."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
-    await admin.start()
-    try:
-        names = [n for n in await admin.list_topics() if wanted(n)]
-        for start in range(0, len(names), 500):
-            await admin.delete_topics(names[start:start + 500], timeout_ms=60000)
-        return len(names)
-    finally:
-        await admin.close()
 
 
 async def create_topics(bootstrap: str, prefix: str) -> None:

@@ -128,20 +128,23 @@ async def prune(bootstrap: str, server_url: str, cache: Path, keep: int,
     (``<family>.<stamp>.*``), databases (``<family>_<stamp>``) and logs
     (``<cache>/<family>/<stamp>``). Every demo run makes a namespace of its own, and a broker
     holding thousands of partitions is slow to start. Returns the stamps removed."""
+    from infra.kafka import delete_topics
+
     topic_run = re.compile(rf"^{re.escape(family)}\.(\d{{14}})\.")
     database_run = re.compile(rf"^{re.escape(family)}_(\d{{14}})$")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
-    await admin.start()
     conn = await asyncpg.connect(server_url)
     try:
-        topic_names = await admin.list_topics()
         databases = [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")]
-        stamps = {m.group(1) for m in map(topic_run.match, topic_names) if m}
-        stamps |= {m.group(1) for m in map(database_run.match, databases) if m}
+        stamps = {m.group(1) for m in map(database_run.match, databases) if m}
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+        await admin.start()
+        try:
+            stamps |= {m.group(1) for m in map(topic_run.match, await admin.list_topics()) if m}
+        finally:
+            await admin.close()
         old = sorted(stamps, reverse=True)[max(keep, 0):]
-        doomed = [n for n in topic_names if (m := topic_run.match(n)) and m.group(1) in old]
-        for start in range(0, len(doomed), 500):
-            await admin.delete_topics(doomed[start:start + 500], timeout_ms=60000)
+        await delete_topics(bootstrap, lambda n: bool((m := topic_run.match(n))
+                                                      and m.group(1) in old))
         for stamp in old:
             if f"{family}_{stamp}" in databases:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{family}_{stamp}" WITH (FORCE)')
@@ -149,7 +152,6 @@ async def prune(bootstrap: str, server_url: str, cache: Path, keep: int,
         return sorted(old)
     finally:
         await conn.close()
-        await admin.close()
 
 
 async def create_database(server_url: str, name: str) -> None:
