@@ -19,6 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.config import REPO_ROOT
+from shared.db import drop_database
 from shared.topics import all_topics
 
 #: Installed in the bench's own database: each commit of the clearing service that takes
@@ -115,7 +116,7 @@ class Environment:
     async def drop(self) -> None:
         conn = await asyncpg.connect(self.admin_url)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            await drop_database(conn, self.name)
         finally:
             await conn.close()
         from aiokafka.admin import AIOKafkaAdminClient

@@ -43,6 +43,10 @@ DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN
     CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{PASSWORD}';
   END IF;
+  -- so that DROP DATABASE ... WITH (FORCE) may also end autovacuum workers on it
+  IF NOT pg_has_role('{ROLE}', 'pg_signal_backend', 'MEMBER') THEN
+    GRANT pg_signal_backend TO {ROLE};
+  END IF;
 END $$;
 SELECT 'CREATE DATABASE {DATABASE} OWNER {ROLE}'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE}') \\gexec

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from shared.config import REPO_ROOT
+from shared.db import drop_database
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ async def fresh_database(infra: Infra) -> AsyncIterator[str]:
     yield f"{base}/{name}"
     admin = await asyncpg.connect(infra.database_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(admin, name)
     finally:
         await admin.close()
 

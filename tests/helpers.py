@@ -87,8 +87,9 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Read]]
         deadline = asyncio.get_running_loop().time() + timeout
         while not until(records):
             if asyncio.get_running_loop().time() > deadline:
+                shown = [r.value[:200] for r in records[:5]]
                 raise AssertionError(f"{topic}: condition not met in {timeout} s; read "
-                                     f"{len(records)} records: {[r.value[:200] for r in records[:5]]}")
+                                     f"{len(records)} records: {shown}")
             batch = await consumer.getmany(timeout_ms=200)
             for tp_records in batch.values():
                 records.extend(Read(r.key, r.value, dict(r.headers or ()), r.partition, r.offset)

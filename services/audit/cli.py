@@ -31,6 +31,7 @@ from services.clearing.reports_cli import console, print_json, table
 from services.registry import SERVICES
 from shared import topics
 from shared.config import Settings, load_settings
+from shared.db import drop_database
 from shared.logging import configure_logging
 
 #: Differences listed in full in the JSON report (all are counted).
@@ -110,16 +111,12 @@ async def _create_database(live_url: str, name: str) -> None:
 
 
 async def _drop_database(live_url: str, name: str) -> bool:
-    """Drop the audit database; False (and it stays) when the server keeps refusing, e.g.
-    while an autovacuum worker of another role is still on it."""
+    """Drop the audit database; False (and it stays) when the server keeps refusing."""
     admin = await asyncpg.connect(live_url)
     try:
-        for attempt in range(20):
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-                return True
-            except (asyncpg.ObjectInUseError, asyncpg.InsufficientPrivilegeError):
-                await asyncio.sleep(0.1 * (attempt + 1))
+        await drop_database(admin, name)
+        return True
+    except asyncpg.PostgresError:
         return False
     finally:
         await admin.close()

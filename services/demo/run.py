@@ -41,6 +41,7 @@ from services.clearing.domain.periods import (
 from services.demo.province import Message, Province, event_id, make_message
 from shared import topics
 from shared.config import REPO_ROOT
+from shared.db import drop_database
 from shared.events import Envelope, Rejection, decode
 from shared.events.clearing import DailyReport, NetTransferInstruction, StatementIssued
 from shared.events.settlement import SettlementCompleted, SettlementRefunded
@@ -147,7 +148,7 @@ async def prune(bootstrap: str, server_url: str, cache: Path, keep: int,
                                                       and m.group(1) in old))
         for stamp in old:
             if f"{family}_{stamp}" in databases:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{family}_{stamp}" WITH (FORCE)')
+                await drop_database(conn, f"{family}_{stamp}")
             shutil.rmtree(cache / family / stamp, ignore_errors=True)
         return sorted(old)
     finally:

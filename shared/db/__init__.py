@@ -1,6 +1,7 @@
 """PostgreSQL plumbing: one schema per service, pools bound to it, ordered migrations."""
 
+from shared.db.admin import drop_database
 from shared.db.migrations import apply_migrations
 from shared.db.pool import create_pool
 
-__all__ = ["apply_migrations", "create_pool"]
+__all__ = ["apply_migrations", "create_pool", "drop_database"]

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from shared.config import REPO_ROOT
+from shared.db import drop_database
 
 pytestmark = pytest.mark.infra
 
@@ -83,6 +84,6 @@ async def test_a_small_demo_clears_its_month(infra, tmp_path: Path) -> None:
         if database:
             admin = await asyncpg.connect(infra.database_url)
             try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                await drop_database(admin, database)
             finally:
                 await admin.close()

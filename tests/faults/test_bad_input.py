@@ -27,6 +27,7 @@ import orjson
 import pytest
 
 from shared import topics
+from shared.db import drop_database
 from tests.faults.harness import (
     SERVICES,
     Installation,
@@ -384,7 +385,7 @@ async def outcome(infra, tmp_path_factory) -> AsyncIterator[Outcome]:
             await reader.stop()
         inst.stop()
         admin = await asyncpg.connect(infra.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(admin, name)
         await admin.close()
 
 

@@ -39,7 +39,7 @@ from services.settlement.domain.decisions import decide_refund, decide_settlemen
 from services.settlement.facts import Facts
 from shared import topics
 from shared.config import REPO_ROOT, Settings
-from shared.db import apply_migrations, create_pool
+from shared.db import apply_migrations, create_pool, drop_database
 from shared.events import decode
 from shared.events.clearing import HUB, StatementIssued
 from shared.events.settlement import (
@@ -287,7 +287,7 @@ async def property_database(infra) -> AsyncIterator[str]:
     await admin.close()
     yield infra.database_url.rsplit("/", 1)[0] + "/" + name
     admin = await asyncpg.connect(infra.database_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await drop_database(admin, name)
     await admin.close()
 
 

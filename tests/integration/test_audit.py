@@ -24,6 +24,7 @@ from services.audit import replay
 from services.clearing import scheduler
 from shared import topics
 from shared.config import REPO_ROOT
+from shared.db import drop_database as drop_database_over
 from shared.messaging.records import Record
 from tests.helpers import Services, create_topics, envelope, new_prefix, produce, read_topic
 
@@ -196,12 +197,7 @@ async def new_database(admin_url: str) -> str:
 async def drop_database(admin_url: str, url: str) -> None:
     admin = await asyncpg.connect(admin_url)
     try:
-        for attempt in range(20):  # an autovacuum worker may still be on it
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}"')
-                return
-            except asyncpg.ObjectInUseError:
-                await asyncio.sleep(0.1 * (attempt + 1))
+        await drop_database_over(admin, url.rpartition("/")[2])
     finally:
         await admin.close()
 

@@ -9,6 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.demo.run import prune
+from shared.db import drop_database
 from tests.conftest import Infra
 
 pytestmark = pytest.mark.infra
@@ -48,6 +49,6 @@ async def test_prune_keeps_the_newest_runs(infra: Infra, tmp_path) -> None:
         if leftovers:
             await admin.delete_topics(leftovers)
         for stamp in STAMPS:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{family}_{stamp}" WITH (FORCE)')
+            await drop_database(conn, f"{family}_{stamp}")
         await conn.close()
         await admin.close()

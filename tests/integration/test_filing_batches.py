@@ -4,8 +4,8 @@ replay merges transactions, and live batches are as large as the backlog)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -15,7 +15,7 @@ import pytest
 from services.filing.app import SPEC as FILING
 from shared import topics
 from shared.config import REPO_ROOT, Settings
-from shared.db import apply_migrations, create_pool
+from shared.db import apply_migrations, create_pool, drop_database
 from shared.messaging.processing import BatchProcessor
 from shared.messaging.records import Record
 from tests.helpers import envelope
@@ -65,7 +65,7 @@ async def _published(server_url: str, batches: list[list[Record]]) -> list[dict[
         finally:
             await pool.close()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(admin, name)
         await admin.close()
     return [orjson.loads(r["value"]) for r in rows]
 
