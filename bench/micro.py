@@ -255,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         lambda: lambda: [decode(r.topic, r.value) for r in submissions], args.repeat) / n_sub
     timings["decode settlement.completed etc."] = _best(
         lambda: lambda: [decode(r.topic, r.value) for r in completions], args.repeat) / n_evt
+    from services.clearing.handlers import decode_input
+    timings["  as the clearing service reads them"] = _best(
+        lambda: lambda: [decode_input(r.topic, r.value) for r in completions], args.repeat) / n_evt
     decoded = [decode(r.topic, r.value) for r in completions]
     timings["encode (Outgoing.event) of those"] = _best(
         lambda: lambda: [Outgoing.event(topics.SETTLEMENT_EVENTS, "k", e) for e in decoded],

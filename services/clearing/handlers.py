@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Self
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import Field
 
 from services.clearing import store
 from services.clearing.domain import calendar, ordering, submissions
@@ -35,7 +36,7 @@ from services.clearing.domain.ledger import EventRef
 from services.clearing.domain.state import ClearingState
 from shared import topics
 from shared.config import Settings
-from shared.events import Envelope, Rejection, decode, derived_id, make_event
+from shared.events import Envelope, Rejection, decode, decoder, derived_id, make_event
 from shared.events.clearing import (
     DailyReportConfirmed,
     DailyReportDisputed,
@@ -61,7 +62,25 @@ INPUT_REFUSALS = frozenset({"source_mismatch"})
 CUT_TOPICS = (topics.SETTLEMENT_EVENTS, topics.CLEARING_SUBMISSIONS)
 
 
+class CompletedView(SettlementCompleted):
+    """``settlement.completed`` as the clearing service reads it: the bill's items stay
+    plain JSON, unchecked. The settlement service validated every item before it computed
+    the amounts, and clearing uses only those amounts; validating 1 to 20 items again cost
+    about 45 % of decoding the event (bench.micro)."""
+
+    items: list[Any] = Field(min_length=1)
+
+    def _bill_within_limit(self) -> Self:  # replaces the parent's check over the items
+        return self
+
+
+#: What the clearing service reads its inputs with (`decode`, but with `CompletedView`).
+decode_input = decoder({(topics.SETTLEMENT_EVENTS, SettlementCompleted.TYPE): CompletedView})
+
+
 class ClearingHandler:
+    decode = staticmethod(decode_input)
+
     """Applies events to the clearing aggregate in an order a replay reproduces.
 
     `calendar_on_log` answers whether ``clearing.schedule`` holds any day yet (None:
@@ -240,7 +259,7 @@ class _Run:
                 if day is not None and _past_cut(day, held):
                     still.add(key)  # after the pending day: looked at once it has acted
                     continue
-                event = decode(held.topic, held.value)
+                event = decode_input(held.topic, held.value)
                 if day is None and not await self.decidable(event):
                     still.add(key)
                     continue

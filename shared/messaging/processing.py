@@ -103,6 +103,8 @@ class BatchProcessor:
         self._pool = pool
         self._handler = handler
         self._on_commit = on_commit
+        #: A handler may read its inputs with a view of the contract (`shared.events.decoder`).
+        self._decode = getattr(handler, "decode", decode)
         self.processed = 0
         self.duplicates = 0
         self.rejected = 0
@@ -117,7 +119,7 @@ class BatchProcessor:
         rejections: list[tuple[Record, Rejection]] = []
         for record in records:
             try:
-                decoded.append(Incoming(record, decode(record.topic, record.value)))
+                decoded.append(Incoming(record, self._decode(record.topic, record.value)))
             except Rejection as rejection:
                 rejections.append((record, rejection))
         await self._process(decoded, rejections)

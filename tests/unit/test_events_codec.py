@@ -8,9 +8,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
+import pytest
 
 from shared import topics
-from shared.events import _ENVELOPES, decode, encode, envelope_type, make_event
+from shared.events import (
+    _ENVELOPES,
+    Rejection,
+    decode,
+    decoder,
+    encode,
+    envelope_type,
+    make_event,
+)
 from shared.events.base import Reason
 from shared.events.settlement import SettlementCompleted, SettlementRejected
 from tests.unit.test_events import SUBMITTED
@@ -71,3 +80,32 @@ def test_every_code_point_is_written_as_before() -> None:
         event = make_event(SettlementRejected(settlement_id="S1", reasons=[
             Reason(code="x", message=text)]), id="i", source="s", time=at, subject=text)
         assert encode(event) == _old_encode(event), start
+
+
+def test_the_clearing_view_reads_the_same_amounts_and_skips_only_the_items() -> None:
+    from services.clearing.handlers import CompletedView, decode_input
+
+    at = datetime(2026, 10, 3, 1, 2, 3, tzinfo=UTC)
+    raw = encode(make_event(_completed(), id="c1", source="service/settlement", time=at))
+    full = decode(topics.SETTLEMENT_EVENTS, raw)
+    view = decode_input(topics.SETTLEMENT_EVENTS, raw)
+    assert type(view.data) is CompletedView and isinstance(view.data, SettlementCompleted)
+    assert {k: v for k, v in view.data.__dict__.items() if k != "items"} == {
+        k: v for k, v in full.data.__dict__.items() if k != "items"}
+    assert view.data.items == orjson.loads(raw)["data"]["items"]  # kept as plain JSON
+    assert encode(view) == raw
+    # The amounts clearing uses are still checked as strictly as the contract says.
+    bad = orjson.loads(raw)
+    bad["data"]["fund_pay"] = 800.0
+    with pytest.raises(Rejection) as refused:
+        decode_input(topics.SETTLEMENT_EVENTS, orjson.dumps(bad))
+    assert refused.value.code == "money_not_string"
+    # Other topics and types are read exactly as `decode` reads them.
+    submitted = orjson.dumps(SUBMITTED)
+    assert (type(decode_input(topics.SETTLEMENT_SUBMISSIONS, submitted).data)
+            is type(decode(topics.SETTLEMENT_SUBMISSIONS, submitted).data))
+
+
+def test_a_view_must_be_a_subclass_of_the_contracts_payload() -> None:
+    with pytest.raises(TypeError, match="not a view of SettlementCompleted"):
+        decoder({(topics.SETTLEMENT_EVENTS, SettlementCompleted.TYPE): SettlementRejected})
