@@ -9,6 +9,7 @@ province (``220000``).
 from __future__ import annotations
 
 import enum
+import functools
 import re
 
 _CODE_RE = re.compile(r"^[1-8][0-9]{5}$")
@@ -39,6 +40,13 @@ def validate(code: str) -> str:
 
 
 def level(code: str) -> RegionLevel:
+    if not isinstance(code, str):
+        validate(code)  # raises RegionCodeError
+    return _level(code)
+
+
+@functools.lru_cache(maxsize=16_384)  # pure; asked several times a settlement
+def _level(code: str) -> RegionLevel:
     validate(code)
     if code[2:] == "0000":
         return RegionLevel.PROVINCE

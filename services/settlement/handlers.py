@@ -76,10 +76,7 @@ class SettlementHandler:
                 views[person] = changed_views[person] = filing_view.fold(view, data, event.time)
                 continue
             state = states.get(person) or PersonState.empty(person)
-            outcomes = self._decide(owners, state, event, views.get(person))
-            for outcome in outcomes:
-                if not _impersonation(outcome):  # says nothing about the named hospital
-                    state = evolve(state, outcome)
+            outcomes, state = self._decide(owners, state, event, views.get(person))
             states[person] = changed_states[person] = state
             outcomes_by_type.update(
                 o.TYPE if not isinstance(o, Held) else "settlement.refund_held" for o in outcomes)
@@ -93,23 +90,27 @@ class SettlementHandler:
         return out
 
     def _decide(self, owners: dict[tuple[str, str], str], state: PersonState,
-                event: Envelope[Any], view: PersonFilings | None) -> list[Outcome]:
+                event: Envelope[Any], view: PersonFilings | None
+                ) -> tuple[list[Outcome], PersonState]:
+        """The outcomes of one event, and the person's state with them applied in order."""
         data = event.data
         if event.source != f"hospital/{data.hospital}":
+            # An impersonation says nothing about the named hospital: the state stays.
             reason = Reason(code=reasons.SOURCE_MISMATCH, message=(
                 f"sent by {event.source} for hospital {data.hospital}: a hospital may only "
                 f"send its own settlements, with source hospital/{data.hospital}"))
             sender = event.source.removeprefix("hospital/")
-            return [_refused(data, reason, hospital=sender if _is_code(sender) else None)]
+            return [_refused(data, reason, hospital=sender if _is_code(sender) else None)], state
         if isinstance(data, RefundRequested):
             outcome = decide_refund(state, data)
             _log(outcome)
-            return [outcome]
+            return [outcome], evolve(state, outcome)
         assert isinstance(data, SettlementSubmitted)
         if owners.get((data.hospital, data.settlement_id)) != data.person_id:
-            return [_refused(data, Reason(code=reasons.DUPLICATE_SETTLEMENT_ID, message=(
+            refused = _refused(data, Reason(code=reasons.DUPLICATE_SETTLEMENT_ID, message=(
                 f"hospital {data.hospital} already used settlement id {data.settlement_id} "
-                "for another person; use a new settlement_id")), hospital=data.hospital)]
+                "for another person; use a new settlement_id")), hospital=data.hospital)
+            return [refused], evolve(state, refused)
         decided = decide_settlement(state, data, self.facts.context(data, view))
         _log(decided)
         outcomes: list[Outcome] = [decided]
@@ -119,7 +120,7 @@ class SettlementHandler:
             state = evolve(state, outcome)
             outcomes.append(outcome)
             _log(outcome)
-        return outcomes
+        return outcomes, state
 
     async def observe(self, conn: asyncpg.Connection, records: Sequence[Record]) -> list[Outgoing]:
         return []
@@ -155,14 +156,6 @@ def _refused(data: SettlementSubmitted | RefundRequested, reason: Reason, *,
                               person_id=data.person_id)
     return SettlementRejected(settlement_id=data.settlement_id, reasons=[reason],
                               hospital=hospital, person_id=data.person_id)
-
-
-def _impersonation(outcome: Outcome) -> bool:
-    # Only refusals carry reasons (asking a pydantic model for a field it does not have
-    # costs an AttributeError raised and caught inside pydantic).
-    if not isinstance(outcome, SettlementRejected | RefundRejected):
-        return False
-    return any(r.code == reasons.SOURCE_MISMATCH for r in outcome.reasons)
 
 
 def _is_code(text: str) -> bool:

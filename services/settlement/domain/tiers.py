@@ -9,6 +9,7 @@ the tier and reduction from the insuring agency's tier table, which is data
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -115,6 +116,7 @@ class TierChoice:
     filing_id: str | None
 
 
+@functools.lru_cache(maxsize=65_536)  # pure: the same pools and hospitals come back all month
 def classify_trip(
     insured_agency: str, care_agency: str, hospital_county: str, county_area: bool
 ) -> Trip:
