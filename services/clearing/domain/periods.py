@@ -27,7 +27,7 @@ def _aware(moment: datetime) -> datetime:
 
 def cycle_of(moment: datetime) -> str:
     """The clearing cycle of a moment: its calendar month in Asia/Shanghai."""
-    return _aware(moment).strftime("%Y-%m")
+    return cycle_of_date(_aware(moment))  # the same text as strftime("%Y-%m"), faster
 
 
 def business_date(moment: datetime) -> date:
