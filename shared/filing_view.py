@@ -9,10 +9,11 @@ on which filing is in force. Every date is a business date of Asia/Shanghai.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
+
+import orjson
 
 from shared.events.base import Payload
 from shared.events.filing import (
@@ -146,11 +147,13 @@ class PersonFilings:
                                          "status": c.status.value,
                                          "effective": c.effective.isoformat()}
                                         for c in self.benefit_changes]}
-        return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        # The same text as json.dumps(..., ensure_ascii=False, sort_keys=True,
+        # separators=(",", ":")) wrote before (ASCII keys, no floats), in a fraction of the time.
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
 
     @classmethod
     def from_json(cls, text: str) -> PersonFilings:
-        document = json.loads(text)
+        document = orjson.loads(text)
         if document.get("format") != _FORMAT:
             raise ValueError(f"stored filing state has format {document.get('format')!r}; "
                              f"this code reads format {_FORMAT}: rebuild it from filing.events")

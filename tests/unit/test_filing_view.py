@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -219,6 +220,9 @@ def test_json_round_trip_and_format_check() -> None:
     assert PersonFilings.from_json(text).to_json() == text
     with pytest.raises(ValueError, match="rebuild it from filing.events"):
         PersonFilings.from_json(text.replace('"format":1', '"format":99'))
+    # Stored rows keep the text the standard library wrote before orjson did it.
+    assert text == json.dumps(json.loads(text), ensure_ascii=False, sort_keys=True,
+                              separators=(",", ":"))
 
 
 DAYS = st.integers(min_value=0, max_value=300).map(lambda n: date(2026, 1, 1) + timedelta(n))
