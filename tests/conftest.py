@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ import pytest
 
 from shared.config import REPO_ROOT
 from shared.db import drop_database
+from tests.helpers import new_database_name
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,30 @@ def _tidy(infra: Infra) -> Iterator[Infra]:
     now = time.time()
     run_sync(delete_topics(infra.kafka_bootstrap,
                            lambda n: stale_test_topic(n, now, STALE_AFTER_SECONDS)))
+    run_sync(_drop_stale_databases(infra.database_url, now))
     yield infra
     if os.environ.get("CLEARINGHOUSE_KEEP_TEST_TOPICS") != "1":
         prefixes = tuple(SESSION_PREFIXES)
         run_sync(delete_topics(infra.kafka_bootstrap, lambda n: n.startswith(prefixes)))
 
 
+async def _drop_stale_databases(url: str, now: float) -> None:
+    """Databases of tests that did not get to drop them (a killed session)."""
+    from tests.helpers import stale_test_database
+
+    admin = await asyncpg.connect(url)
+    try:
+        for row in await admin.fetch("SELECT datname FROM pg_database"):
+            if stale_test_database(row["datname"], now, STALE_AFTER_SECONDS):
+                await drop_database(admin, row["datname"])
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 async def fresh_database(infra: Infra) -> AsyncIterator[str]:
     """A database of its own for one test, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
+    name = new_database_name()
     admin = await asyncpg.connect(infra.database_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

@@ -44,6 +44,26 @@ def stale_test_topic(name: str, now: float, max_age: float) -> bool:
     return stamp is None or now - int(stamp, 16) > max_age
 
 
+#: Databases of tests: ``test_<unix seconds, 8 hex>_<6 hex>``; any other ``test_…`` name is
+#: of the form before the time stamp and counts as undated.
+TEST_DATABASE = re.compile(r"^test_(?:(?P<stamp>[0-9a-f]{8})_[0-9a-f]{6}$)?")
+
+
+def new_database_name() -> str:
+    """A database name of its own for one test (the test drops it; a session that did not
+    end cleanly leaves it to the next session's start, which drops it after six hours)."""
+    return f"test_{int(time.time()):08x}_{uuid.uuid4().hex[:6]}"
+
+
+def stale_test_database(name: str, now: float, max_age: float) -> bool:
+    """A test's database made more than ``max_age`` seconds ago (or undated)."""
+    match = TEST_DATABASE.match(name)
+    if match is None:
+        return False
+    stamp = match.group("stamp")
+    return stamp is None or now - int(stamp, 16) > max_age
+
+
 async def create_topics(bootstrap: str, prefix: str) -> None:
     from infra.kafka import ensure_topics
 

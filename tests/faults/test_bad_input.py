@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,6 +36,7 @@ from tests.faults.harness import (
     produce,
     results_shortfall,
 )
+from tests.helpers import new_database_name
 
 HOSPITAL = "H220102001"  # 长春, level 3; care agency 220100
 OTHER_HOSPITAL = "H220104001"  # 长春, another hospital
@@ -290,7 +290,7 @@ async def _statement_answers(database_url: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 async def outcome(infra, tmp_path_factory) -> AsyncIterator[Outcome]:
     started = time.monotonic()
-    name = f"test_{uuid.uuid4().hex[:12]}"
+    name = new_database_name()
     admin = await asyncpg.connect(infra.database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()

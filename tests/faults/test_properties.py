@@ -52,6 +52,7 @@ from shared.messaging.processing import BatchProcessor
 from shared.messaging.records import Record
 from shared.money import ZERO
 from shared.reference import load_reference
+from tests.helpers import new_database_name
 
 # ---- a random month as a log ------------------------------------------------------------------
 
@@ -281,7 +282,7 @@ def _result_key(event_id: str, kind: str, data: dict[str, Any]) -> tuple[str, st
 
 @pytest.fixture(scope="module")
 async def property_database(infra) -> AsyncIterator[str]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
+    name = new_database_name()
     admin = await asyncpg.connect(infra.database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()

@@ -8,7 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
@@ -26,7 +25,15 @@ from shared import topics
 from shared.config import REPO_ROOT
 from shared.db import drop_database as drop_database_over
 from shared.messaging.records import Record
-from tests.helpers import Services, create_topics, envelope, new_prefix, produce, read_topic
+from tests.helpers import (
+    Services,
+    create_topics,
+    envelope,
+    new_database_name,
+    new_prefix,
+    produce,
+    read_topic,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -185,7 +192,7 @@ async def _idle(database_url: str, timeout: float = 60) -> None:
 
 
 async def new_database(admin_url: str) -> str:
-    name = f"test_{uuid.uuid4().hex[:12]}"
+    name = new_database_name()
     admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
 import pytest
 
 from shared.db import drop_database
 from tests.conftest import Infra
+from tests.helpers import new_database_name
 
 pytestmark = pytest.mark.asyncio
 
@@ -37,7 +36,7 @@ class _RefusesForce:
 @pytest.mark.parametrize("force_refused", [False, True], ids=["forced", "force-refused"])
 async def test_a_database_with_a_session_on_it_is_dropped(infra: Infra,
                                                           force_refused: bool) -> None:
-    name = f"test_drop_{uuid.uuid4().hex[:10]}"
+    name = new_database_name()
     admin = await asyncpg.connect(infra.database_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

@@ -4,7 +4,6 @@ replay merges transactions, and live batches are as large as the backlog)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from shared.config import REPO_ROOT, Settings
 from shared.db import apply_migrations, create_pool, drop_database
 from shared.messaging.processing import BatchProcessor
 from shared.messaging.records import Record
-from tests.helpers import envelope
+from tests.helpers import envelope, new_database_name
 
 pytestmark = pytest.mark.infra
 
@@ -48,7 +47,7 @@ def _day(day: date) -> Record:
 async def _published(server_url: str, batches: list[list[Record]]) -> list[dict[str, Any]]:
     """What the filing service publishes for `batches`, each one transaction, in a database
     of its own."""
-    name = f"test_batches_{uuid.uuid4().hex[:10]}"
+    name = new_database_name()
     admin = await asyncpg.connect(server_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     database_url = f"{server_url.rpartition('/')[0]}/{name}"

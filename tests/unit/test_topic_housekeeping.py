@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from infra import InfraError, kafka
-from tests.helpers import SESSION_PREFIXES, TEST_PREFIX, new_prefix, stale_test_topic
+from tests.helpers import (
+    SESSION_PREFIXES,
+    TEST_PREFIX,
+    new_database_name,
+    new_prefix,
+    stale_test_database,
+    stale_test_topic,
+)
 
 
 def test_new_prefixes_are_dated_recorded_and_recognised() -> None:
@@ -27,6 +34,18 @@ def test_undated_old_test_topics_are_stale_and_others_are_left_alone() -> None:
     for name in ("settlement.events", "demo.20261125221525.clearing.results",
                  "bench_0123456789.filing.events", "tabc.filing.events", "infra.probe"):
         assert not stale_test_topic(name, now, 3600), name
+
+
+def test_test_databases_are_dated_and_only_theirs_are_stale() -> None:
+    name = new_database_name()
+    now = time.time()
+    assert not stale_test_database(name, now, 3600)
+    assert stale_test_database(name, now + 7200, 3600)
+    for undated in ("test_0123456789ab", "test_batches_0123456789", "test_drop_0123456789"):
+        assert stale_test_database(undated, now, 3600), undated
+    for other in ("clearinghouse", "postgres", "template1", "demo_20261126010302",
+                  "audit_20261126_012200_180008", "bench_0123456789", "testdb"):
+        assert not stale_test_database(other, now, 3600), other
 
 
 def test_wait_ready_waits_while_the_log_grows_then_gives_up(tmp_path: Path) -> None:
