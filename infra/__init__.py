@@ -78,6 +78,23 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
         return False
 
 
+#: A server's log past this size at its start is moved aside (one old copy kept): the
+#: broker logs every topic created and deleted, and tests make many.
+LOG_ROTATE_BYTES = 64 * 1024 * 1024
+
+
+def rotate_log(log_file: Path, max_bytes: int = LOG_ROTATE_BYTES) -> bool:
+    """Move ``log_file`` to ``<name>.1`` (replacing an older one) if it is over
+    ``max_bytes``; True if it did."""
+    try:
+        if log_file.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    os.replace(log_file, log_file.with_name(log_file.name + ".1"))
+    return True
+
+
 def spawn_detached(
     cmd: Sequence[str],
     log_file: Path,
@@ -92,6 +109,7 @@ def spawn_detached(
     appended to ``log_file``, and record "<pid> <port>" in ``pid_file``.
     ``user`` (root only) runs it as that user and group."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    rotate_log(log_file)
     with open(log_file, "ab") as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log.write(f"\n=== {stamp} starting: {' '.join(cmd)}\n".encode())
