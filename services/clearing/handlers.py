@@ -79,14 +79,15 @@ decode_input = decoder({(topics.SETTLEMENT_EVENTS, SettlementCompleted.TYPE): Co
 
 
 class ClearingHandler:
-    decode = staticmethod(decode_input)
-
     """Applies events to the clearing aggregate in an order a replay reproduces.
 
     `calendar_on_log` answers whether ``clearing.schedule`` holds any day yet (None:
     assume it may, as a replay of a log does): before the service has read a day, a
     record that a day could change is held back only when a day exists to be read.
     """
+
+    #: Reads `settlement.completed` through `CompletedView` (`BatchProcessor` uses it).
+    decode = staticmethod(decode_input)
 
     def __init__(self, calendar_on_log: Callable[[], Awaitable[bool]] | None = None):
         self.calendar_on_log = calendar_on_log
