@@ -28,20 +28,31 @@ TEST_PREFIX = re.compile(r"^t(?:(?P<stamp>[0-9a-f]{8})-[0-9a-f]{6}|[0-9a-f]{10})
 SESSION_PREFIXES: set[str] = set()
 
 
+def _stamp() -> tuple[str, str]:
+    """The time stamp and random part of a test's names: ``<unix seconds, 8 hex>``, ``<6 hex>``."""
+    return f"{int(time.time()):08x}", uuid.uuid4().hex[:6]
+
+
+def _stale(pattern: re.Pattern[str], name: str, now: float, max_age: float) -> bool:
+    """Whether `name` is one of `pattern`'s test names made more than ``max_age`` seconds
+    ago, or one of its undated older form (no ``stamp`` group matched)."""
+    match = pattern.match(name)
+    if match is None:
+        return False
+    stamp = match.group("stamp")
+    return stamp is None or now - int(stamp, 16) > max_age
+
+
 def new_prefix() -> str:
     """A topic namespace of its own for one test (its topics are deleted after the session)."""
-    prefix = f"t{int(time.time()):08x}-{uuid.uuid4().hex[:6]}."
+    prefix = "t{}-{}.".format(*_stamp())
     SESSION_PREFIXES.add(prefix)
     return prefix
 
 
 def stale_test_topic(name: str, now: float, max_age: float) -> bool:
     """A topic of a test namespace made more than ``max_age`` seconds ago (or undated)."""
-    match = TEST_PREFIX.match(name)
-    if match is None:
-        return False
-    stamp = match.group("stamp")
-    return stamp is None or now - int(stamp, 16) > max_age
+    return _stale(TEST_PREFIX, name, now, max_age)
 
 
 #: Databases of tests: ``test_<unix seconds, 8 hex>_<6 hex>``; any other ``test_…`` name is
@@ -52,16 +63,12 @@ TEST_DATABASE = re.compile(r"^test_(?:(?P<stamp>[0-9a-f]{8})_[0-9a-f]{6}$)?")
 def new_database_name() -> str:
     """A database name of its own for one test (the test drops it; a session that did not
     end cleanly leaves it to the next session's start, which drops it after six hours)."""
-    return f"test_{int(time.time()):08x}_{uuid.uuid4().hex[:6]}"
+    return "test_{}_{}".format(*_stamp())
 
 
 def stale_test_database(name: str, now: float, max_age: float) -> bool:
     """A test's database made more than ``max_age`` seconds ago (or undated)."""
-    match = TEST_DATABASE.match(name)
-    if match is None:
-        return False
-    stamp = match.group("stamp")
-    return stamp is None or now - int(stamp, 16) > max_age
+    return _stale(TEST_DATABASE, name, now, max_age)
 
 
 async def create_topics(bootstrap: str, prefix: str) -> None:
