@@ -185,10 +185,7 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
                                               (await live_side)[0][service])
                 return await whole, *part
             finally:
-                if not whole.done():
-                    whole.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await whole
+                await _cancel(whole)
 
         try:
             replay_started = time.perf_counter()
@@ -201,10 +198,7 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
                               [e for s in SERVICES for e in done[s][2]],
                               (await live_side)[1], processors["clearing"].chains)
         finally:
-            if not live_side.done():
-                live_side.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await live_side
+            await _cancel(live_side)
     finally:
         if not keep:
             keep = not await _drop_database(live_url, name)
@@ -232,6 +226,14 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
                                     if timings[s] else None} for s in SERVICES}},
     }
     return report
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    """Cancel a task not finished yet (a sibling failed) and wait for it to end."""
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 async def _plans(log: replay.Log, live_url: str, order: str
