@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import gc
 import hashlib
 import io
 import os
@@ -190,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.settlement.handlers import SettlementHandler
     from shared.events import decode, encode
     from shared.logging import configure_logging
-    from shared.messaging.processing import BatchProcessor
+    from shared.messaging.processing import BatchProcessor, tune_gc
     from shared.reference import load_reference
 
     # Log lines are written (and their cost counted) to /dev/null.
@@ -212,8 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                            [(s.key, s.value) for s in month.submissions])
     n_sub = len(submissions)
     if args.service_gc:
-        gc.freeze()
-        gc.set_threshold(10_000, 20, 20)
+        tune_gc()
 
     def settlement_run() -> tuple[Any, Callable[[], Any]]:
         pool = FakePool()

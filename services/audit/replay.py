@@ -38,7 +38,7 @@ from services.registry import SERVICES, spec_of
 from shared import topics
 from shared.config import Settings
 from shared.db import apply_migrations, create_pool
-from shared.messaging.processing import BatchProcessor
+from shared.messaging.processing import BatchProcessor, tune_gc
 from shared.messaging.records import Record
 
 Partition = tuple[str, int]
@@ -446,14 +446,12 @@ def _receive(connection: Any) -> Any:
 def _rebuild_process(service: str, audit_url: str, settings: Settings, plan: Plan,
                      connection: Any, merge_limit: int) -> None:
     """The child's side of `rebuild_anywhere`."""
-    import gc
     import pickle
 
     from shared.logging import configure_logging
 
     configure_logging("ERROR")  # as the audit command: refused records are no news
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)  # as the services (shared/messaging/service.py)
+    tune_gc()  # as the services
     try:
         import time
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from shared.messaging.broker import (
     wait_for_broker,
 )
 from shared.messaging.outbox import OutboxRelay
-from shared.messaging.processing import BatchProcessor, Handler
+from shared.messaging.processing import BatchProcessor, Handler, tune_gc
 from shared.messaging.records import Record
 
 log = structlog.get_logger(__name__)
@@ -72,12 +71,7 @@ class ServiceRuntime:
         handler = await self.spec.make_handler(self.pool, self.settings)
         self.relay = OutboxRelay(self.settings.database_url, self.spec.name, self._publish)
         self.processor = BatchProcessor(self.pool, handler, on_commit=self.relay.wake)
-        # What start-up built (reference data, policies, pydantic's schemas) lives as long as
-        # the process: keep the cyclic collector from scanning it again and again, and let it
-        # run less often (a batch allocates a few hundred thousand short-lived objects, few of
-        # them in cycles). docs/benchmarks.md, "What changed".
-        gc.freeze()
-        gc.set_threshold(10_000, 20, 20)
+        tune_gc()
         log.info("service.ready", service=self.spec.name, consumes=list(self.spec.consumes))
 
     async def after_start(self) -> None:
