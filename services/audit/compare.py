@@ -136,13 +136,6 @@ def json_differences(live: Any, replay: Any, path: str) -> list[tuple[str, Any, 
 # ---- state tables ---------------------------------------------------------------------------
 
 
-@dataclass
-class Table:
-    key: tuple[str, ...]
-    columns: tuple[str, ...]
-    rows: dict[str, dict[str, Any]]
-
-
 @dataclass(frozen=True)
 class Layout:
     """How one state table is read and compared: its comparison key, the columns compared
@@ -206,52 +199,12 @@ def _row(layout: Layout, r: asyncpg.Record) -> dict[str, Any]:
             else canonical(r[c]) for c in layout.columns}
 
 
-async def read_tables(conn: asyncpg.Connection, schema: str) -> dict[str, Table]:
-    """Every state table of a schema, rows keyed by their (comparison) key."""
-    tables = {}
-    for name, layout in (await table_layouts(conn, schema)).items():
-        rows: dict[str, dict[str, Any]] = {}
-        for r in await conn.fetch(f'SELECT {layout.select()} FROM "{schema}"."{name}"'):
-            row = _row(layout, r)
-            rows[_dumps([row[k] for k in layout.key])] = row
-        tables[name] = Table(layout.key, layout.columns, rows)
-    return tables
-
-
-def checksum(table: Table | None) -> str:
-    """sha256 over the rows in key order, without the ignored columns."""
-    digest = hashlib.sha256()
-    for k in sorted(table.rows if table else ()):
-        assert table is not None
-        digest.update(_dumps(table.rows[k]).encode() + b"\n")
-    return digest.hexdigest()
-
-
-def compare_tables(schema: str, live: dict[str, Table], replay: dict[str, Table],
-                   result: Comparison) -> None:
-    for name in sorted(set(live) | set(replay)):
-        a, b = live.get(name), replay.get(name)
-        where = f"{schema}.{name}"
-        key = (a or b).key  # type: ignore[union-attr]
-        summary = TableSummary(where, list(key), len(a.rows) if a else 0,
-                               len(b.rows) if b else 0, checksum(a), checksum(b))
-        rows_a, rows_b = (a.rows if a else {}), (b.rows if b else {})
-        for k in sorted(set(rows_a) | set(rows_b)):
-            row_a, row_b = rows_a.get(k), rows_b.get(k)
-            named = dict(zip(key, orjson.loads(k), strict=True))
-            found = _row_differences(where, named, row_a, row_b, key)
-            if found:
-                summary.differing_rows += 1
-                result.differences += found
-        result.tables.append(summary)
-
-
 # ---- state tables, set-based ----------------------------------------------------------------
 #
-# The same comparison without carrying every row into Python: the server hashes each row
-# (its key as JSON text, sha256 of the text of every compared column) on both sides, the
+# State tables are compared without carrying every row into Python: the server hashes each
+# row (its key as JSON text, sha256 of the text of every compared column) on both sides, the
 # digests are compared, and only rows whose digest differs are read in full and compared
-# field by field as above. The text of a row is at least as strict as the Python values:
+# field by field (`_row_differences`). The text of a row is at least as strict as the Python values:
 # `numeric` keeps its scale ('1400.0' is not '1400.00'), jsonb its numbers exactly.
 
 
@@ -318,9 +271,9 @@ async def _rows_by_key(conn: asyncpg.Connection, layout: Layout, keys: list[str]
 async def compare_table_digests(schema: str, live: dict[str, Digests],
                                 replay: dict[str, Digests], live_conn: asyncpg.Connection,
                                 replay_conn: asyncpg.Connection, result: Comparison) -> None:
-    """`compare_tables` over digests: rows that differ are read from both sides and their
-    differences listed field by field (a difference only in the text, e.g. the scale of a
-    number, as the row's text)."""
+    """Compare a schema's tables by their digests: rows that differ are read from both
+    sides and their differences listed field by field (a difference only in the text,
+    e.g. the scale of a number, as the row's text)."""
     for name in sorted(set(live) | set(replay)):
         a, b = live.get(name), replay.get(name)
         layout = (a or b).layout  # type: ignore[union-attr]
