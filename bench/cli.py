@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(args: argparse.Namespace) -> int:
+    from bench.infra import unreachable
     from bench.report import print_table, update_docs
     from bench.runner import Bench, Sizes, default_workdir, say
     from shared.config import REPO_ROOT, load_settings
@@ -58,6 +60,13 @@ def _run(args: argparse.Namespace) -> int:
         if value is not None:
             setattr(sizes, name, value)
     settings = load_settings()
+    problems = asyncio.run(unreachable(settings.kafka_bootstrap_servers, settings.database_url))
+    if problems:
+        for problem in problems:
+            print(f"bench: {problem}", file=sys.stderr)
+        print("bench: start the local servers with `clearinghouse infra up` (or point "
+              "KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL at running ones)", file=sys.stderr)
+        return 2
     workdir = default_workdir()
     skip = frozenset({"pipeline", "clearing"} - {args.only}) if args.only else frozenset()
     if args.no_audit:

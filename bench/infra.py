@@ -19,7 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.config import REPO_ROOT
-from shared.db import drop_database
+from shared.db import drop_database, redact_url
 from shared.topics import all_topics
 
 #: Installed in the bench's own database: each commit of the clearing service that takes
@@ -40,6 +40,32 @@ DROP TRIGGER IF EXISTS bench_notify ON clearing.inbox;
 CREATE TRIGGER bench_notify AFTER INSERT ON clearing.inbox REFERENCING NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION clearing.bench_notify();
 """
+
+
+async def unreachable(bootstrap: str, database_url: str, timeout: float = 5.0) -> list[str]:
+    """What of the local Kafka broker and PostgreSQL server a bench needs does not answer:
+    one line each, empty when both do. Checked before anything is created, so that a bench
+    started without `clearinghouse infra up` says so instead of failing halfway."""
+    problems = []
+    try:
+        conn = await asyncpg.connect(database_url, timeout=timeout)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        problems.append(f"PostgreSQL at {redact_url(database_url)} does not answer: {exc}")
+    else:
+        await conn.close()
+    answered = []
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port)), timeout)
+        except (TimeoutError, OSError, ValueError) as exc:
+            answered.append(f"{address.strip()}: {exc or type(exc).__name__}")
+        else:
+            writer.close()
+            return problems
+    problems.append(f"Kafka at {bootstrap} does not answer ({'; '.join(answered)})")
+    return problems
 
 
 #: What `clearinghouse serve NAME` runs (without the rest of the command line's modules).

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import re
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from services.clearing.reports_cli import console, print_json, table
 from services.registry import SERVICES
 from shared import topics
 from shared.config import Settings, load_settings
-from shared.db import drop_database
+from shared.db import drop_database, redact_url
 from shared.logging import configure_logging
 
 #: Differences listed in full in the JSON report (all are counted).
@@ -85,10 +84,6 @@ def resolve_target(prefix: str | None, database_url: str | None,
         demo_prefix if demo_prefix is not None else settings.topic_prefix)
     url = database_url or demo.get("database_url") or settings.database_url
     return str(bootstrap), str(chosen_prefix or ""), str(url)
-
-
-def redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
 def audit_database_url(live_url: str, name: str) -> str:
@@ -204,7 +199,7 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
             keep = not await _drop_database(live_url, name)
     records = sum(p.records for p in plans.values())
     report = {
-        "match": report.pop("match"), "prefix": prefix, "live_database": redact(live_url),
+        "match": report.pop("match"), "prefix": prefix, "live_database": redact_url(live_url),
         "order": order,
         "replayed": {s: {"records": plans[s].records, "transactions": len(plans[s].batches),
                          "taken": processors[s].processed,

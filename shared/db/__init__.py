@@ -2,6 +2,6 @@
 
 from shared.db.admin import drop_database
 from shared.db.migrations import apply_migrations
-from shared.db.pool import create_pool
+from shared.db.pool import create_pool, redact_url
 
-__all__ = ["apply_migrations", "create_pool", "drop_database"]
+__all__ = ["apply_migrations", "create_pool", "drop_database", "redact_url"]

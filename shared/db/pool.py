@@ -51,7 +51,7 @@ async def create_pool(
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise ConnectionError(
-                    f"PostgreSQL at {_redact(database_url)} did not answer within "
+                    f"PostgreSQL at {redact_url(database_url)} did not answer within "
                     f"{connect_timeout:.0f} s ({exc}); is it running? try `clearinghouse infra up`"
                 ) from exc
             log.warning("database.unavailable", error=str(exc), retry_in=delay)
@@ -59,5 +59,6 @@ async def create_pool(
             delay = min(delay * 2, 5.0)
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for messages and reports."""
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
