@@ -52,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
     from bench.report import print_table, update_docs
     from bench.runner import Bench, Sizes, default_workdir, say
     from shared.config import REPO_ROOT, load_settings
+    from shared.running import Interrupted, run_cancellable
 
     sizes = Sizes.quick() if args.quick else Sizes()
     for name in ("persons", "hospitals", "settlements", "repeat", "latency_rate",
@@ -75,7 +76,11 @@ def _run(args: argparse.Namespace) -> int:
                   database_url=settings.database_url, workdir=workdir, keep=args.keep,
                   profile_dir=args.profile)
     try:
-        results = asyncio.run(bench.run(skip=skip)).as_dict()
+        results = run_cancellable(bench.run(skip=skip)).as_dict()
+    except Interrupted:
+        say("interrupted: the bench's services, database and topics were removed"
+            + (" (--keep: kept)" if args.keep else ""))
+        return 130
     finally:
         if args.keep:
             say(f"kept the work directory (reference data, service logs): {workdir}")

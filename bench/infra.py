@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.config import REPO_ROOT
 from shared.db import drop_database, redact_url
+from shared.running import die_with_parent
 from shared.topics import all_topics
 
 #: Installed in the bench's own database: each commit of the clearing service that takes
@@ -119,7 +120,7 @@ class Environment:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-c", SERVE, name],
                 env={**os.environ, **self.env}, cwd=REPO_ROOT, stdout=log,
-                stderr=subprocess.STDOUT)
+                stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import platform
@@ -165,9 +166,9 @@ class Bench:
     async def pipeline(self, province: pv.Province) -> None:
         sizes = self.sizes
         env = self.environment()
-        await env.create()
         watch = LedgerWatch()
         try:
+            await env.create()  # inside: a bench stopped while it creates still drops it
             say(f"namespace {env.name}: generating {sizes.persons} persons and "
                 f"{sizes.repeat} month(s) of {sizes.settlements} settlements")
             people = pv.persons(province, sizes.persons, seed=sizes.seed + 1)
@@ -490,7 +491,14 @@ class Bench:
             "--database-url", env.database_url, "--json", "--quiet",
             env={**os.environ, **env.env}, cwd=REPO_ROOT,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        output, errors = await process.communicate()
+        try:
+            output, errors = await process.communicate()
+        except asyncio.CancelledError:
+            # The audit drops its database when stopped the same way (SIGTERM).
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            await process.wait()
+            raise
         seconds = now() - started
         try:
             report = orjson.loads(output)
@@ -518,9 +526,9 @@ class Bench:
         runs = []
         for r in range(self.sizes.cycle_repeat):
             env = self.environment()
-            await env.create()
             watch = LedgerWatch()
             try:
+                await env.create()
                 env.start("clearing")
                 await watch.start(env)
                 runs.append(await self._cycle_run(env, watch, province, seed=self.sizes.seed + r))

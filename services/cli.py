@@ -92,8 +92,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _serve_all() -> int:
     """Run each service as its own process (as in production); stop all when one dies."""
+    from shared.running import die_with_parent
+
     children = {
-        name: subprocess.Popen([sys.executable, "-m", "services.cli", "serve", name])
+        name: subprocess.Popen([sys.executable, "-m", "services.cli", "serve", name],
+                               preexec_fn=die_with_parent())
         for name in SERVICES
     }
     stopping = False

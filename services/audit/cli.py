@@ -32,6 +32,7 @@ from shared import topics
 from shared.config import Settings, load_settings
 from shared.db import drop_database, redact_url
 from shared.logging import configure_logging
+from shared.running import Interrupted, run_cancellable
 
 #: Differences listed in full in the JSON report (all are counted).
 MAX_LISTED = 2000
@@ -366,20 +367,24 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         if progress is not None:
             with progress:
-                report = asyncio.run(run_audit(prefix=args.prefix,
+                report = run_cancellable(run_audit(prefix=args.prefix,
                                                database_url=args.database_url,
                                                order=args.order, keep=args.keep,
                                                progress=progress,
                                                merge_limit=args.merge_limit,
                                                processes=args.processes))
         else:
-            report = asyncio.run(run_audit(prefix=args.prefix, database_url=args.database_url,
+            report = run_cancellable(run_audit(prefix=args.prefix, database_url=args.database_url,
                                            order=args.order, keep=args.keep,
                                            merge_limit=args.merge_limit,
                                            processes=args.processes))
     except (OSError, asyncpg.PostgresError, ValueError) as exc:
         errors.print(f"audit replay failed: {exc}")
         return 2
+    except Interrupted:
+        errors.print("audit replay interrupted; its database was dropped"
+                     + (" (--keep: kept)" if args.keep else ""))
+        return 130
     run = report["run"]
     total = sum(s["records"] for s in report["replayed"].values())
     errors.print(f"replayed {total} records in {run['replay_seconds']:.2f} s "

@@ -408,6 +408,7 @@ async def rebuild_anywhere(service: str, audit_url: str, settings: Settings, pla
     process.start()
     child.close()
     result: RebuildResult | None = None
+    answered = False
     try:
         while True:
             message = await asyncio.to_thread(_receive, parent)
@@ -423,15 +424,19 @@ async def rebuild_anywhere(service: str, audit_url: str, settings: Settings, pla
                 if rebuilt is not None:
                     rebuilt.set_result(result)
                 if service != "clearing":
+                    answered = True
                     return result  # type: ignore[no-any-return]
             elif kind == "chains" and result is not None:
                 result.chains = value
+                answered = True
                 return result  # type: ignore[no-any-return]
             else:
                 raise value if isinstance(value, BaseException) else RuntimeError(value)
     finally:
-        parent.close()
+        if not answered and process.is_alive():
+            process.terminate()  # cancelled or failed before its last answer: stop its work
         await asyncio.to_thread(process.join, 30)
+        parent.close()
         if process.is_alive():
             process.kill()
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import signal
 import sys
 import time
 from collections.abc import Coroutine
@@ -18,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from services.demo.province import DEFAULT_MONTH, DEFAULT_SEED
+from shared.running import Interrupted, run_cancellable
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -83,18 +82,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _run_cancellable(main: Coroutine[Any, Any, int]) -> int:
     """Run `main`; SIGTERM cancels it like Ctrl-C, so the services are always stopped."""
-
-    async def guarded() -> int:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        return await main
-
     try:
-        return asyncio.run(guarded())
-    except (KeyboardInterrupt, asyncio.CancelledError):
+        return run_cancellable(main)
+    except Interrupted:
         print("demo interrupted; services stopped", file=sys.stderr)
         return 130
 

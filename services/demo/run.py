@@ -47,6 +47,7 @@ from shared.events.clearing import DailyReport, NetTransferInstruction, Statemen
 from shared.events.settlement import SettlementCompleted, SettlementRefunded
 from shared.filing_view import SHANGHAI, business_date
 from shared.money import format_money
+from shared.running import die_with_parent
 
 SERVICES = ("filing", "settlement", "clearing")
 #: What each service reads (its consumer group must reach the end of these to be idle).
@@ -184,7 +185,8 @@ class ServiceProcesses:
                     [sys.executable, "-m", "services.cli", "serve", name],
                     env={**os.environ, **self.env}, cwd=REPO_ROOT, stdout=log,
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True)  # Ctrl-C reaches the demo, which stops them
+                    start_new_session=True,  # Ctrl-C reaches the demo, which stops them
+                    preexec_fn=die_with_parent())  # and so does a killed demo
 
     def check(self) -> None:
         for name, child in self.children.items():

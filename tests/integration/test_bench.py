@@ -79,3 +79,78 @@ async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) 
     table = rows(results)
     assert any(r[0].startswith("1. end-to-end") for r in table)
     assert "| figure |" in markdown(results, None)
+
+
+def _processes_of(namespace: str) -> list[int]:
+    """Processes whose environment names the bench namespace (its services)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if f"CLEARINGHOUSE_GROUP_PREFIX={namespace}".encode() in environ.split(b"\0") \
+                and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_bench_stopped_with_sigterm_removes_its_services_database_and_topics(
+        infra, tmp_path: Path) -> None:
+    import asyncio
+    import os
+    import re
+    import signal
+    import sys
+    import time
+
+    import asyncpg
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from shared.config import REPO_ROOT
+
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+           "DATABASE_URL": infra.database_url, "TMPDIR": str(tmp_path)}
+    bench = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "bench", "--quick", "--only", "pipeline",
+        "--no-audit", "--json", str(tmp_path / "out.json"), cwd=REPO_ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    assert bench.stderr is not None
+    namespace, said = None, []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until its three services run
+            if namespace is None:
+                line = (await asyncio.wait_for(bench.stderr.readline(), 60)).decode()
+                said.append(line)
+                found = re.search(r"namespace (bench_[0-9a-f]+)", line)
+                namespace = found.group(1) if found else None
+            elif len(_processes_of(namespace)) == 3:
+                break
+            else:
+                await asyncio.sleep(0.1)
+        assert namespace is not None and len(_processes_of(namespace)) == 3, said
+        bench.send_signal(signal.SIGTERM)
+        rest = (await asyncio.wait_for(bench.stderr.read(), 90)).decode()
+        assert await bench.wait() == 130, rest
+    finally:
+        if bench.returncode is None:
+            bench.kill()
+    assert "interrupted" in rest and "Traceback" not in rest, rest
+    assert _processes_of(namespace) == []
+    conn = await asyncpg.connect(infra.database_url)
+    try:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM pg_database WHERE datname = $1", namespace)
+    finally:
+        await conn.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        assert not [t for t in await admin.list_topics() if t.startswith(namespace + ".")]
+    finally:
+        await admin.close()
+    assert not (tmp_path / "out.json").exists()
