@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from services.settlement.domain import reasons
@@ -14,8 +16,12 @@ from services.settlement.domain.accumulators import (
     Held,
     Outcome,
     PersonState,
+    SettlementRecord,
+    Settlements,
     evolve,
+    from_document,
     from_json,
+    to_document,
     to_json,
 )
 from services.settlement.domain.decisions import (
@@ -585,3 +591,58 @@ def test_every_reason_code_is_documented() -> None:
     every = (*reasons.SETTLEMENT_REJECTION_CODES, *reasons.REFUND_REJECTION_CODES,
              reasons.SETTLEMENT_NOT_YET_KNOWN)
     assert [c for c in every if f"`{c}`" not in text] == []
+
+
+# ---- a long history costs no more per event (Settlements) ---------------------------------
+
+
+def _history(n: int) -> PersonState:
+    """A person with `n` completed outpatient visits at one hospital, as stored and loaded."""
+    state = EMPTY
+    for i in range(n):
+        at = f"2026-10-09T{8 + i // 60:02d}:{i % 60:02d}:00+08:00"
+        _, state = completed(state, visit(settlement_id=f"S-{i}", settled_at=at))
+    return from_document(orjson.loads(orjson.dumps(to_document(state))))
+
+
+def test_a_loaded_history_is_read_only_where_an_event_looks(monkeypatch) -> None:
+    import services.settlement.domain.accumulators as accumulators
+
+    loaded = _history(40)
+    stored = to_document(loaded)["settlements"]
+    read: list[str] = []
+    real = accumulators.record_from_document
+
+    def counting(doc: Any) -> SettlementRecord:
+        read.append(doc["settlement_id"])
+        return real(doc)
+
+    monkeypatch.setattr(accumulators, "record_from_document", counting)
+    outcome, state = settle(loaded, visit(settlement_id="S-new"))
+    assert isinstance(outcome, SettlementCompleted)
+    refunded = decide_refund(state, refund("S-7", at="2026-10-10T09:00:00+08:00"))
+    assert isinstance(refunded, SettlementRefunded)
+    state = evolve(state, refunded)
+    assert read == ["S-7"]  # only the refunded one, once (kept for its change); no other
+    documents = to_document(state)["settlements"]
+    assert len(documents) == 42 - 1
+    # Untouched settlements are written back as they were loaded (the same objects).
+    assert all(documents[i] is stored[i] for i in range(40) if i != 7)
+    assert documents[7] == {**stored[7], "refund_id": "R-1"}
+    assert documents[40]["settlement_id"] == "S-new"
+
+
+def test_lazy_settlements_equal_their_records_and_round_trip() -> None:
+    loaded = _history(5)
+    built = Settlements(list(loaded.settlements))
+    assert loaded.settlements == built == tuple(built)
+    assert from_document(to_document(loaded)) == loaded
+    assert [s.settlement_id for s in loaded.settlements[1:3]] == ["S-1", "S-2"]
+    assert loaded.settlements.index_of("H220202001", "S-4") == 4
+    assert loaded.settlements.index_of("H220202999", "S-4") is None
+    with pytest.raises(ValueError):
+        loaded.settlements.replaced(0, loaded.settlements[1])  # another settlement's place
+    resettled = dataclasses.replace(loaded, settlements=loaded.settlements.replaced(
+        2, dataclasses.replace(loaded.settlements[2], refund_id="R-9")))
+    assert loaded.settlements[2].refund_id is None  # the original is unchanged
+    assert resettled.settlements[2].refund_id == "R-9" and resettled != loaded

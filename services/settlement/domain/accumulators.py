@@ -2,17 +2,18 @@
 
 `evolve` applies the settlement service's own outcomes (completed, rejected, refunded, refund
 rejected, held); a refund gives back exactly its settlement's deductible and cap use. The
-state round-trips through JSON for storage (`to_json`, `from_json`), money as strings.
+state round-trips through JSON for storage (`to_document`, `from_document`), money as
+strings; its settlements are read from their documents only when looked at (`Settlements`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from shared.events.settlement import (
@@ -70,6 +71,101 @@ class SettlementRecord:
         return self.refund_id is not None
 
 
+class Settlements(Sequence[SettlementRecord]):
+    """A person's settlements, oldest first: an immutable sequence of `SettlementRecord`s.
+
+    A person's state is loaded and stored whole for every event, and the settlements are
+    most of it, growing with the person's history (any earlier settlement may still be
+    refunded). So they are kept as loaded, as their stored documents, and a document
+    becomes a `SettlementRecord` only when that settlement is looked at: a lookup by
+    (hospital, settlement_id) compares two strings per settlement, and storing the state
+    again writes the untouched documents back as they came. What an event costs then hardly
+    depends on how many settlements the person had before."""
+
+    __slots__ = ("_keys", "_docs", "_records")
+
+    def __init__(self, records: Iterable[SettlementRecord] = ()):
+        kept = tuple(records)
+        self._keys: tuple[tuple[str, str], ...] = tuple(
+            (r.hospital, r.settlement_id) for r in kept)
+        #: The stored document of each settlement, None for one added or changed since.
+        self._docs: tuple[Mapping[str, Any] | None, ...] = (None,) * len(kept)
+        #: Each settlement as a record once built (a cache: the value never changes).
+        self._records: list[SettlementRecord | None] = list(kept)
+
+    @classmethod
+    def from_documents(cls, docs: Iterable[Mapping[str, Any]]) -> Settlements:
+        """From stored documents (`record_document`'s), none of them read yet."""
+        kept = tuple(docs)
+        made = cls()
+        made._keys = tuple((d["hospital"], d["settlement_id"]) for d in kept)
+        made._docs = kept
+        made._records = [None] * len(kept)
+        return made
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @overload
+    def __getitem__(self, index: int) -> SettlementRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[SettlementRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> SettlementRecord | Sequence[SettlementRecord]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(len(self))[index])
+        record = self._records[index]
+        if record is None:
+            doc = self._docs[index]
+            assert doc is not None
+            record = self._records[index] = record_from_document(doc)
+        return record
+
+    def index_of(self, hospital: str, settlement_id: str) -> int | None:
+        key = (hospital, settlement_id)
+        return next((i for i, k in enumerate(self._keys) if k == key), None)
+
+    def indexes_of_id(self, settlement_id: str) -> list[int]:
+        return [i for i, k in enumerate(self._keys) if k[1] == settlement_id]
+
+    def appended(self, record: SettlementRecord) -> Settlements:
+        return self._with(len(self), record)
+
+    def replaced(self, index: int, record: SettlementRecord) -> Settlements:
+        if not 0 <= index < len(self) or self._keys[index] != (record.hospital,
+                                                               record.settlement_id):
+            raise ValueError(f"settlement {index} is not {record.hospital}/"
+                             f"{record.settlement_id}")
+        return self._with(index, record)
+
+    def _with(self, index: int, record: SettlementRecord) -> Settlements:
+        made = Settlements()
+        key = (record.hospital, record.settlement_id)
+        made._keys = (*self._keys[:index], key, *self._keys[index + 1:])
+        made._docs = (*self._docs[:index], None, *self._docs[index + 1:])
+        made._records = [*self._records[:index], record, *self._records[index + 1:]]
+        return made
+
+    def documents(self) -> list[Mapping[str, Any]]:
+        """The stored form of each settlement: as loaded when untouched."""
+        return [doc if doc is not None else record_document(self[i])
+                for i, doc in enumerate(self._docs)]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Settlements):
+            return self._keys == other._keys and self.documents() == other.documents()
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other,
+                                                                              strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._keys)
+
+    def __repr__(self) -> str:
+        return f"Settlements({list(self)!r})"
+
+
 @dataclass(frozen=True)
 class Held:
     """A refund naming a settlement not decided yet: kept, and decided again later."""
@@ -86,7 +182,7 @@ class PersonState:
     person_id: str
     deductible_used: Mapping[str, Decimal]
     cap_used: Mapping[str, Decimal]
-    settlements: tuple[SettlementRecord, ...] = ()
+    settlements: Settlements = Settlements()
     #: (hospital, settlement_id) of rejected settlements never completed since.
     rejected: frozenset[tuple[str, str]] = frozenset()
     held_refunds: tuple[RefundRequested, ...] = ()
@@ -96,12 +192,12 @@ class PersonState:
         return cls(person_id=person_id, deductible_used={}, cap_used={})
 
     def find(self, hospital: str, settlement_id: str) -> SettlementRecord | None:
-        return next((s for s in self.settlements
-                     if s.hospital == hospital and s.settlement_id == settlement_id), None)
+        index = self.settlements.index_of(hospital, settlement_id)
+        return None if index is None else self.settlements[index]
 
     def with_id(self, settlement_id: str) -> list[SettlementRecord]:
         """Every settlement of the person with this id, whatever the hospital."""
-        return [s for s in self.settlements if s.settlement_id == settlement_id]
+        return [self.settlements[i] for i in self.settlements.indexes_of_id(settlement_id)]
 
     def held_for(self, settlement_id: str) -> tuple[RefundRequested, ...]:
         """Held refunds to decide again once `settlement_id` is decided."""
@@ -140,13 +236,15 @@ def _completed(state: PersonState, event: SettlementCompleted) -> PersonState:
         fund_pay=event.fund_pay, account_pay=event.account_pay, cash_pay=event.cash_pay,
         cleared_amount=event.cleared_amount, deductible_scope=deductible_scope,
         cap_scope=cap_scope, resettles=event.resettles)
-    settlements = tuple(
-        replace(s, resettled_by=event.settlement_id)
-        if event.resettles == s.settlement_id and s.hospital == event.hospital else s
-        for s in state.settlements)
+    settlements = state.settlements
+    resettled = (None if event.resettles is None
+                 else settlements.index_of(event.hospital, event.resettles))
+    if resettled is not None:
+        settlements = settlements.replaced(resettled, replace(
+            settlements[resettled], resettled_by=event.settlement_id))
     return replace(
         state,
-        settlements=(*settlements, record),
+        settlements=settlements.appended(record),
         deductible_used=_add(state.deductible_used, deductible_scope, event.deductible),
         cap_used=_add(state.cap_used, cap_scope, event.fund_pay),
         rejected=state.rejected - {(event.hospital, event.settlement_id)},
@@ -154,14 +252,14 @@ def _completed(state: PersonState, event: SettlementCompleted) -> PersonState:
 
 
 def _refunded(state: PersonState, event: SettlementRefunded) -> PersonState:
-    record = state.find(event.hospital, event.settlement_id)
-    if record is None or record.refunded:
+    index = state.settlements.index_of(event.hospital, event.settlement_id)
+    record = None if index is None else state.settlements[index]
+    if index is None or record is None or record.refunded:
         return _drop_held(state, event.refund_id)
-    settlements = tuple(replace(s, refund_id=event.refund_id) if s is record else s
-                        for s in state.settlements)
     return _drop_held(replace(
         state,
-        settlements=settlements,
+        settlements=state.settlements.replaced(index, replace(record,
+                                                              refund_id=event.refund_id)),
         deductible_used=_add(state.deductible_used, record.deductible_scope, -record.deductible),
         cap_used=_add(state.cap_used, record.cap_scope, -record.fund_pay),
     ), event.refund_id)
@@ -200,50 +298,54 @@ def scopes_of(event: SettlementCompleted) -> tuple[str, str]:
 _MONEY_FIELDS = ("total", "deductible", "fund_pay", "account_pay", "cash_pay", "cleared_amount")
 
 
+def record_document(s: SettlementRecord) -> dict[str, Any]:
+    """A settlement as stored: money as two-decimal strings, the time in RFC 3339."""
+    # The keys in the order they always had (the fields, the time, then _MONEY_FIELDS).
+    return {
+        "settlement_id": s.settlement_id, "hospital": s.hospital,
+        "insured_agency": s.insured_agency, "care_agency": s.care_agency,
+        "deductible_scope": s.deductible_scope, "cap_scope": s.cap_scope,
+        "resettles": s.resettles, "refund_id": s.refund_id, "resettled_by": s.resettled_by,
+        "settled_at": s.settled_at.isoformat(),
+        "total": format_money(s.total), "deductible": format_money(s.deductible),
+        "fund_pay": format_money(s.fund_pay), "account_pay": format_money(s.account_pay),
+        "cash_pay": format_money(s.cash_pay),
+        "cleared_amount": format_money(s.cleared_amount),
+    }
+
+
+def record_from_document(d: Mapping[str, Any]) -> SettlementRecord:
+    """The inverse of `record_document`."""
+    fields = dict(d)
+    fields["settled_at"] = datetime.fromisoformat(d["settled_at"])
+    fields.update({k: parse_money(d[k]) for k in _MONEY_FIELDS})
+    return SettlementRecord(**fields)
+
+
 def to_document(state: PersonState) -> dict[str, Any]:
     """A JSON-ready dict (for a JSONB column): money as two-decimal strings, times RFC 3339."""
-    def record(s: SettlementRecord) -> dict[str, Any]:
-        # The keys in the order they always had (the fields, the time, then _MONEY_FIELDS).
-        return {
-            "settlement_id": s.settlement_id, "hospital": s.hospital,
-            "insured_agency": s.insured_agency, "care_agency": s.care_agency,
-            "deductible_scope": s.deductible_scope, "cap_scope": s.cap_scope,
-            "resettles": s.resettles, "refund_id": s.refund_id, "resettled_by": s.resettled_by,
-            "settled_at": s.settled_at.isoformat(),
-            "total": format_money(s.total), "deductible": format_money(s.deductible),
-            "fund_pay": format_money(s.fund_pay), "account_pay": format_money(s.account_pay),
-            "cash_pay": format_money(s.cash_pay),
-            "cleared_amount": format_money(s.cleared_amount),
-        }
-
     return {
         "version": STATE_VERSION,
         "person_id": state.person_id,
         "deductible_used": {k: format_money(v) for k, v in sorted(state.deductible_used.items())},
         "cap_used": {k: format_money(v) for k, v in sorted(state.cap_used.items())},
-        "settlements": [record(s) for s in state.settlements],
+        "settlements": state.settlements.documents(),
         "rejected": [list(key) for key in sorted(state.rejected)],
         "held_refunds": [r.model_dump(mode="json") for r in state.held_refunds],
     }
 
 
 def from_document(doc: Mapping[str, Any]) -> PersonState:
-    """The inverse of `to_document`."""
+    """The inverse of `to_document`. The settlements are read when looked at
+    (`Settlements`): a document with a broken settlement fails then, not here."""
     if doc.get("version") != STATE_VERSION:
         raise ValueError(f"person state version {doc.get('version')!r}; "
                          f"this code reads version {STATE_VERSION}")
-
-    def record(d: Mapping[str, Any]) -> SettlementRecord:
-        fields = dict(d)
-        fields["settled_at"] = datetime.fromisoformat(d["settled_at"])
-        fields.update({k: parse_money(d[k]) for k in _MONEY_FIELDS})
-        return SettlementRecord(**fields)
-
     return PersonState(
         person_id=doc["person_id"],
         deductible_used={k: parse_money(v) for k, v in doc["deductible_used"].items()},
         cap_used={k: parse_money(v) for k, v in doc["cap_used"].items()},
-        settlements=tuple(record(d) for d in doc["settlements"]),
+        settlements=Settlements.from_documents(doc["settlements"]),
         rejected=frozenset((h, s) for h, s in doc["rejected"]),
         held_refunds=tuple(RefundRequested.model_validate_json(json.dumps(r))
                            for r in doc["held_refunds"]),
