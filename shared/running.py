@@ -43,12 +43,14 @@ def run_cancellable(main: Coroutine[Any, Any, T]) -> T:
         raise Interrupted() from exc
 
 
-def die_with_parent() -> Callable[[], None]:
+def die_with_parent(parent: int | None = None) -> Callable[[], None]:
     """A ``preexec_fn`` for `subprocess.Popen`: the child is sent SIGTERM when the process
     that started it dies, however it dies (Linux; elsewhere nothing happens). A supervisor
     that is killed (``kill -9``, out of memory) then leaves no service running on its
-    namespace. Call it in the thread that starts the child: the signal follows that thread."""
-    parent = os.getpid()
+    namespace. Call it in the thread that starts the child: the signal follows that thread.
+    A child started otherwise (`multiprocessing`) calls ``die_with_parent(os.getppid())()``
+    itself, first thing."""
+    parent = os.getpid() if parent is None else parent
 
     def arm() -> None:
         if _PRCTL is not None:

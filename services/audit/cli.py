@@ -382,8 +382,9 @@ def _replay(args: argparse.Namespace) -> int:
         errors.print(f"audit replay failed: {exc}")
         return 2
     except Interrupted:
-        errors.print("audit replay interrupted; its database was dropped"
-                     + (" (--keep: kept)" if args.keep else ""))
+        errors.print("audit replay interrupted; " + (
+            "its audit database, if it had made one, is kept (--keep)" if args.keep
+            else "its audit database, if it had made one, was dropped"))
         return 130
     run = report["run"]
     total = sum(s["records"] for s in report["replayed"].values())

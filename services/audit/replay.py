@@ -454,6 +454,9 @@ def _rebuild_process(service: str, audit_url: str, settings: Settings, plan: Pla
     import pickle
 
     from shared.logging import configure_logging
+    from shared.running import die_with_parent
+
+    die_with_parent(os.getppid())()  # an audit killed outright leaves no rebuild running
 
     configure_logging("ERROR")  # as the audit command: refused records are no news
     tune_gc()  # as the services

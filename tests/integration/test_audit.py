@@ -315,8 +315,8 @@ async def test_replay_in_processes_and_unmerged_gives_the_same_report(month, tmp
     assert code == 0, orjson.dumps(report["differences"][:20]).decode()
     variants = [_replay(month, tmp_path, "--processes", "always"),
                 _replay(month, tmp_path, "--merge-limit", "1", "--processes", "never")]
-    for variant_code, variant, _ in variants:
-        assert variant_code == 0
+    for variant_code, variant, stderr in variants:
+        assert variant_code == 0, (stderr, orjson.dumps(variant["differences"][:20]).decode())
         assert {k: v for k, v in variant.items() if k != "run"} == {
             k: v for k, v in report.items() if k != "run"}
     merged, unmerged = report["run"]["per_service"], variants[1][1]["run"]["per_service"]
@@ -384,3 +384,60 @@ async def test_replay_rebuilds_everything_and_names_a_tampered_posting(month, tm
     assert text.returncode == 1
     assert "MISMATCH" in text.stdout
     assert f"{JILIN} at sequence {posting['sequence']}" in text.stdout
+
+
+def _processes_with(variable: str) -> list[int]:
+    """Live processes whose environment holds `variable` (``NAME=value``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if variable.encode() in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+async def test_an_audit_stopped_with_sigterm_drops_its_database_and_stops_its_processes(
+        month, infra, tmp_path) -> None:
+    import signal
+    import time
+
+    marker = f"CLEARINGHOUSE_TEST_AUDIT_RUN={tmp_path.name}"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": month.bootstrap,
+           "DATABASE_URL": month.database_url, "CLEARINGHOUSE_TOPIC_PREFIX": month.prefix,
+           "CLEARINGHOUSE_CACHE": str(tmp_path), marker.split("=")[0]: marker.split("=")[1]}
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        before = {r["datname"] for r in await admin.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'audit\\_%'")}
+        audit = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "audit", "replay", "--prefix", month.prefix,
+             "--database-url", month.database_url, "--quiet", "--processes", "always"],
+            env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True)
+        made: set[str] = set()
+        deadline = time.monotonic() + 120
+        try:
+            while not made and time.monotonic() < deadline and audit.poll() is None:
+                await asyncio.sleep(0.02)
+                made = {r["datname"] for r in await admin.fetch(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'audit\\_%'")} - before
+            assert made, "the audit made no database (or ended first)"
+            await asyncio.sleep(0.5)  # into the rebuild
+            audit.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.to_thread(audit.communicate, timeout=90)
+        finally:
+            if audit.poll() is None:
+                audit.kill()
+        assert audit.returncode == 130, stderr
+        assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+        assert not await admin.fetchval(
+            "SELECT count(*) FROM pg_database WHERE datname = ANY($1::text[])", list(made))
+        assert _processes_with(marker) == []  # no rebuild process outlived it
+    finally:
+        await admin.close()
