@@ -126,6 +126,23 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Read]]
         await consumer.stop()
 
 
+def processes_with_env(variable: str) -> list[int]:
+    """Live (not zombie) processes whose environment holds `variable` (``NAME=value``): the
+    children a command started, which inherit its environment."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if variable.encode() in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 def service_process(module_or_name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start a service (``filing``…) or a module (``tests.…``) as its own process."""
     if "." in module_or_name:

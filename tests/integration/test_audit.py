@@ -31,6 +31,7 @@ from tests.helpers import (
     envelope,
     new_database_name,
     new_prefix,
+    processes_with_env,
     produce,
     read_topic,
 )
@@ -386,22 +387,6 @@ async def test_replay_rebuilds_everything_and_names_a_tampered_posting(month, tm
     assert f"{JILIN} at sequence {posting['sequence']}" in text.stdout
 
 
-def _processes_with(variable: str) -> list[int]:
-    """Live processes whose environment holds `variable` (``NAME=value``)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if variable.encode() in environ and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 async def test_an_audit_stopped_with_sigterm_drops_its_database_and_stops_its_processes(
         month, infra, tmp_path) -> None:
     import signal
@@ -438,6 +423,6 @@ async def test_an_audit_stopped_with_sigterm_drops_its_database_and_stops_its_pr
         assert "interrupted" in stderr and "Traceback" not in stderr, stderr
         assert not await admin.fetchval(
             "SELECT count(*) FROM pg_database WHERE datname = ANY($1::text[])", list(made))
-        assert _processes_with(marker) == []  # no rebuild process outlived it
+        assert processes_with_env(marker) == []  # no rebuild process outlived it
     finally:
         await admin.close()

@@ -12,6 +12,7 @@ import pytest
 from bench import province as pv
 from bench.report import markdown, rows
 from bench.runner import Bench, Sizes
+from tests.helpers import processes_with_env
 
 pytestmark = pytest.mark.infra
 
@@ -81,21 +82,9 @@ async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) 
     assert "| figure |" in markdown(results, None)
 
 
-def _processes_of(namespace: str) -> list[int]:
-    """Processes whose environment names the bench namespace (its services)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if f"CLEARINGHOUSE_GROUP_PREFIX={namespace}".encode() in environ.split(b"\0") \
-                and state != "Z":
-            found.append(int(entry.name))
-    return found
+def _services(namespace: str) -> list[int]:
+    """The service processes of a bench namespace."""
+    return processes_with_env(f"CLEARINGHOUSE_GROUP_PREFIX={namespace}")
 
 
 async def test_a_bench_stopped_with_sigterm_removes_its_services_database_and_topics(
@@ -128,11 +117,11 @@ async def test_a_bench_stopped_with_sigterm_removes_its_services_database_and_to
                 said.append(line)
                 found = re.search(r"namespace (bench_[0-9a-f]+)", line)
                 namespace = found.group(1) if found else None
-            elif len(_processes_of(namespace)) == 3:
+            elif len(_services(namespace)) == 3:
                 break
             else:
                 await asyncio.sleep(0.1)
-        assert namespace is not None and len(_processes_of(namespace)) == 3, said
+        assert namespace is not None and len(_services(namespace)) == 3, said
         bench.send_signal(signal.SIGTERM)
         rest = (await asyncio.wait_for(bench.stderr.read(), 90)).decode()
         assert await bench.wait() == 130, rest
@@ -140,7 +129,7 @@ async def test_a_bench_stopped_with_sigterm_removes_its_services_database_and_to
         if bench.returncode is None:
             bench.kill()
     assert "interrupted" in rest and "Traceback" not in rest, rest
-    assert _processes_of(namespace) == []
+    assert _services(namespace) == []
     conn = await asyncpg.connect(infra.database_url)
     try:
         assert not await conn.fetchval(
