@@ -48,10 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.infra import unreachable
     from bench.report import print_table, update_docs
     from bench.runner import Bench, Sizes, default_workdir, say
     from shared.config import REPO_ROOT, load_settings
+    from shared.health import unreachable
     from shared.running import Interrupted, run_cancellable
 
     sizes = Sizes.quick() if args.quick else Sizes()

@@ -19,7 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.config import REPO_ROOT
-from shared.db import drop_database, redact_url
+from shared.db import drop_database
 from shared.running import die_with_parent
 from shared.topics import all_topics
 
@@ -41,32 +41,6 @@ DROP TRIGGER IF EXISTS bench_notify ON clearing.inbox;
 CREATE TRIGGER bench_notify AFTER INSERT ON clearing.inbox REFERENCING NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION clearing.bench_notify();
 """
-
-
-async def unreachable(bootstrap: str, database_url: str, timeout: float = 5.0) -> list[str]:
-    """What of the local Kafka broker and PostgreSQL server a bench needs does not answer:
-    one line each, empty when both do. Checked before anything is created, so that a bench
-    started without `clearinghouse infra up` says so instead of failing halfway."""
-    problems = []
-    try:
-        conn = await asyncpg.connect(database_url, timeout=timeout)
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        problems.append(f"PostgreSQL at {redact_url(database_url)} does not answer: {exc}")
-    else:
-        await conn.close()
-    answered = []
-    for address in bootstrap.split(","):
-        host, _, port = address.strip().rpartition(":")
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(host.strip("[]"), int(port)), timeout)
-        except (TimeoutError, OSError, ValueError) as exc:
-            answered.append(f"{address.strip()}: {exc or type(exc).__name__}")
-        else:
-            writer.close()
-            return problems
-    problems.append(f"Kafka at {bootstrap} does not answer ({'; '.join(answered)})")
-    return problems
 
 
 #: What `clearinghouse serve NAME` runs (without the rest of the command line's modules).
@@ -146,16 +120,10 @@ class Environment:
             await drop_database(conn, self.name)
         finally:
             await conn.close()
-        from aiokafka.admin import AIOKafkaAdminClient
+        from infra.kafka import delete_topics
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([t.name for t in all_topics(self.prefix)])
-        except Exception:  # best effort: a namespace left behind is harmless
-            pass
-        finally:
-            await admin.close()
+        with contextlib.suppress(Exception):  # best effort: a namespace left behind is harmless
+            await delete_topics(self.bootstrap, lambda name: name.startswith(self.prefix))
 
     async def connect(self, schema: str) -> asyncpg.Connection:
         return await asyncpg.connect(self.database_url, server_settings={"search_path": schema})

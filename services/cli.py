@@ -51,32 +51,12 @@ def _health(args: argparse.Namespace) -> int:
     """Exit 0 when the broker and the database configured for this process answer."""
     import asyncio
 
-    import asyncpg
-    from aiokafka.admin import AIOKafkaAdminClient
-
     from shared.config import load_settings
+    from shared.health import unreachable
 
     settings = load_settings()
-
-    async def check() -> list[str]:
-        problems = []
-        try:
-            conn = await asyncpg.connect(settings.database_url, timeout=5)
-            await conn.close()
-        except Exception as exc:
-            problems.append(f"database: {exc}")
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                    request_timeout_ms=5000)
-        try:
-            await admin.start()
-            await admin.list_topics()
-        except Exception as exc:
-            problems.append(f"kafka: {exc!r}")
-        finally:
-            await admin.close()
-        return problems
-
-    problems = asyncio.run(check())
+    problems = asyncio.run(unreachable(settings.kafka_bootstrap_servers,
+                                       settings.database_url))
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
