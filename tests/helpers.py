@@ -126,19 +126,27 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Read]]
         await consumer.stop()
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs (exists and is not a zombie waiting to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def processes_with_env(variable: str) -> list[int]:
-    """Live (not zombie) processes whose environment holds `variable` (``NAME=value``): the
-    children a command started, which inherit its environment."""
+    """Live processes whose environment holds `variable` (``NAME=value``): the children a
+    command started, which inherit its environment."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if variable.encode() in environ and state != "Z":
+        if variable.encode() in environ and process_alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 

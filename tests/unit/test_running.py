@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from shared.config import REPO_ROOT
+from tests.helpers import process_alive
 
 
 def _wait_for(path: Path, timeout: float = 20.0) -> str:
@@ -21,15 +22,6 @@ def _wait_for(path: Path, timeout: float = 20.0) -> str:
             return path.read_text().strip()
         time.sleep(0.05)
     raise AssertionError(f"{path} was not written within {timeout} s")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state != "Z"
 
 
 def test_sigterm_cancels_the_command_and_its_finally_runs(tmp_path: Path) -> None:
@@ -75,14 +67,14 @@ def test_a_child_started_with_die_with_parent_ends_when_its_parent_is_killed(
     """)
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT)
     child = int(_wait_for(pid_file))
-    assert _alive(child)
+    assert process_alive(child)
     parent.kill()  # SIGKILL: no clean-up of its own can run
     parent.wait(10)
     deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
+    while process_alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
-        assert not _alive(child), "the child outlived its killed parent"
+        assert not process_alive(child), "the child outlived its killed parent"
     finally:
-        if _alive(child):
+        if process_alive(child):
             os.kill(child, signal.SIGKILL)
