@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.config import REPO_ROOT
 from shared.db import drop_database
+from shared.messaging import clients as kafka_clients
 from shared.running import die_with_parent
 from shared.topics import all_topics
 
@@ -315,7 +316,7 @@ class MemorySampler:
 
 def producer(bootstrap: str) -> AIOKafkaProducer:
     """A sender as a hospital's integration would be written: idempotent, batching."""
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5,
+    return kafka_clients.producer(bootstrap, enable_idempotence=True, linger_ms=5,
                             max_batch_size=512 * 1024, max_request_size=16 * 1024 * 1024)
 
 
@@ -336,7 +337,7 @@ async def publish_all(bootstrap: str, topic: str, messages: Iterable[tuple[bytes
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, group_id=None)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -363,8 +364,8 @@ class TopicTail:
 
     async def start(self) -> None:
         ends = await end_offsets(self.bootstrap, self.topic)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+        self._consumer = kafka_clients.consumer(bootstrap=self.bootstrap,
+            group_id=None, enable_auto_commit=False,
             fetch_max_wait_ms=20, fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024)
         await self._consumer.start()

@@ -33,6 +33,7 @@ from typing import Any
 
 from bench import province as prov
 from shared import topics
+from shared.messaging import clients as kafka_clients
 from shared.messaging.records import Outgoing, Record
 
 BATCH = 1000
@@ -354,7 +355,6 @@ async def _publish_cost(outbox: list[tuple[Any, ...]], via: str) -> float:
     import uuid
 
     import orjson
-    from aiokafka.admin import AIOKafkaAdminClient
 
     from infra.kafka import ensure_topics
     from shared.config import load_settings
@@ -381,7 +381,7 @@ async def _publish_cost(outbox: list[tuple[Any, ...]], via: str) -> float:
         return (time.process_time() - start) / len(rows)
     finally:
         await broker.stop()
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        admin = kafka_clients.admin(settings.kafka_bootstrap_servers)
         await admin.start()
         try:
             await admin.delete_topics([topic])

@@ -19,7 +19,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from bench import province as pv
 from bench.infra import (
@@ -36,6 +35,7 @@ from shared import topics
 from shared.config import REPO_ROOT
 from shared.events import encode, make_event
 from shared.events.clearing import DayStarted
+from shared.messaging import clients as kafka_clients
 
 
 @dataclass
@@ -424,7 +424,7 @@ class Bench:
         total = sum(ends.values())
         rates = []
         for _ in range(self.sizes.baseline_repeat):
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+            consumer = kafka_clients.consumer(bootstrap=self.bootstrap, group_id=None,
                                         enable_auto_commit=False,
                                         fetch_max_bytes=64 * 1024 * 1024,
                                         max_partition_fetch_bytes=16 * 1024 * 1024)

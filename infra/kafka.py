@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from infra import (
@@ -35,6 +34,7 @@ from infra import (
     spawn_detached,
     stop_pid,
 )
+from shared.messaging import clients as kafka_clients
 from shared.topics import TopicSpec, all_topics
 
 KAFKA_VERSION = "4.1.1"
@@ -286,7 +286,7 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None
     (co-partitioning of person-keyed topics depends on it).
     """
     wanted = list(all_topics() if specs is None else specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    admin = kafka_clients.admin(bootstrap, request_timeout_ms=30000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -315,7 +315,7 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None
 async def delete_topics(bootstrap: str, wanted: Callable[[str], bool]) -> list[str]:
     """Delete every topic whose name ``wanted`` accepts, in requests of 500 names (a broker
     may hold thousands of leftovers); returns the names deleted."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+    admin = kafka_clients.admin(bootstrap, request_timeout_ms=60000)
     await admin.start()
     try:
         names = [n for n in await admin.list_topics() if wanted(n)]
@@ -327,7 +327,7 @@ async def delete_topics(bootstrap: str, wanted: Callable[[str], bool]) -> list[s
 
 
 async def _probe_once(bootstrap: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = kafka_clients.admin(bootstrap, request_timeout_ms=10000)
     await admin.start()
     try:
         if PROBE_TOPIC not in await admin.list_topics():
@@ -336,8 +336,7 @@ async def _probe_once(bootstrap: str) -> None:
             )
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, request_timeout_ms=10000
+    producer = kafka_clients.producer(bootstrap, enable_idempotence=True, request_timeout_ms=10000
     )
     await producer.start()
     try:

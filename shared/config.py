@@ -21,6 +21,9 @@ class Settings:
     #: Namespaces every topic name (tests and demo runs on a shared broker); empty in production.
     topic_prefix: str = ""
     log_level: str = "INFO"
+    #: Who this process is to Kafka (``svc-settlement``, ``auditor``, ...); None: the
+    #: environment's ``KAFKA_PRINCIPAL`` (shared.messaging.clients resolves the password).
+    kafka_principal: str | None = None
 
 
 def load_settings() -> Settings:
@@ -33,4 +36,5 @@ def load_settings() -> Settings:
         group_prefix=os.environ.get("CLEARINGHOUSE_GROUP_PREFIX", "clearinghouse"),
         log_level=os.environ.get("CLEARINGHOUSE_LOG_LEVEL", "INFO"),
         topic_prefix=os.environ.get("CLEARINGHOUSE_TOPIC_PREFIX", ""),
+        kafka_principal=os.environ.get("KAFKA_PRINCIPAL") or None,
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import redact_url
+from shared.messaging import clients as kafka_clients
 
 
 async def unreachable(bootstrap: str, database_url: str, timeout: float = 5.0) -> list[str]:
@@ -19,8 +19,7 @@ async def unreachable(bootstrap: str, database_url: str, timeout: float = 5.0) -
         problems.append(f"PostgreSQL at {redact_url(database_url)} does not answer: {exc}")
     else:
         await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap,
-                                request_timeout_ms=int(timeout * 1000))
+    admin = kafka_clients.admin(bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         await admin.start()
         await admin.list_topics()

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.config import REPO_ROOT
+from shared.messaging import clients as kafka_clients
 from shared.topics import all_topics
 
 #: Topic namespaces of tests: ``t<unix seconds, 8 hex>-<6 hex>.`` (the form before the
@@ -78,7 +78,7 @@ async def create_topics(bootstrap: str, prefix: str) -> None:
 
 
 async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
+    producer = kafka_clients.producer(bootstrap, enable_idempotence=True,
                                 linger_ms=5, max_request_size=16 * 1024 * 1024)
     await producer.start()
     try:
@@ -104,7 +104,7 @@ class Read:
 async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Read]], bool],
                      timeout: float = 60.0) -> list[Read]:
     """Read `topic` from the start until `until(records)` holds; fail with what was read."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = kafka_clients.consumer(topic, bootstrap=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", group_id=None,
                                 fetch_max_bytes=64 * 1024 * 1024,
                                 max_partition_fetch_bytes=16 * 1024 * 1024)

@@ -32,12 +32,13 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from services.registry import SERVICES, spec_of
 from shared import topics
 from shared.config import Settings
 from shared.db import apply_migrations, create_pool
+from shared.messaging import clients as kafka_clients
 from shared.messaging.processing import BatchProcessor, tune_gc
 from shared.messaging.records import Record
 
@@ -79,7 +80,7 @@ def topics_to_read() -> list[str]:
 async def read_log(bootstrap: str, prefix: str, topic_names: Iterable[str],
                    on_read: Callable[[int, int], None] | None = None) -> Log:
     """Read the topics from the beginning up to their end offsets at the start of the read."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 fetch_max_bytes=64 * 1024 * 1024,
                                 max_partition_fetch_bytes=16 * 1024 * 1024)

@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from pydantic import Field
 
 from services.clearing import store
@@ -48,6 +48,7 @@ from shared.events.clearing import (
 )
 from shared.events.settlement import SettlementCompleted, SettlementRefunded
 from shared.logging import bind_event
+from shared.messaging import clients as kafka_clients
 from shared.messaging.processing import refusal_copies
 from shared.messaging.records import Incoming, Outgoing, Record
 
@@ -416,7 +417,8 @@ async def make_handler(pool: asyncpg.Pool, settings: Settings) -> ClearingHandle
     if not settings.kafka_bootstrap_servers:
         return ClearingHandler()
     return ClearingHandler(CalendarProbe(settings.kafka_bootstrap_servers,
-                                         settings.topic_prefix + topics.CLEARING_SCHEDULE))
+                                         settings.topic_prefix + topics.CLEARING_SCHEDULE,
+                                         principal=settings.kafka_principal))
 
 
 class CalendarProbe:
@@ -425,8 +427,10 @@ class CalendarProbe:
     always will; "not yet" is asked again after `every` seconds. When Kafka cannot say, a
     day is assumed (records are then held back, never decided too early)."""
 
-    def __init__(self, bootstrap: str, topic: str, every: float = 1.0):
+    def __init__(self, bootstrap: str, topic: str, every: float = 1.0,
+                 principal: str | None = None):
         self.bootstrap, self.topic, self.every = bootstrap, topic, every
+        self.principal = principal
         self.exists: bool | None = None
         self.asked = -1e9
         self._task: asyncio.Task[None] | None = None
@@ -443,7 +447,8 @@ class CalendarProbe:
         return bool(self.exists) if self.exists is not None else True
 
     async def _ask(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+        consumer = kafka_clients.consumer(bootstrap=self.bootstrap, principal=self.principal,
+                                        group_id=None,
                                     enable_auto_commit=False, request_timeout_ms=5000)
         try:
             await asyncio.wait_for(consumer.start(), 10)

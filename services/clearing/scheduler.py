@@ -14,12 +14,13 @@ import asyncio
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from shared import topics
 from shared.events import encode, make_event
 from shared.events.clearing import DayStarted
 from shared.filing_view import SHANGHAI
+from shared.messaging import clients as kafka_clients
 
 SOURCE = "scheduler/calendar"
 #: The topics a day cuts (the clearing service's inputs besides the calendar itself).
@@ -28,7 +29,7 @@ CUT = (topics.SETTLEMENT_EVENTS, topics.CLEARING_SUBMISSIONS)
 
 async def last_day_started(bootstrap: str, prefix: str = "") -> date | None:
     """The latest day on the calendar topic, or None on a new installation."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, group_id=None,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
@@ -50,7 +51,7 @@ async def last_day_started(bootstrap: str, prefix: str = "") -> date | None:
 
 async def watermarks(bootstrap: str, prefix: str = "") -> dict[str, dict[str, int]]:
     """The end offset of every partition of the cut topics, now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, group_id=None)
     await consumer.start()
     try:
         marks: dict[str, dict[str, int]] = {}
@@ -79,7 +80,7 @@ async def advance(bootstrap: str, to: date, *, prefix: str = "",
     days = [first + timedelta(days=n) for n in range((to - first).days + 1)]
     if not days:
         return []
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = kafka_clients.producer(bootstrap, enable_idempotence=True)
     await producer.start()
     try:
         for day in days:

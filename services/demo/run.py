@@ -26,8 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 
 from services.clearing import scheduler, store
 from services.clearing.domain.ledger import Posting
@@ -46,6 +45,7 @@ from shared.events import Envelope, Rejection, decode
 from shared.events.clearing import DailyReport, NetTransferInstruction, StatementIssued
 from shared.events.settlement import SettlementCompleted, SettlementRefunded
 from shared.filing_view import SHANGHAI, business_date
+from shared.messaging import clients as kafka_clients
 from shared.money import format_money
 from shared.running import die_with_parent
 
@@ -138,7 +138,7 @@ async def prune(bootstrap: str, server_url: str, cache: Path, keep: int,
     try:
         databases = [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")]
         stamps = {m.group(1) for m in map(database_run.match, databases) if m}
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+        admin = kafka_clients.admin(bootstrap, request_timeout_ms=60000)
         await admin.start()
         try:
             stamps |= {m.group(1) for m in map(topic_run.match, await admin.list_topics()) if m}
@@ -222,8 +222,8 @@ class Follower:
         #: Records a service published that break the contract (a bug to report).
         self.broken: list[str] = []
         self._changed = asyncio.Event()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        self._consumer = kafka_clients.consumer(bootstrap=bootstrap,
+            group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024)
         self._task: asyncio.Task[None] | None = None
@@ -289,7 +289,7 @@ class Publisher:
     def __init__(self, bootstrap: str, prefix: str):
         self.prefix = prefix
         self.sent: Counter[str] = Counter()
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
+        self._producer = kafka_clients.producer(bootstrap, enable_idempotence=True,
                                           linger_ms=5, max_request_size=16 * 1024 * 1024)
 
     async def __aenter__(self) -> Publisher:
@@ -310,8 +310,8 @@ class Publisher:
 
 async def caught_up(bootstrap: str, group: str, names: Iterable[str]) -> bool:
     """Whether consumer group `group` has committed the end of every partition of `names`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    admin = kafka_clients.admin(bootstrap)
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, group_id=None)
     await admin.start()
     await consumer.start()
     try:

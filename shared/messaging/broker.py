@@ -17,7 +17,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from shared.config import Settings
-from shared.messaging import kafka_backoff
+from shared.messaging import clients, kafka_backoff
 from shared.messaging.records import Record
 
 kafka_backoff.install()
@@ -33,6 +33,7 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
+        security=clients.faststream_security(settings.kafka_principal),
         enable_idempotence=True,
         linger_ms=5,
         max_batch_size=512 * 1024,
@@ -74,18 +75,16 @@ async def publish_record(broker: KafkaBroker, topic: str, value: bytes, key: byt
                                headers=[(k, v.encode()) for k, v in headers.items()])
 
 
-async def wait_for_broker(bootstrap: str) -> None:
+async def wait_for_broker(bootstrap: str, principal: str | None = None) -> None:
     """Wait, with backoff, until the broker answers: a service started before Kafka waits
     for it instead of exiting (which under a supervisor becomes a crash loop)."""
-    from aiokafka.client import AIOKafkaClient
-
     delay = 0.5
     quiet = logging.getLogger("aiokafka")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
     try:
         while True:
-            client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+            client = clients.client(bootstrap, principal=principal, request_timeout_ms=5000)
             try:
                 await client.bootstrap()
                 return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from shared.messaging.broker import (
     subscribe_batches,
     wait_for_broker,
 )
+from shared.messaging.clients import service_principal
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.processing import BatchProcessor, Handler, tune_gc
 from shared.messaging.records import Record
@@ -65,7 +67,7 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         """Connect, migrate and build the handler; called before consumers start."""
-        await wait_for_broker(self.settings.kafka_bootstrap_servers)
+        await wait_for_broker(self.settings.kafka_bootstrap_servers, self.settings.kafka_principal)
         self.pool = await create_pool(self.settings.database_url, self.spec.name, max_size=8)
         await apply_migrations(self.pool, self.spec.migrations)
         handler = await self.spec.make_handler(self.pool, self.settings)
@@ -102,7 +104,10 @@ class ServiceRuntime:
 
 
 def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, ServiceRuntime]:
-    """The FastStream app of a service, with its AsyncAPI description."""
+    """The FastStream app of a service, with its AsyncAPI description. The service is
+    ``svc-<name>`` to Kafka unless the settings name another principal."""
+    settings = dataclasses.replace(
+        settings, kafka_principal=settings.kafka_principal or service_principal(spec.name))
     broker = make_broker(settings, client_id=f"clearinghouse-{spec.name}")
     runtime = ServiceRuntime(spec, settings, broker)
     subscribe_batches(

@@ -21,10 +21,11 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.clearing import scheduler
 from shared import topics
+from shared.messaging import clients as kafka_clients
 from tests.faults.workload import HUB, Expected, Message, Workload, money
 from tests.helpers import Services, create_topics, new_prefix
 
@@ -51,8 +52,8 @@ class TopicReader:
     _last_progress: float = 0.0
 
     async def start(self) -> TopicReader:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
+        self._consumer = kafka_clients.consumer(bootstrap=self.bootstrap,
+            enable_auto_commit=False, group_id=None,
             auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024, request_timeout_ms=15000)
         await self._consumer.start()
@@ -155,7 +156,7 @@ def distinct_events(records: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
 
 async def produce(bootstrap: str, prefix: str, messages: Iterable[Message], *,
                   twice: bool = False) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
+    producer = kafka_clients.producer(bootstrap, enable_idempotence=True,
                                 linger_ms=5, max_request_size=16 * 1024 * 1024,
                                 max_batch_size=256 * 1024)
     await producer.start()

@@ -12,6 +12,7 @@ import pytest
 from bench import province as pv
 from bench.report import markdown, rows
 from bench.runner import Bench, Sizes
+from shared.messaging import clients as kafka_clients
 from tests.helpers import processes_with_env
 
 pytestmark = pytest.mark.infra
@@ -97,7 +98,6 @@ async def test_a_bench_stopped_with_sigterm_removes_its_services_database_and_to
     import time
 
     import asyncpg
-    from aiokafka.admin import AIOKafkaAdminClient
 
     from shared.config import REPO_ROOT
 
@@ -136,7 +136,7 @@ async def test_a_bench_stopped_with_sigterm_removes_its_services_database_and_to
             "SELECT count(*) FROM pg_database WHERE datname = $1", namespace)
     finally:
         await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = kafka_clients.admin(infra.kafka_bootstrap)
     await admin.start()
     try:
         assert not [t for t in await admin.list_topics() if t.startswith(namespace + ".")]

@@ -6,10 +6,11 @@ import uuid
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from services.demo.run import prune
 from shared.db import drop_database
+from shared.messaging import clients as kafka_clients
 from tests.conftest import Infra
 
 pytestmark = pytest.mark.infra
@@ -19,7 +20,7 @@ STAMPS = ["20260101000001", "20260101000002", "20260101000003"]
 
 async def test_prune_keeps_the_newest_runs(infra: Infra, tmp_path) -> None:
     family = f"prune{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = kafka_clients.admin(infra.kafka_bootstrap)
     await admin.start()
     conn = await asyncpg.connect(infra.database_url)
     try:

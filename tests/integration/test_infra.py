@@ -18,11 +18,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from infra import kafka, local
+from shared.messaging import clients as kafka_clients
 from shared.topics import AGENCY_KEYED, PERSON_KEYED, all_topics, person_partitions
 
 pytestmark = pytest.mark.infra
@@ -41,7 +42,7 @@ def addresses() -> local.Addresses:
 async def scratch_topic(addresses: local.Addresses) -> AsyncIterator[str]:
     """A throw-away single-partition topic, deleted after the test."""
     name = f"infra.test.{uuid.uuid4().hex[:12]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=addresses.kafka_bootstrap)
+    admin = kafka_clients.admin(addresses.kafka_bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, 1, 1)])
@@ -56,9 +57,7 @@ async def _consume(
 ) -> list[bytes | None]:
     """Values read from partition 0 from the beginning, read_committed: stops ``settle``
     seconds after ``want`` values arrived (to catch extra ones), or after 30 s."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, isolation_level="read_committed",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         **options,
@@ -82,7 +81,7 @@ async def _consume(
 
 
 async def test_broker_is_apache_kafka(addresses: local.Addresses) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=addresses.kafka_bootstrap)
+    admin = kafka_clients.admin(addresses.kafka_bootstrap)
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
@@ -106,15 +105,14 @@ async def test_idempotent_and_transactional_producers_with_read_committed_consum
     addresses: local.Addresses, scratch_topic: str
 ) -> None:
     bootstrap = addresses.kafka_bootstrap
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = kafka_clients.producer(bootstrap, enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(scratch_topic, b"idempotent", key=b"p1")
     finally:
         await producer.stop()
 
-    txn = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"infra-test-{uuid.uuid4().hex[:8]}"
+    txn = kafka_clients.producer(bootstrap, transactional_id=f"infra-test-{uuid.uuid4().hex[:8]}"
     )
     await txn.start()
     try:
@@ -133,8 +131,8 @@ async def test_ten_megabyte_value_round_trips(
     addresses: local.Addresses, scratch_topic: str
 ) -> None:
     value = os.urandom(10 * 1024 * 1024)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=addresses.kafka_bootstrap, enable_idempotence=True, max_request_size=BIG
+    producer = kafka_clients.producer(addresses.kafka_bootstrap,
+        enable_idempotence=True, max_request_size=BIG
     )
     await producer.start()
     try:
@@ -158,7 +156,7 @@ async def test_contract_topics_exist_with_partitions_and_unlimited_retention(
     await kafka.ensure_topics(addresses.kafka_bootstrap)
     assert await kafka.ensure_topics(addresses.kafka_bootstrap) == []  # idempotent
     specs = all_topics()
-    admin = AIOKafkaAdminClient(bootstrap_servers=addresses.kafka_bootstrap)
+    admin = kafka_clients.admin(addresses.kafka_bootstrap)
     await admin.start()
     try:
         described = await admin.describe_topics([s.name for s in specs])
