@@ -22,7 +22,6 @@ from shared.config import REPO_ROOT
 from shared.db import drop_database
 from shared.messaging import clients as kafka_clients
 from shared.running import die_with_parent
-from shared.topics import all_topics
 
 #: Installed in the bench's own database: each commit of the clearing service that takes
 #: events in (its inbox rows) is announced, at commit, with the number of rows per input
@@ -79,14 +78,15 @@ class Environment:
                 "CLEARINGHOUSE_GROUP_PREFIX": self.name}
 
     async def create(self) -> None:
-        from infra.kafka import ensure_topics
+        from infra.participants import prepare_namespace
 
         conn = await asyncpg.connect(self.admin_url)
         try:
             await conn.execute(f'CREATE DATABASE "{self.name}"')
         finally:
             await conn.close()
-        await ensure_topics(self.bootstrap, all_topics(self.prefix))
+        await prepare_namespace(self.bootstrap, self.prefix, self.name,
+                                reference_dir=self.reference_dir, users=True)
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def start(self, *names: str) -> None:

@@ -35,6 +35,9 @@ DEFAULT_PG_PORT = 15432
 class Addresses:
     kafka_bootstrap: str
     database_url: str
+    #: The mutual-TLS listener (client certificates; for librdkafka clients older than
+    #: 2.6.1, whose SCRAM Kafka 4 refuses). None where the servers are not ours.
+    kafka_tls_bootstrap: str | None = None
 
 
 def resolve_cache_dir(cache: Path | None = None) -> Path:
@@ -57,6 +60,10 @@ def kafka_port() -> int:
 
 def controller_port() -> int:
     return _port("CLEARINGHOUSE_KAFKA_CONTROLLER_PORT", kafka_port() + 1)
+
+
+def tls_port() -> int:
+    return _port("CLEARINGHOUSE_KAFKA_TLS_PORT", kafka_port() + 2)
 
 
 def pg_port() -> int:
@@ -91,12 +98,25 @@ def up(cache_dir: Path | None = None) -> Addresses:
     create the role, database and topics. Returns where to reach them."""
     cache = resolve_cache_dir(cache_dir)
     with _locked(cache):
+        use_secrets_of(cache)
         # The broker boots in the background while PostgreSQL starts and is waited for.
-        broker = kafka.start(cache, kafka_port(), controller_port())
+        broker = kafka.start(cache, kafka_port(), controller_port(), tls_port())
         pg = postgres.start(cache, pg_port())
         run_sync(kafka.wait_ready(broker.bootstrap, cache=cache, pid=broker.pid))
         run_sync(kafka.ensure_topics(broker.bootstrap))
-        return Addresses(kafka_bootstrap=broker.bootstrap, database_url=pg.url)
+        from infra import participants
+
+        run_sync(participants.sync(broker.bootstrap, cache=cache))
+        return Addresses(kafka_bootstrap=broker.bootstrap, database_url=pg.url,
+                         kafka_tls_bootstrap=kafka.bootstrap_address(tls_port()))
+
+
+def use_secrets_of(cache: Path) -> None:
+    """Make this process's Kafka clients find the credentials of `cache` (when it is not
+    the default one, and nothing else was configured)."""
+    from infra.secrets import credentials_path
+
+    os.environ.setdefault("CLEARINGHOUSE_KAFKA_CREDENTIALS", str(credentials_path(cache)))
 
 
 def down(cache_dir: Path | None = None) -> None:

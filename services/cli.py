@@ -2,6 +2,7 @@
 
     clearinghouse infra up|down|status     local PostgreSQL and Kafka, no Docker
     clearinghouse serve NAME|all           run one service, or all three as child processes
+    clearinghouse participants sync        Kafka logins, certificates and ACLs from reference data
     clearinghouse clearing advance --to D  start the clearing calendar's days through D
     clearinghouse demo                     the main job: see README.md
     clearinghouse docs                     regenerate docs/schemas and docs/asyncapi
@@ -33,16 +34,17 @@ def _infra(args: argparse.Namespace) -> int:
 
 
 def _create_topics() -> int:
-    """Create the contract's topics on the configured broker (docker-compose, production)."""
+    """Create the contract's topics and the namespace's ACLs on the configured broker
+    (docker-compose, production)."""
     import asyncio
 
-    from infra.kafka import ensure_topics
+    from infra.participants import prepare_namespace
     from shared.config import load_settings
-    from shared.topics import all_topics
 
     settings = load_settings()
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers,
-                                        all_topics(settings.topic_prefix)))
+    created = asyncio.run(prepare_namespace(settings.kafka_bootstrap_servers,
+                                            settings.topic_prefix, settings.group_prefix,
+                                            reference_dir=settings.reference_dir))
     print(f"topics on {settings.kafka_bootstrap_servers}: created {len(created)}")
     return 0
 
@@ -60,6 +62,17 @@ def _health(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
+
+
+def _participants_sync(args: argparse.Namespace) -> int:
+    from infra import participants
+
+    argv = []
+    if args.prefix is not None:
+        argv += ["--prefix", args.prefix]
+    if args.group_prefix is not None:
+        argv += ["--group-prefix", args.group_prefix]
+    return participants.main(argv)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -145,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     infra.add_argument("action", choices=["up", "down", "status", "topics"],
                        help="topics: create the topics on KAFKA_BOOTSTRAP_SERVERS")
     infra.set_defaults(run=_infra)
+
+    participants = sub.add_parser(
+        "participants", help="Kafka logins and ACLs of the participants (reference data)")
+    actions = participants.add_subparsers(dest="action", required=True)
+    sync = actions.add_parser("sync", help="create logins, certificates and ACLs (idempotent)")
+    sync.add_argument("--prefix", default=None, help="topic namespace (CLEARINGHOUSE_TOPIC_PREFIX)")
+    sync.add_argument("--group-prefix", default=None,
+                      help="consumer-group prefix (CLEARINGHOUSE_GROUP_PREFIX)")
+    sync.set_defaults(run=_participants_sync)
 
     serve = sub.add_parser("serve", help="run a service (or all three)")
     serve.add_argument("name", choices=[*SERVICES, "all"])

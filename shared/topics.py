@@ -7,7 +7,9 @@ submissions and settlements land on the same partition number everywhere
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 FILING_COMMANDS = "filing.commands"
@@ -29,6 +31,37 @@ CONSUMED = (FILING_COMMANDS, FILING_EVENTS, SETTLEMENT_SUBMISSIONS, SETTLEMENT_E
             CLEARING_SUBMISSIONS, CLEARING_SCHEDULE)
 
 
+#: Topics whose events are also published on a topic per addressee (Kafka ACLs cannot
+#: filter by key, so that a participant may read only what is addressed to it):
+#: ``clearing.results.<agency>`` and ``settlement.events.<hospital>``. The ``addressee``
+#: header of an outgoing event names the code; the outbox relay publishes both copies.
+ADDRESSED = (CLEARING_RESULTS, SETTLEMENT_EVENTS)
+ADDRESSEE_HEADER = "addressee"
+
+
+def addressed(topic: str, code: str) -> str:
+    """The addressee's own copy of `topic`: ``clearing.results.220100``."""
+    return f"{topic}.{code}"
+
+
+def agency_results(code: str) -> str:
+    return addressed(CLEARING_RESULTS, code)
+
+
+def hospital_outcomes(code: str) -> str:
+    return addressed(SETTLEMENT_EVENTS, code)
+
+
+def addressed_topics(topic: str, *, hospitals: Iterable[str], agencies: Iterable[str]
+                     ) -> list[str]:
+    """Every addressee's copy of `topic` (none for a topic that is not addressed)."""
+    if topic == CLEARING_RESULTS:
+        return [agency_results(a) for a in sorted(set(agencies))]
+    if topic == SETTLEMENT_EVENTS:
+        return [hospital_outcomes(h) for h in sorted(set(hospitals))]
+    return []
+
+
 def rejected(topic: str) -> str:
     """The dead-letter twin of a topic: every unparseable or invalid record goes there."""
     return f"{topic}.rejected"
@@ -44,15 +77,44 @@ def person_partitions() -> int:
     return int(os.environ.get("CLEARINGHOUSE_PERSON_PARTITIONS", "6"))
 
 
-def all_topics(prefix: str = "") -> list[TopicSpec]:
+def participants(reference_dir: str | None = None) -> tuple[list[str], list[str]]:
+    """(hospital codes, agency codes) of the reference data (the addressees)."""
+    from shared.config import load_settings
+    from shared.reference import load_reference
+
+    data = load_reference(reference_dir or load_settings().reference_dir)
+    return sorted(data.hospitals), sorted(data.agencies)
+
+
+@functools.lru_cache(maxsize=8)
+def _addressees(reference_dir: str) -> dict[str, frozenset[str]]:
+    hospitals, agencies = participants(reference_dir)
+    return {CLEARING_RESULTS: frozenset(agencies), SETTLEMENT_EVENTS: frozenset(hospitals)}
+
+
+def addressee_known(topic: str, code: str) -> bool:
+    """Whether `code` has its own copy of `topic` (a hospital or agency of the reference
+    data): a copy is never addressed to a code a sender made up, whose topic does not
+    exist (the relay would wait for it forever)."""
+    from shared.config import load_settings
+
+    return code in _addressees(str(load_settings().reference_dir)).get(topic, ())
+
+
+def all_topics(prefix: str = "", reference_dir: str | None = None) -> list[TopicSpec]:
     """Every topic the system uses, with its partition count. Retention is unlimited.
 
     `prefix` namespaces a whole installation on a shared broker (tests, demo runs);
-    production uses the contract's names as they are.
+    production uses the contract's names as they are. The addressed copies are made for
+    every hospital and agency of the reference data.
     """
     n = person_partitions()
     specs = [TopicSpec(t, n) for t in PERSON_KEYED]
     specs += [TopicSpec(t, 3) for t in AGENCY_KEYED]
     specs += [TopicSpec(t, 1) for t in INTERNAL]
     specs += [TopicSpec(rejected(t), 1) for t in CONSUMED]
+    hospitals, agencies = participants(reference_dir)
+    for topic in ADDRESSED:
+        specs += [TopicSpec(t, 1) for t in addressed_topics(topic, hospitals=hospitals,
+                                                              agencies=agencies)]
     return [TopicSpec(prefix + s.name, s.partitions) for s in specs]

@@ -21,6 +21,8 @@ class Infra:
     kafka_bootstrap: str
     database_url: str
     origin: str
+    #: The broker's mutual-TLS listener (KAFKA_TLS_BOOTSTRAP_SERVERS in env mode).
+    kafka_tls_bootstrap: str | None = None
 
 
 def _docker_available() -> bool:
@@ -37,7 +39,8 @@ def _docker_available() -> bool:
 def infra() -> Iterator[Infra]:
     """Addresses of a real broker and database for the whole session."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("DATABASE_URL"):
-        yield Infra(os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"], "env")
+        yield Infra(os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"], "env",
+                    os.environ.get("KAFKA_TLS_BOOTSTRAP_SERVERS"))
         return
     if os.environ.get("CLEARINGHOUSE_TESTCONTAINERS", "1") == "1" and _docker_available():
         from testcontainers.kafka import KafkaContainer
@@ -54,7 +57,8 @@ def infra() -> Iterator[Infra]:
     from infra.local import up
 
     addresses = up()
-    yield from _tidy(Infra(addresses.kafka_bootstrap, addresses.database_url, "local"))
+    yield from _tidy(Infra(addresses.kafka_bootstrap, addresses.database_url, "local",
+                           addresses.kafka_tls_bootstrap))
 
 
 #: Test namespaces older than this are leftovers of sessions that did not end cleanly.

@@ -18,7 +18,6 @@ import orjson
 
 from shared.config import REPO_ROOT
 from shared.messaging import clients as kafka_clients
-from shared.topics import all_topics
 
 #: Topic namespaces of tests: ``t<unix seconds, 8 hex>-<6 hex>.`` (the form before the
 #: time stamp, ``t<10 hex>.``, is matched too, so old leftovers are recognised).
@@ -71,14 +70,16 @@ def stale_test_database(name: str, now: float, max_age: float) -> bool:
     return _stale(TEST_DATABASE, name, now, max_age)
 
 
-async def create_topics(bootstrap: str, prefix: str) -> None:
-    from infra.kafka import ensure_topics
+async def create_topics(bootstrap: str, prefix: str, group_prefix: str = "clearinghouse") -> None:
+    """A test namespace's topics and ACLs (the services run as their own principals)."""
+    from infra.participants import prepare_namespace
 
-    await ensure_topics(bootstrap, all_topics(prefix))
+    await prepare_namespace(bootstrap, prefix, group_prefix)
 
 
-async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]]) -> None:
-    producer = kafka_clients.producer(bootstrap, enable_idempotence=True,
+async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]],
+                  principal: str | None = None) -> None:
+    producer = kafka_clients.producer(bootstrap, principal=principal, enable_idempotence=True,
                                 linger_ms=5, max_request_size=16 * 1024 * 1024)
     await producer.start()
     try:
@@ -102,9 +103,10 @@ class Read:
 
 
 async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Read]], bool],
-                     timeout: float = 60.0) -> list[Read]:
+                     timeout: float = 60.0, principal: str | None = None) -> list[Read]:
     """Read `topic` from the start until `until(records)` holds; fail with what was read."""
-    consumer = kafka_clients.consumer(topic, bootstrap=bootstrap, enable_auto_commit=False,
+    consumer = kafka_clients.consumer(topic, bootstrap=bootstrap, principal=principal,
+                                      enable_auto_commit=False,
                                 auto_offset_reset="earliest", group_id=None,
                                 fetch_max_bytes=64 * 1024 * 1024,
                                 max_partition_fetch_bytes=16 * 1024 * 1024)

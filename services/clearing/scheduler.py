@@ -23,13 +23,15 @@ from shared.filing_view import SHANGHAI
 from shared.messaging import clients as kafka_clients
 
 SOURCE = "scheduler/calendar"
+#: The calendar is the clearing service's own clock: it logs in as the clearing service.
+PRINCIPAL = kafka_clients.service_principal("clearing")
 #: The topics a day cuts (the clearing service's inputs besides the calendar itself).
 CUT = (topics.SETTLEMENT_EVENTS, topics.CLEARING_SUBMISSIONS)
 
 
 async def last_day_started(bootstrap: str, prefix: str = "") -> date | None:
     """The latest day on the calendar topic, or None on a new installation."""
-    consumer = kafka_clients.consumer(bootstrap=bootstrap, group_id=None,
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, principal=PRINCIPAL, group_id=None,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
@@ -51,7 +53,7 @@ async def last_day_started(bootstrap: str, prefix: str = "") -> date | None:
 
 async def watermarks(bootstrap: str, prefix: str = "") -> dict[str, dict[str, int]]:
     """The end offset of every partition of the cut topics, now."""
-    consumer = kafka_clients.consumer(bootstrap=bootstrap, group_id=None)
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, principal=PRINCIPAL, group_id=None)
     await consumer.start()
     try:
         marks: dict[str, dict[str, int]] = {}
@@ -80,7 +82,7 @@ async def advance(bootstrap: str, to: date, *, prefix: str = "",
     days = [first + timedelta(days=n) for n in range((to - first).days + 1)]
     if not days:
         return []
-    producer = kafka_clients.producer(bootstrap, enable_idempotence=True)
+    producer = kafka_clients.producer(bootstrap, principal=PRINCIPAL, enable_idempotence=True)
     await producer.start()
     try:
         for day in days:

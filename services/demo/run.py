@@ -222,10 +222,11 @@ class Follower:
         #: Records a service published that break the contract (a bug to report).
         self.broken: list[str] = []
         self._changed = asyncio.Event()
-        self._consumer = kafka_clients.consumer(bootstrap=bootstrap,
-            group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=16 * 1024 * 1024)
+        # it reads every output, as the auditor may
+        self._consumer = kafka_clients.consumer(
+            bootstrap=bootstrap, principal=kafka_clients.AUDITOR, group_id=None,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -284,26 +285,50 @@ class Follower:
 
 
 class Publisher:
-    """One idempotent producer for everything the outside parties send."""
+    """What the outside parties send, each as itself: one idempotent producer per
+    participant (``hospital/H…`` logs in as ``hospital-H…``, ``agency/…`` as
+    ``agency-…``), so the broker's ACLs apply to the demo exactly as to real parties."""
 
     def __init__(self, bootstrap: str, prefix: str):
+        self.bootstrap = bootstrap
         self.prefix = prefix
         self.sent: Counter[str] = Counter()
-        self._producer = kafka_clients.producer(bootstrap, enable_idempotence=True,
-                                          linger_ms=5, max_request_size=16 * 1024 * 1024)
+        self._producers: dict[str, Any] = {}
 
     async def __aenter__(self) -> Publisher:
-        await self._producer.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._producer.stop()
+        for producer in self._producers.values():
+            await producer.stop()
+
+    async def _producer(self, source: str) -> Any:
+        principal = kafka_clients.principal_of_source(source)
+        producer = self._producers.get(principal)
+        if producer is None:
+            producer = kafka_clients.producer(self.bootstrap, principal=principal,
+                                              enable_idempotence=True, linger_ms=5,
+                                              max_request_size=16 * 1024 * 1024)
+            await producer.start()
+            self._producers[principal] = producer
+        return producer
 
     async def publish(self, messages: Sequence[Message]) -> None:
+        """Publish in the order given: sends of one participant are pipelined; before the
+        next participant's first send, the previous ones are acknowledged (two producers
+        keep no order between them)."""
         if not messages:
             return
-        futures = [await self._producer.send(self.prefix + m.topic, m.value, key=m.key.encode())
-                   for m in messages]
+        futures: list[Any] = []
+        current = None
+        for m in messages:
+            if m.source != current and futures:
+                await asyncio.gather(*futures)
+                futures = []
+            current = m.source
+            producer = await self._producer(m.source)
+            futures.append(await producer.send(self.prefix + m.topic, m.value,
+                                               key=m.key.encode()))
         await asyncio.gather(*futures)
         self.sent.update(m.type for m in messages)
 
@@ -418,7 +443,7 @@ def infrastructure(local: bool) -> tuple[str, str]:
 
 async def prepare(options: Options, cache: Path) -> Namespace:
     """A fresh namespace: topics, a database, and `<cache>/last-demo.json` naming them."""
-    from infra.kafka import ensure_topics
+    from infra.participants import prepare_namespace
 
     bootstrap, server_url = infrastructure(options.local_infra)
     await prune(bootstrap, server_url, cache, options.keep)
@@ -426,7 +451,7 @@ async def prepare(options: Options, cache: Path) -> Namespace:
     hint = ("set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL, or run without --no-infra"
             if not options.local_infra else "see `clearinghouse infra status`")
     try:
-        await ensure_topics(bootstrap, topics.all_topics(namespace.topic_prefix))
+        await prepare_namespace(bootstrap, namespace.topic_prefix, namespace.group_prefix)
     except Exception as exc:
         raise DemoError(f"cannot create topics on Kafka at {bootstrap}: {exc}; {hint}") from exc
     try:

@@ -7,9 +7,13 @@ changed once. Callers say *who* they are (a principal: ``svc-settlement``,
 proves it is resolved here:
 
 - ``KAFKA_SECURITY_PROTOCOL``: ``SASL_PLAINTEXT`` (the default once credentials are
-  known), ``SASL_SSL`` (TLS, with ``KAFKA_SSL_CAFILE``) or ``PLAINTEXT`` (no
-  authentication; only for a broker started without it, never the local default);
-- ``KAFKA_SASL_MECHANISM``: ``SCRAM-SHA-512`` unless told;
+  known), ``SSL`` (mutual TLS: the principal is the client certificate's CN; the local
+  broker's TLS listener), ``SASL_SSL`` (SCRAM over TLS, for a broker that offers it) or
+  ``PLAINTEXT`` (no authentication; only for a broker started without it);
+- TLS files: ``KAFKA_SSL_CAFILE``, ``KAFKA_SSL_CERTFILE``, ``KAFKA_SSL_KEYFILE``, by
+  default the installation's CA and the principal's certificate under
+  ``<cache>/secrets/tls/`` (made by ``participants sync``);
+- ``KAFKA_SASL_MECHANISM``: ``SCRAM-SHA-512`` unless told (``PLAIN`` for ``admin``);
 - the principal: the caller's, else ``KAFKA_PRINCIPAL``, else ``admin``;
 - its password: ``KAFKA_SASL_PASSWORD`` when ``KAFKA_PRINCIPAL`` names the same principal,
   else the credentials file ``CLEARINGHOUSE_KAFKA_CREDENTIALS`` (default
@@ -22,11 +26,23 @@ Passwords never appear in a ``repr``, a log line or an error message.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+class _QuietPlainWarning(logging.Filter):
+    """aiokafka warns on every PLAIN login over a plaintext listener; the operator's admin
+    logs in that way on the local broker (a loopback listener), once per client."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "in the clear" not in record.getMessage()
+
+
+logging.getLogger("aiokafka.conn").addFilter(_QuietPlainWarning())
 
 #: The operator's principal (a super user: creates topics, users and ACLs).
 ADMIN = "admin"
@@ -44,6 +60,15 @@ def hospital_principal(code: str) -> str:
 
 def agency_principal(code: str) -> str:
     return f"agency-{code}"
+
+
+def principal_of_source(source: str) -> str:
+    """The principal of an event's CloudEvents ``source``: ``hospital/H220202001`` →
+    ``hospital-H220202001``, ``agency/220100`` → ``agency-220100``."""
+    kind, _, code = source.partition("/")
+    if kind in ("hospital", "agency") and code:
+        return f"{kind}-{code}"
+    raise ValueError(f"no participant principal for source {source!r}")
 
 
 def cache_dir() -> Path:
@@ -70,6 +95,8 @@ class KafkaAuth:
     protocol: str = "PLAINTEXT"
     mechanism: str = DEFAULT_MECHANISM
     cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -79,12 +106,14 @@ class KafkaAuth:
         if not self.protocol.endswith("SSL"):
             return None
         context = ssl.create_default_context(cafile=self.cafile)
-        # The local broker's certificate names 127.0.0.1 and localhost (infra/tls.py).
+        if self.certfile:
+            context.load_cert_chain(self.certfile, self.keyfile)
+        # The local broker's certificate names 127.0.0.1 and localhost (infra/secrets.py).
         return context
 
     def aiokafka(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka's producer, consumer, admin and client."""
-        if not self.authenticated and self.protocol == "PLAINTEXT":
+        if self.protocol == "PLAINTEXT":
             return {}
         options: dict[str, Any] = {"security_protocol": self.protocol}
         if self.authenticated:
@@ -106,6 +135,9 @@ class KafkaAuth:
                           "sasl.password": self.password or ""})
         if self.protocol.endswith("SSL") and self.cafile:
             props["ssl.ca.location"] = self.cafile
+        if self.protocol.endswith("SSL") and self.certfile:
+            props["ssl.certificate.location"] = self.certfile
+            props["ssl.key.location"] = self.keyfile or ""
         return props
 
 
@@ -122,13 +154,38 @@ def _read_credentials(path: Path) -> dict[str, str]:
             for name, entry in users.items() if isinstance(entry, dict | str)}
 
 
-def kafka_auth(principal: str | None = None) -> KafkaAuth:
+def tls_files(principal: str) -> tuple[str | None, str | None, str | None]:
+    """(CA, certificate, key) files of `principal` for mutual TLS, where they exist."""
+    folder = cache_dir() / "secrets" / "tls"
+
+    def found(env: str, default: Path) -> str | None:
+        value = os.environ.get(env)
+        return value if value else (str(default) if default.exists() else None)
+
+    return (found("KAFKA_SSL_CAFILE", folder / "ca.pem"),
+            found("KAFKA_SSL_CERTFILE", folder / "clients" / f"{principal}.pem"),
+            found("KAFKA_SSL_KEYFILE", folder / "clients" / f"{principal}.key"))
+
+
+def kafka_auth(principal: str | None = None, protocol: str | None = None) -> KafkaAuth:
     """How `principal` (else ``KAFKA_PRINCIPAL``, else ``admin``) connects, from the
-    environment and the credentials file (see the module's docstring)."""
+    environment and the credentials file (see the module's docstring); `protocol`
+    overrides ``KAFKA_SECURITY_PROTOCOL``."""
     env_principal = os.environ.get("KAFKA_PRINCIPAL")
     name = principal or env_principal or ADMIN
-    protocol = os.environ.get("KAFKA_SECURITY_PROTOCOL", "").upper()
-    mechanism = os.environ.get("KAFKA_SASL_MECHANISM", DEFAULT_MECHANISM)
+    protocol = (protocol or os.environ.get("KAFKA_SECURITY_PROTOCOL", "")).upper()
+    if protocol == "SSL":
+        cafile, certfile, keyfile = tls_files(name)
+        if certfile is None or keyfile is None:
+            raise CredentialsError(f"no client certificate for principal {name!r} under "
+                                   f"{cache_dir() / 'secrets' / 'tls' / 'clients'} (run "
+                                   f"`clearinghouse participants sync`)")
+        return KafkaAuth(name, protocol="SSL", cafile=cafile, certfile=certfile,
+                         keyfile=keyfile)
+    # The operator's admin is a static PLAIN user of the broker (it exists before any SCRAM
+    # credential does, infra/kafka.py); everyone else logs in with SCRAM.
+    mechanism = os.environ.get("KAFKA_SASL_MECHANISM") or (
+        "PLAIN" if name == ADMIN else DEFAULT_MECHANISM)
     cafile = os.environ.get("KAFKA_SSL_CAFILE") or None
     password = None
     if os.environ.get("KAFKA_SASL_PASSWORD") and name == env_principal:
@@ -148,8 +205,7 @@ def kafka_auth(principal: str | None = None) -> KafkaAuth:
                 f"no Kafka password for principal {name!r}: not in {path} and "
                 f"KAFKA_SASL_PASSWORD is not set for it (run `clearinghouse participants sync`)")
     if cafile is None and protocol == "SASL_SSL":
-        default_ca = cache_dir() / "secrets" / "tls" / "ca.pem"
-        cafile = str(default_ca) if default_ca.exists() else None
+        cafile = tls_files(name)[0]
     return KafkaAuth(name, password, protocol or "SASL_PLAINTEXT", mechanism, cafile)
 
 
@@ -201,10 +257,15 @@ def faststream_security(principal: str | None = None) -> Any:
                 use_ssl=context is not None, ssl_context=context)
 
 
-def kcat_args(bootstrap: str, principal: str | None = None) -> list[str]:
-    """The ``kcat`` arguments that connect as `principal` (what a hospital or an agency
-    would put in its own kcat configuration)."""
-    args = ["-b", bootstrap]
-    for key, value in kafka_auth(principal).librdkafka().items():
-        args += ["-X", f"{key}={value}"]
-    return args
+def write_kcat_config(path: Path, bootstrap: str, principal: str | None = None,
+                      protocol: str | None = None) -> Path:
+    """A librdkafka properties file (``kcat -F FILE``) that connects as `principal`: what a
+    hospital or an agency keeps in its own kcat configuration. Mode 0600, so the password
+    is neither world-readable nor on a command line (``ps``)."""
+    lines = [f"bootstrap.servers={bootstrap}"]
+    auth = kafka_auth(principal, protocol)
+    lines += [f"{key}={value}" for key, value in auth.librdkafka().items()]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    return path

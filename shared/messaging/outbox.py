@@ -19,6 +19,7 @@ import asyncpg
 import orjson
 import structlog
 
+from shared import topics
 from shared.messaging.processing import TRANSIENT
 
 log = structlog.get_logger(__name__)
@@ -92,6 +93,10 @@ class OutboxRelay:
         for row in rows:
             headers = {k: v for k, v in orjson.loads(row["headers"])}
             futures.append(await self._publish(row["topic"], row["value"], row["key"], headers))
+            addressee = headers.get(topics.ADDRESSEE_HEADER)
+            if addressee:  # the addressee's own copy (shared.topics.ADDRESSED), same bytes
+                futures.append(await self._publish(topics.addressed(row["topic"], addressee),
+                                                   row["value"], row["key"], headers))
         await asyncio.gather(*futures)
         await conn.execute("DELETE FROM outbox WHERE seq <= $1", rows[-1]["seq"])
         self.published += len(rows)

@@ -7,6 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.events import Envelope, encode
+from shared.topics import (
+    ADDRESSEE_HEADER,
+    CLEARING_RESULTS,
+    SETTLEMENT_EVENTS,
+    addressee_known,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,5 +61,21 @@ class Outgoing:
 
     @classmethod
     def event(cls, topic: str, key: str, event: Envelope[Any]) -> Outgoing:
-        return cls(topic=topic, key=key.encode(), value=encode(event),
-                   headers=(("content-type", "application/cloudevents+json"),))
+        """The event, with an ``addressee`` header where its topic has a copy per addressee
+        (shared.topics.ADDRESSED): the agency of a clearing result, the hospital of a
+        settlement outcome."""
+        headers: tuple[tuple[str, str], ...] = (("content-type", "application/cloudevents+json"),)
+        addressee = _addressee(topic, key, event)
+        if addressee:
+            headers += ((ADDRESSEE_HEADER, addressee),)
+        return cls(topic=topic, key=key.encode(), value=encode(event), headers=headers)
+
+
+def _addressee(topic: str, key: str, event: Envelope[Any]) -> str | None:
+    if topic == CLEARING_RESULTS:
+        code = key
+    elif topic == SETTLEMENT_EVENTS:
+        code = getattr(event.data, "hospital", None)
+    else:
+        return None
+    return code if code and addressee_known(topic, code) else None

@@ -1,7 +1,8 @@
 """The contract is language-neutral: a hospital and an agency using nothing but kcat.
 
 The agency files with kcat, the hospital settles with kcat, and both read the results
-with kcat; the services run as processes against the real broker and database.
+with kcat, each logged in as itself (SASL/SCRAM-SHA-512, a kcat configuration file as
+README.md shows); the services run as processes against the real broker and database.
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from shared import topics
+from shared.messaging.clients import (
+    AUDITOR,
+    agency_principal,
+    hospital_principal,
+    write_kcat_config,
+)
 from tests.helpers import Services, create_topics, new_prefix
 
 pytestmark = [pytest.mark.infra,
@@ -24,17 +32,17 @@ PERSON = "P-KCAT-1"
 HOSPITAL = "H220202001"  # 吉林市中心医院, level 3, 吉林市昌邑区
 
 
-def kcat_produce(bootstrap: str, topic: str, key: str, document: dict) -> None:
+def kcat_produce(config: Path, topic: str, key: str, document: dict) -> None:
     line = json.dumps(document, ensure_ascii=False) + "\n"
-    subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", topic, "-k", key],
+    subprocess.run(["kcat", "-F", str(config), "-P", "-t", topic, "-k", key],
                    input=line.encode(), check=True, timeout=30)
 
 
-def kcat_read(bootstrap: str, topic: str, count: int, timeout: float = 60) -> list[dict]:
+def kcat_read(config: Path, topic: str, count: int, timeout: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
         result = subprocess.run(
-            ["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
+            ["kcat", "-F", str(config), "-C", "-t", topic, "-o", "beginning", "-e", "-q",
              "-f", "%s\n"], capture_output=True, timeout=30, check=True)
         lines = [line for line in result.stdout.decode().splitlines() if line.strip()]
         if len(lines) >= count or time.monotonic() > deadline:
@@ -47,9 +55,17 @@ async def test_agency_and_hospital_with_plain_kcat(infra, fresh_database, tmp_pa
     await create_topics(infra.kafka_bootstrap, prefix)
     services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
     services.start("filing", "settlement")
-    bootstrap = infra.kafka_bootstrap
+    # Debian 12's kcat links librdkafka 2.0.2, whose SCRAM Kafka 4 refuses (fixed in
+    # librdkafka 2.6.1): it logs in with its client certificate on the TLS listener.
+    bootstrap, protocol = ((infra.kafka_tls_bootstrap, "SSL") if infra.kafka_tls_bootstrap
+                           else (infra.kafka_bootstrap, None))
+    agency = write_kcat_config(tmp_path / "agency.conf", bootstrap, agency_principal("220100"),
+                               protocol)
+    hospital = write_kcat_config(tmp_path / "hospital.conf", bootstrap,
+                                 hospital_principal(HOSPITAL), protocol)
+    auditor = write_kcat_config(tmp_path / "auditor.conf", bootstrap, AUDITOR, protocol)
     try:
-        kcat_produce(bootstrap, prefix + topics.FILING_COMMANDS, PERSON, {
+        kcat_produce(agency, prefix + topics.FILING_COMMANDS, PERSON, {
             "specversion": "1.0", "id": "agency-220100-0001", "source": "agency/220100",
             "type": "filing.requested", "time": "2026-10-01T08:00:00+08:00",
             "data": {"filing_id": "F-KCAT-1", "person_id": PERSON, "insured_agency": "220100",
@@ -59,10 +75,10 @@ async def test_agency_and_hospital_with_plain_kcat(infra, fresh_database, tmp_pa
                      "materials": ["credential", "referral_certificate"],
                      "commitment": False, "channel": "offline"}})
         filings = await asyncio.to_thread(
-            kcat_read, bootstrap, prefix + topics.FILING_EVENTS, 1)
+            kcat_read, agency, prefix + topics.FILING_EVENTS, 1)
         assert filings[0]["type"] == "filing.registered", filings
         await asyncio.sleep(1.0)
-        kcat_produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, PERSON, {
+        kcat_produce(hospital, prefix + topics.SETTLEMENT_SUBMISSIONS, PERSON, {
             "specversion": "1.0", "id": "H220202001-000001", "source": f"hospital/{HOSPITAL}",
             "type": "settlement.submitted", "time": "2026-10-03T09:15:00+08:00",
             "data": {"settlement_id": "S-KCAT-1", "hospital": HOSPITAL, "person_id": PERSON,
@@ -73,7 +89,7 @@ async def test_agency_and_hospital_with_plain_kcat(infra, fresh_database, tmp_pa
                      "items": [{"code": "BED", "name": "床位费", "category": "A",
                                 "amount": "3000.00"}]}})
         # and one that breaks the contract: money as a JSON number
-        kcat_produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, PERSON, {
+        kcat_produce(hospital, prefix + topics.SETTLEMENT_SUBMISSIONS, PERSON, {
             "specversion": "1.0", "id": "H220202001-000002", "source": f"hospital/{HOSPITAL}",
             "type": "settlement.submitted", "time": "2026-10-03T09:20:00+08:00",
             "data": {"settlement_id": "S-KCAT-2", "hospital": HOSPITAL, "person_id": PERSON,
@@ -83,9 +99,9 @@ async def test_agency_and_hospital_with_plain_kcat(infra, fresh_database, tmp_pa
                      "referral": False,
                      "items": [{"code": "REG", "name": "挂号", "category": "A", "amount": 12.5}]}})
         results = await asyncio.to_thread(
-            kcat_read, bootstrap, prefix + topics.SETTLEMENT_EVENTS, 2)
+            kcat_read, hospital, prefix + topics.hospital_outcomes(HOSPITAL), 2)
         rejected = await asyncio.to_thread(
-            kcat_read, bootstrap, prefix + topics.rejected(topics.SETTLEMENT_SUBMISSIONS), 1)
+            kcat_read, auditor, prefix + topics.rejected(topics.SETTLEMENT_SUBMISSIONS), 1)
     finally:
         services.stop()
     completed = next(e for e in results if e["type"] == "settlement.completed")["data"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import tempfile
@@ -58,12 +59,18 @@ class OwnInfra:
     kafka_port: int
     controller_port: int
     pg_port: int
+    tls_port: int
     bootstrap: str = ""
     database_url: str = ""
 
     def start_kafka(self) -> None:
-        server = kafka.start(self.cache, self.kafka_port, self.controller_port)
+        """Start the broker (authentication on, as everywhere) and make the logins and the
+        production namespace's ACLs of its installation (idempotent on a restart)."""
+        from infra import participants
+
+        server = kafka.start(self.cache, self.kafka_port, self.controller_port, self.tls_port)
         run_sync(kafka.wait_ready(server.bootstrap, timeout=90, cache=self.cache, pid=server.pid))
+        run_sync(participants.sync(server.bootstrap, cache=self.cache))
         self.bootstrap = server.bootstrap
 
     def stop_kafka(self) -> None:
@@ -83,8 +90,13 @@ def own_infra() -> Iterator[OwnInfra]:
     shared_libs = resolve_cache_dir() / "kafka-libs"
     if any(shared_libs.glob(".resolved-*")):
         (cache / "kafka-libs").symlink_to(shared_libs, target_is_directory=True)
-    own = OwnInfra(cache, _free_port(), _free_port(), _free_port())
+    own = OwnInfra(cache, _free_port(), _free_port(), _free_port(), _free_port())
     started = time.monotonic()
+    # this process's clients and the services it starts log in to the broker of this cache
+    from infra.secrets import credentials_path
+
+    previous = os.environ.get("CLEARINGHOUSE_KAFKA_CREDENTIALS")
+    os.environ["CLEARINGHOUSE_KAFKA_CREDENTIALS"] = str(credentials_path(cache))
     try:
         own.start_postgres()
         own.start_kafka()
@@ -97,6 +109,10 @@ def own_infra() -> Iterator[OwnInfra]:
         with contextlib.suppress(Exception):
             own.stop_postgres()
         shutil.rmtree(cache, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("CLEARINGHOUSE_KAFKA_CREDENTIALS", None)
+        else:
+            os.environ["CLEARINGHOUSE_KAFKA_CREDENTIALS"] = previous
 
 
 def _log_lines(path: Path, since: float, until: float) -> list[dict]:

@@ -8,6 +8,8 @@ database and events on the topic. Run: ``python -m tests.integration.probe_servi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,5 +67,9 @@ def spec() -> ServiceSpec:
 
 if __name__ == "__main__":
     configure_logging("INFO", service="probe")
-    app, _ = build_app(spec(), load_settings())
+    # a probe of the backbone, not a service of the system: it has no login of its own and
+    # runs as the operator (the ACLs of real services are tested in tests/security)
+    settings = dataclasses.replace(load_settings(), kafka_principal=os.environ.get(
+        "CLEARINGHOUSE_PROBE_PRINCIPAL", "admin"))
+    app, _ = build_app(spec(), settings)
     asyncio.run(app.run())

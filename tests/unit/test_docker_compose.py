@@ -44,7 +44,7 @@ def test_service_addresses_point_at_the_compose_servers() -> None:
     pg_env = _env("postgres")
     for name in (*SERVICES, "topics"):
         env = _env(name)
-        assert env["KAFKA_BOOTSTRAP_SERVERS"] == listeners["PLAINTEXT"]
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == listeners["CLIENT"]
         url = urlparse(env["DATABASE_URL"])
         assert url.hostname == "postgres" and url.port == 5432
         assert url.username == pg_env["POSTGRES_USER"]
@@ -70,3 +70,15 @@ def test_the_image_ships_the_reference_data_the_services_load() -> None:
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     assert "COPY reference ./reference" in dockerfile
     assert _env("filing")["CLEARINGHOUSE_REFERENCE_DIR"] == "/app/reference"
+
+
+def test_the_compose_broker_authenticates_and_authorises_every_client() -> None:
+    env = _env("kafka")
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == "User:admin"
+    for name in SERVICES:
+        assert _env(name)["KAFKA_PRINCIPAL"] == f"svc-{name}"
+    assert "participants sync" in " ".join(COMPOSE["services"]["topics"]["entrypoint"])
