@@ -39,12 +39,12 @@ from services.clearing.domain.periods import (
 )
 from services.demo.province import Message, Province, event_id, make_message
 from shared import topics
+from shared.business_time import SHANGHAI, business_date
 from shared.config import REPO_ROOT
 from shared.db import drop_database
 from shared.events import Envelope, Rejection, decode
 from shared.events.clearing import DailyReport, NetTransferInstruction, StatementIssued
 from shared.events.settlement import SettlementCompleted, SettlementRefunded
-from shared.filing_view import SHANGHAI, business_date
 from shared.messaging import clients as kafka_clients
 from shared.money import format_money
 from shared.running import die_with_parent

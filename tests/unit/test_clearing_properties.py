@@ -27,8 +27,8 @@ from services.clearing.domain.ledger import (
     check_hub_never_overdrawn,
     check_reciprocity,
 )
-from services.clearing.domain.periods import SHANGHAI
 from services.clearing.domain.state import ClearingState, CycleStatus
+from shared.business_time import SHANGHAI
 from shared.events.base import Payload
 from shared.events.clearing import (
     HUB,
