@@ -5,8 +5,8 @@ remittances) and ``clearing.schedule`` (the calendar's days). A ``calendar.day_s
 carries watermarks that cut the other two inputs; the shared `Sequencer` applies each record
 on the right side of every day's cut, whatever order the partitions are read in, so live
 processing and a replay decide exactly the same. For each record it lets through, `_Batch`
-refuses a sender acting for another agency, dispatches to the domain's decision, and adds
-the decision's rows to the transaction (`store.Tables`).
+refuses a sender acting for another agency, asks the one dispatch (`dispatch.decide`) for
+the decision, and adds the decision's rows to the transaction (`store.Tables`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from services.clearing import store
-from services.clearing.domain import calendar, ordering, submissions
-from services.clearing.domain.decisions import (
-    Decision,
-    Draft,
-    on_settlement_completed,
-    on_settlement_refunded,
-)
-from services.clearing.domain.items import settlement_key
+from services.clearing import dispatch, store
+from services.clearing.domain import ordering, submissions
 from services.clearing.domain.ledger import EventRef
 from services.clearing.domain.state import ClearingState
 from shared import topics
@@ -35,9 +28,6 @@ from shared.events.clearing import (
     DailyReportConfirmed,
     DailyReportDisputed,
     DayStarted,
-    RemittanceReported,
-    StatementConfirmed,
-    StatementDisputed,
     SubmissionRejected,
 )
 from shared.events.settlement import SettlementCompleted, SettlementRefunded
@@ -160,11 +150,11 @@ class _Batch:
         """Decide on one event and add the decision's rows to the transaction."""
         bind_event(event.id, event.correlationid)
         payload, cause = event.data, EventRef(event.source, event.id)
-        decision = _sender_refused(self.state, event, cause)
+        decision = submissions.refuse_other_sender(self.state, event.source, payload, cause)
         if decision is None:
             if not isinstance(payload, SettlementCompleted | SettlementRefunded):
                 await self.tables.flush()  # the results so far go out before this one's
-            decision = await self._decide(payload, cause)
+            decision = await dispatch.decide(self.state, payload, cause, self.tables)
         if decision is None:
             return  # settlement.rejected and refund_rejected owe no clearing
         if isinstance(payload, DayStarted):
@@ -180,66 +170,11 @@ class _Batch:
         if self.tables.unflushed >= FLUSH_EVERY:
             await self.tables.flush()
 
-    async def _decide(self, payload: Any, cause: EventRef) -> Decision | None:
-        state, tables = self.state, self.tables
-        match payload:
-            case SettlementCompleted():
-                original = (await tables.item(settlement_key(payload.hospital, payload.resettles))
-                            if payload.resettles else None)
-                return on_settlement_completed(state, payload, cause, original)
-            case SettlementRefunded():
-                return on_settlement_refunded(state, payload, cause)
-            case DayStarted():
-                needs = calendar.needs(calendar.due_actions(state, payload.date))
-                inputs = calendar.CalendarInputs(
-                    unreported=(await tables.unreported_items(needs.unreported_through,
-                                                              payload.watermarks)
-                                if needs.unreported_through else []),
-                    cycle_totals={c: await tables.cycle_totals(c)
-                                  for c in needs.statement_cycles})
-                return calendar.on_day_started(state, payload, cause, inputs)
-            case DailyReportConfirmed() | DailyReportDisputed():
-                report = await tables.report(payload.agency, payload.date)
-                if isinstance(payload, DailyReportConfirmed):
-                    return submissions.on_daily_report_confirmed(state, payload, cause, report)
-                return submissions.on_daily_report_disputed(state, payload, cause, report)
-            case StatementConfirmed():
-                return submissions.on_statement_confirmed(state, payload, cause)
-            case StatementDisputed():
-                return submissions.on_statement_disputed(state, payload, cause)
-            case RemittanceReported():
-                return submissions.on_remittance_reported(state, payload, cause)
-        return None  # settlement.rejected and refund_rejected owe no clearing
-
     def _publish(self, key: str, envelope: Any, context: tuple[str, str | None]) -> None:
         cause_id, correlation = context
         bind_event(cause_id, correlation)
         log.info(envelope.type, agency=key, id=envelope.id)
         self.out.append(Outgoing.event(topics.CLEARING_RESULTS, key, envelope))
-
-
-def _sender_refused(state: ClearingState, event: Envelope[Any], cause: EventRef
-                    ) -> Decision | None:
-    """An agency answers only for itself: its envelope source must be ``agency/<code>`` of
-    the agency the submission is about (for a remittance, the instruction's payer)."""
-    payload = event.data
-    if not isinstance(payload, (DailyReportConfirmed, DailyReportDisputed, StatementConfirmed,
-                                StatementDisputed, RemittanceReported)):
-        return None
-    claimed = payload.agency
-    if isinstance(payload, RemittanceReported):
-        cycle = state.cycle_of_instruction(payload.instruction_id)
-        if cycle is not None:
-            claimed = state.cycles[cycle].instructions[payload.instruction_id].payer
-    if claimed is None or event.source == f"agency/{claimed}":
-        return None
-    sender = event.source.removeprefix("agency/")
-    draft = Draft.of(state)
-    draft.reject(cause, payload, sender, [{
-        "code": "source_mismatch",
-        "message": f"sent by {event.source} about agency {claimed}: an agency answers only "
-                   f"for itself, with source agency/<its code>"}])
-    return draft.decision()
 
 
 async def make_handler(pool: asyncpg.Pool, settings: Settings) -> ClearingHandler:

@@ -13,7 +13,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.clearing.domain.book import InMemoryBook
 from services.clearing.domain.chain import verify_chain
 from services.clearing.domain.cycles import (
     check_hub_pays_out_what_it_takes_in,
@@ -39,6 +38,7 @@ from shared.events.clearing import (
 )
 from shared.events.settlement import SettlementCompleted
 from shared.money import from_fen, to_fen
+from tests.clearing_book import InMemoryBook
 from tests.unit.test_clearing_ledger import completed, refunded
 
 Operation = tuple[Any, ...]
