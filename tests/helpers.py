@@ -151,12 +151,18 @@ def processes_with_env(variable: str) -> list[int]:
     return found
 
 
-def service_process(module_or_name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start a service (``filing``…) or a module (``tests.…``) as its own process."""
+def service_process(module_or_name: str, env: dict[str, str], log: Path, *,
+                    crash_after_commits: int | None = None) -> subprocess.Popen[bytes]:
+    """Start a service (``filing``…) or a module (``tests.…``) as its own process; with
+    `crash_after_commits`, under the crash tests' fault injection (tests/faults/crash.py)."""
     if "." in module_or_name:
         argv = [sys.executable, "-m", module_or_name]
     else:
         argv = [sys.executable, "-m", "services.cli", "serve", module_or_name]
+    if crash_after_commits:
+        from tests.faults.crash import launcher
+
+        argv[1:2] = launcher(crash_after_commits)
     return subprocess.Popen(argv, env={**os.environ, **env}, cwd=REPO_ROOT,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -181,10 +187,12 @@ class Services:
         self.logs = logs
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, *names: str, **extra_env: str) -> None:
+    def start(self, *names: str, crash_after_commits: int | None = None,
+              **extra_env: str) -> None:
         for name in names:
             self.processes[name] = service_process(
-                name, {**self.env, **extra_env}, self.logs / f"{name.rsplit('.', 1)[-1]}.log")
+                name, {**self.env, **extra_env}, self.logs / f"{name.rsplit('.', 1)[-1]}.log",
+                crash_after_commits=crash_after_commits)
 
     def stop(self, *names: str) -> None:
         for name in names or tuple(self.processes):
