@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -18,10 +17,9 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.config import REPO_ROOT
+from services.supervisor import Deployment, Supervisor
 from shared.db import drop_database
 from shared.messaging import clients as kafka_clients
-from shared.running import die_with_parent
 
 #: Installed in the bench's own database: each commit of the clearing service that takes
 #: events in (its inbox rows) is announced, at commit, with the number of rows per input
@@ -44,7 +42,6 @@ CREATE TRIGGER bench_notify AFTER INSERT ON clearing.inbox REFERENCING NEW TABLE
 
 
 #: What `clearinghouse serve NAME` runs (without the rest of the command line's modules).
-SERVE = "import sys; from services.registry import run_service; sys.exit(run_service(sys.argv[1]))"
 
 
 def now() -> float:
@@ -60,7 +57,17 @@ class Environment:
     reference_dir: Path
     logs: Path
     name: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:10]}")
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(self.deployment, self.logs,
+                                     log_name=lambda service: f"{self.name}-{service}.log",
+                                     stop_timeout=20)
+
+    @property
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The running services, by name."""
+        return self.supervisor.processes
 
     @property
     def prefix(self) -> str:
@@ -71,11 +78,15 @@ class Environment:
         return self.admin_url.rpartition("/")[0] + "/" + self.name
 
     @property
+    def deployment(self) -> Deployment:
+        return Deployment(kafka_bootstrap_servers=self.bootstrap, database_url=self.database_url,
+                          topic_prefix=self.prefix, reference_dir=self.reference_dir,
+                          group_prefix=self.name)
+
+    @property
     def env(self) -> dict[str, str]:
-        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.database_url,
-                "CLEARINGHOUSE_TOPIC_PREFIX": self.prefix,
-                "CLEARINGHOUSE_REFERENCE_DIR": str(self.reference_dir),
-                "CLEARINGHOUSE_GROUP_PREFIX": self.name}
+        """The deployment's variables, for commands other than the services (the audit)."""
+        return self.deployment.variables()
 
     async def create(self) -> None:
         from infra.participants import prepare_namespace
@@ -91,11 +102,7 @@ class Environment:
 
     def start(self, *names: str) -> None:
         for name in names:
-            log = (self.logs / f"{self.name}-{name}.log").open("ab")
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-c", SERVE, name],
-                env={**os.environ, **self.env}, cwd=REPO_ROOT, stdout=log,
-                stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
+            self.supervisor.start(name)
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -104,16 +111,7 @@ class Environment:
                                    f"see {self.logs / f'{self.name}-{name}.log'}")
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.processes.clear()
+        self.supervisor.stop()
 
     async def drop(self) -> None:
         conn = await asyncpg.connect(self.admin_url)

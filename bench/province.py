@@ -21,9 +21,9 @@ from pathlib import Path
 
 import orjson
 
+from shared.business_time import SHANGHAI
 from shared.config import REPO_ROOT
 from shared.events import derived_id
-from shared.filing_view import SHANGHAI
 
 SOURCE_REFERENCE = REPO_ROOT / "reference"
 

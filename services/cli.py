@@ -13,10 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 SERVICES = ("filing", "settlement", "clearing")
@@ -76,47 +73,28 @@ def _participants_sync(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if args.name == "all":
-        return _serve_all()
+    if args.name == "all" or args.instances > 1:
+        return _supervise(SERVICES if args.name == "all" else (args.name,), args.instances)
     from services.registry import run_service
 
     return run_service(args.name)
 
 
-def _serve_all() -> int:
-    """Run each service as its own process (as in production); stop all when one dies."""
-    from shared.running import die_with_parent
+def _supervise(names: tuple[str, ...], instances: int) -> int:
+    """Run each service as processes of its own (as in production), `instances` of each in
+    one consumer group; stop all when one dies."""
+    from services.supervisor import Supervisor
 
-    children = {
-        name: subprocess.Popen([sys.executable, "-m", "services.cli", "serve", name],
-                               preexec_fn=die_with_parent())
-        for name in SERVICES
-    }
-    stopping = False
+    supervisor = Supervisor(cwd=None)
+    for name in names:
+        supervisor.start(name, instances=instances)
+    return supervisor.supervise()
 
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    exit_code = 0
-    while children:
-        for name, child in list(children.items()):
-            code = child.poll()
-            if code is None:
-                continue
-            del children[name]
-            if not stopping:
-                print(f"service {name} exited with status {code}; stopping the others",
-                      file=sys.stderr)
-                exit_code = code or 1
-                stop(signal.SIGTERM, None)
-        time.sleep(0.2)
-    return exit_code
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of 1 or more, got {text!r}")
+    return int(text)
 
 
 def _docs(args: argparse.Namespace) -> int:
@@ -170,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run a service (or all three)")
     serve.add_argument("name", choices=[*SERVICES, "all"])
+    serve.add_argument("--instances", type=_positive, default=1, metavar="N",
+                       help="processes of each service, sharing its consumer group (default 1)")
     serve.set_defaults(run=_serve)
 
     for module in COMMAND_MODULES:

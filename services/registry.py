@@ -27,3 +27,10 @@ def run_service(name: str) -> int:
     module = importlib.import_module(f"services.{name}.app")
     asyncio.run(module.app.run())
     return 0
+
+
+# How services.supervisor starts a service: python -m services.registry NAME
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(run_service(sys.argv[1]))

@@ -10,11 +10,12 @@ on which filing is in force. Every date is a business date of Asia/Shanghai.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
 
+from shared.business_time import business_date
 from shared.events.base import Payload
 from shared.events.filing import (
     BenefitStatus,
@@ -29,17 +30,7 @@ from shared.events.filing import (
     FilingRevoked,
 )
 
-#: Asia/Shanghai has kept UTC+8 without daylight saving since 1991: a fixed offset needs no
-#: time-zone database on the host.
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 _FORMAT = 1
-
-
-def business_date(moment: datetime) -> date:
-    """The Asia/Shanghai calendar date of an aware time (an envelope's ``time``)."""
-    if moment.tzinfo is None:
-        raise ValueError(f"time {moment.isoformat()} has no offset; business dates need one")
-    return moment.astimezone(SHANGHAI).date()
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -16,7 +14,12 @@ from typing import Any
 
 import orjson
 
-from shared.config import REPO_ROOT
+from services.supervisor import (
+    STOP_TIMEOUT,
+    Deployment,
+    Supervisor,
+    stop_processes,
+)
 from shared.messaging import clients as kafka_clients
 
 #: Topic namespaces of tests: ``t<unix seconds, 8 hex>-<6 hex>.`` (the form before the
@@ -153,44 +156,50 @@ def processes_with_env(variable: str) -> list[int]:
     return found
 
 
-def service_process(module_or_name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _start(supervisor: Supervisor, module_or_name: str, crash_after_commits: int | None,
+           **extra_env: str) -> subprocess.Popen[bytes]:
+    """A service (``filing``…) or a module (``tests.…``), with `crash_after_commits` under the
+    crash tests' fault injection (tests/faults/crash.py)."""
+    from tests.faults.crash import launcher
+
+    module = module_or_name if "." in module_or_name else None
+    (instance,) = supervisor.start(
+        module_or_name, module=module,
+        wrapper=launcher(crash_after_commits) if crash_after_commits else (), **extra_env)
+    return supervisor.processes[instance]
+
+
+def service_process(module_or_name: str, env: dict[str, str], log: Path, *,
+                    crash_after_commits: int | None = None) -> subprocess.Popen[bytes]:
     """Start a service (``filing``…) or a module (``tests.…``) as its own process."""
-    if "." in module_or_name:
-        argv = [sys.executable, "-m", module_or_name]
-    else:
-        argv = [sys.executable, "-m", "services.cli", "serve", module_or_name]
-    return subprocess.Popen(argv, env={**os.environ, **env}, cwd=REPO_ROOT,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    supervisor = Supervisor(env=env, logs=log.parent, log_name=lambda _: log.name)
+    return _start(supervisor, module_or_name, crash_after_commits)
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
+def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int:
+    (code,) = stop_processes([process], timeout)
+    return code
 
 
 class Services:
     """Service processes on one topic namespace and database, for an integration test."""
 
     def __init__(self, bootstrap: str, database_url: str, prefix: str, logs: Path):
-        self.env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
-                    "CLEARINGHOUSE_TOPIC_PREFIX": prefix}
         self.logs = logs
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.supervisor = Supervisor(
+            Deployment(kafka_bootstrap_servers=bootstrap, database_url=database_url,
+                       topic_prefix=prefix),
+            logs, log_name=lambda name: f"{name.rsplit('.', 1)[-1]}.log")
+        #: The running processes by name (the supervisor's own record).
+        self.processes = self.supervisor.processes
 
-    def start(self, *names: str, **extra_env: str) -> None:
+    def start(self, *names: str, crash_after_commits: int | None = None,
+              **extra_env: str) -> None:
         for name in names:
-            self.processes[name] = service_process(
-                name, {**self.env, **extra_env}, self.logs / f"{name.rsplit('.', 1)[-1]}.log")
+            _start(self.supervisor, name, crash_after_commits, **extra_env)
 
     def stop(self, *names: str) -> None:
-        for name in names or tuple(self.processes):
-            stop_process(self.processes.pop(name))
+        self.supervisor.stop(*names)
 
     def log_text(self, name: str) -> str:
         path = self.logs / f"{name}.log"

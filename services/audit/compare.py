@@ -34,7 +34,7 @@ IGNORED_COLUMNS = {"processed_at", "rejected_at", "applied_at", "seq"}
 KEYS = {
     ("clearing", "postings"): ("agency", "entry_id", "line"),
     ("clearing", "results"): ("event_id",),
-    ("clearing", "pending_days"): ("topic", "partition", "offset"),
+    ("clearing", "sequencer_markers"): ("topic", "partition", "offset"),
 }
 IGNORED = {("clearing", "postings"): {"sequence", "link"}}
 

@@ -23,8 +23,8 @@ import asyncpg
 
 from services.clearing import queries
 from services.clearing.domain.items import ClearingItem
-from services.clearing.domain.periods import SHANGHAI
 from services.clearing.reports_cli import console, print_json, table
+from shared.business_time import in_business_zone
 from shared.config import load_settings
 from shared.events.clearing import HUB
 from shared.money import ZERO
@@ -110,7 +110,7 @@ async def _build(conn: asyncpg.Connection, explanation: Explanation) -> Explanat
             "settlement_id": item.settlement_id, "refund_id": item.refund_id,
             "hospital": item.hospital, "insured_agency": item.insured_agency,
             "care_agency": item.care_agency,
-            "business_time": item.business_time.astimezone(SHANGHAI).isoformat(),
+            "business_time": in_business_zone(item.business_time).isoformat(),
             "origin_cycle": item.origin_cycle, "counts_as": counts_as,
             "cleared_amount": str(item.cleared_amount),
             "effect": str(queries.net_effect(item, agency)),

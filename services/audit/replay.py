@@ -22,7 +22,6 @@ How the partitions of a service's inputs are interleaved (``order``):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -360,8 +359,7 @@ async def rebuild(service: str, audit_url: str, settings: Settings, plan: Plan,
     try:
         await apply_migrations(pool, spec.migrations)
         handler = await spec.make_handler(pool, settings)
-        with _no_fault_injection():
-            processor = BatchProcessor(pool, handler)
+        processor = BatchProcessor(pool, handler)
         for batch in plan.transactions(merge_limit):
             await processor.process(batch)
             if on_batch:
@@ -495,13 +493,3 @@ async def _audit_chains(audit_url: str) -> Any:
     finally:
         await conn.close()
 
-
-@contextlib.contextmanager
-def _no_fault_injection() -> Any:
-    """The crash tests' fault injection must never stop an audit."""
-    saved = os.environ.pop("CLEARINGHOUSE_CRASH_AFTER_COMMITS", None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ["CLEARINGHOUSE_CRASH_AFTER_COMMITS"] = saved

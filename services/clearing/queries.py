@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,6 @@ from services.clearing.domain import ledger
 from services.clearing.domain.chain import verify_chain
 from services.clearing.domain.items import ClearingItem
 from services.clearing.domain.ledger import AccountKind, Posting
-from services.clearing.domain.periods import SHANGHAI
 from services.clearing.domain.state import ClearingState, InstructionState
 from shared import topics
 from shared.events import decode
@@ -144,16 +143,6 @@ class BalanceLine:
         if self.account in (AccountKind.PAYABLE, AccountKind.ADVANCED_TO_HOSPITALS):
             return -self.balance
         return self.balance
-
-
-def parse_moment(text: str) -> datetime:
-    """A business moment from the command line: a date means the end of that Asia/Shanghai
-    day; a time without an offset is Asia/Shanghai time."""
-    if len(text) == 10:
-        day = date.fromisoformat(text)
-        return datetime.combine(day, time.max, tzinfo=SHANGHAI)
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
 
 
 def balance_lines(rows: Iterable[Posting], agency: str, as_of: datetime | None = None,

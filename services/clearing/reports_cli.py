@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.clearing import queries
+from shared import business_time
 from shared.config import load_settings
 
 Run = Callable[[Any, argparse.Namespace], Awaitable[int]]
@@ -38,7 +39,7 @@ def add_actions(actions: argparse._SubParsersAction) -> None:  # type: ignore[ty
     balances = _action(actions, "balances",
                        "an agency's ledger balances at any past moment", _balances)
     balances.add_argument("--agency", required=True, help="the ledger (an agency code or hub)")
-    balances.add_argument("--as-of", type=queries.parse_moment,
+    balances.add_argument("--as-of", type=business_time.parse_moment,
                           help="business time: YYYY-MM-DD (end of that day, Asia/Shanghai) "
                                "or an ISO time; default: everything posted")
     balances.add_argument("--cycle", help="only postings cleared in this cycle")

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from aiokafka import TopicPartition
 
 from shared import topics
+from shared.business_time import SHANGHAI, business_date, start_of
 from shared.events import encode, make_event
 from shared.events.clearing import DayStarted
-from shared.filing_view import SHANGHAI
 from shared.messaging import clients as kafka_clients
 
 SOURCE = "scheduler/calendar"
@@ -70,7 +70,7 @@ async def watermarks(bootstrap: str, prefix: str = "") -> dict[str, dict[str, in
 
 
 def midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=SHANGHAI)
+    return start_of(day)
 
 
 async def advance(bootstrap: str, to: date, *, prefix: str = "",
@@ -100,5 +100,5 @@ async def follow(bootstrap: str, *, prefix: str = "",
                  poll_seconds: float = 30.0) -> None:
     """Start each Asia/Shanghai day as the wall clock reaches it, until cancelled."""
     while True:
-        await advance(bootstrap, now().astimezone(SHANGHAI).date(), prefix=prefix)
+        await advance(bootstrap, business_date(now()), prefix=prefix)
         await asyncio.sleep(poll_seconds)

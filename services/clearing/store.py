@@ -1,12 +1,15 @@
 """The clearing service's tables (asyncpg); nothing else touches them.
 
 Rows mirror the domain's records (`ClearingItem`, `ReportRecord`, `Posting`, `Result`)
-one for one; `book.InMemoryBook` is the same store in memory.
+one for one. The handler works through `Tables` (the lookups `dispatch.Lookups` names, and
+the writes of one transaction); queries, reports and the audit read the functions below.
+The order of the inputs across partitions is kept by the shared sequencer, in tables of its
+own (`shared.messaging.sequencer`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,7 +31,6 @@ from services.clearing.domain.ledger import (
 from services.clearing.domain.reports import Answer, ReportRecord
 from services.clearing.domain.state import ClearingState
 from shared.events import make_event
-from shared.messaging.records import Record
 from shared.money import FEN
 
 # ---- the aggregate --------------------------------------------------------------------------
@@ -328,88 +330,59 @@ class Writes:
         return published
 
 
-async def store_decision(conn: asyncpg.Connection, decision: Decision, cause_time: datetime,
-                         source: str) -> list[tuple[str, Any]]:
-    """Write a decision's rows; return its results as (key, envelope) to publish."""
-    writes = Writes()
-    writes.add(decision, cause_time, source)
-    return [(key, envelope) for key, envelope, _ in await writes.flush(conn)]
+# ---- the tables within one transaction -------------------------------------------------------
 
 
-# ---- the cut between days -------------------------------------------------------------------
+class Tables:
+    """The clearing tables as one transaction's decisions see them: `dispatch.Lookups` over
+    the rows written so far, and the rows decided (`add`) written together at `flush`.
 
+    `published` is told each result to publish, as (key, envelope, context), in the order
+    decided, when its row is written (a result stored before is not published again). Reads
+    other than `item` flush first, so they see every decision added.
+    """
 
-async def positions(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
-    rows = await conn.fetch("SELECT * FROM input_positions")
-    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+    def __init__(self, conn: asyncpg.Connection,
+                 published: Callable[[str, Any, Any], None]) -> None:
+        self.conn = conn
+        self._published = published
+        self._writes = Writes()
+        #: Decisions added since the last `flush`.
+        self.unflushed = 0
 
+    async def load_state(self) -> ClearingState:
+        return await load_state(self.conn)
 
-async def advance_positions(conn: asyncpg.Connection, records: Sequence[Record]) -> None:
-    latest: dict[tuple[str, int], int] = {}
-    for r in records:
-        key = (r.topic, r.partition)
-        latest[key] = max(latest.get(key, 0), r.offset + 1)
-    if latest:
-        await conn.executemany(
-            """INSERT INTO input_positions VALUES ($1, $2, $3)
-               ON CONFLICT (topic, "partition") DO UPDATE
-               SET next_offset = greatest(input_positions.next_offset, excluded.next_offset)""",
-            [(t, p, o) for (t, p), o in latest.items()])
+    async def save_state(self, state: ClearingState) -> None:
+        await self.flush()
+        await save_state(self.conn, state)
 
+    def add(self, decision: Decision, cause_time: datetime, source: str, context: Any = None,
+            position: tuple[str, int, int] | None = None) -> None:
+        """`Writes.add`: a decision's rows, written at the next `flush`."""
+        self._writes.add(decision, cause_time, source, context, position)
+        self.unflushed += 1
 
-async def pending_days(conn: asyncpg.Connection) -> list[Record]:
-    rows = await conn.fetch('SELECT * FROM pending_days ORDER BY seq')
-    return [Record(r["topic"], r["partition"], r["offset"], None, bytes(r["value"]))
-            for r in rows]
+    async def flush(self) -> None:
+        """Write the decisions added so far; tell `published` their results."""
+        self.unflushed = 0
+        if not self._writes:
+            return
+        for key, envelope, context in await self._writes.flush(self.conn):
+            self._published(key, envelope, context)
 
+    async def item(self, item_id: str) -> ClearingItem | None:
+        return await self._writes.item(self.conn, item_id)
 
-async def add_pending_day(conn: asyncpg.Connection, record: Record) -> None:
-    await conn.execute(
-        'INSERT INTO pending_days (topic, "partition", "offset", value) VALUES ($1, $2, $3, $4)',
-        record.topic, record.partition, record.offset, record.value)
+    async def unreported_items(self, through: date, cut: dict[str, dict[str, int]] | None = None
+                               ) -> list[ClearingItem]:
+        await self.flush()
+        return await unreported_items(self.conn, through, cut)
 
+    async def cycle_totals(self, cycle: str) -> CycleTotals:
+        await self.flush()
+        return await cycle_totals(self.conn, cycle)
 
-async def drop_pending_day(conn: asyncpg.Connection, record: Record) -> None:
-    await conn.execute(
-        'DELETE FROM pending_days WHERE topic = $1 AND "partition" = $2 AND "offset" = $3',
-        record.topic, record.partition, record.offset)
-
-
-async def defer(conn: asyncpg.Connection, records: Sequence[Record]) -> None:
-    """Hold records back (in one statement); a record held already stays as it is."""
-    if records:
-        await conn.execute(
-            """INSERT INTO deferred SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[],
-                   $4::bytea[]) ON CONFLICT DO NOTHING""",
-            [r.topic for r in records], [r.partition for r in records],
-            [r.offset for r in records], [r.value for r in records])
-
-
-async def deferred(conn: asyncpg.Connection, after: tuple[str, int, int] = ("", -1, -1),
-                   limit: int = 1000) -> list[Record]:
-    """Records held back, in (topic, partition, offset) order, from just after `after`."""
-    rows = await conn.fetch(
-        """SELECT * FROM deferred WHERE (topic, "partition", "offset") > ($1, $2, $3)
-           ORDER BY topic, "partition", "offset" LIMIT $4""", *after, limit)
-    return [Record(r["topic"], r["partition"], r["offset"], None, bytes(r["value"]))
-            for r in rows]
-
-
-async def drop_deferred(conn: asyncpg.Connection, records: Sequence[Record]) -> None:
-    if records:
-        await conn.execute(
-            """DELETE FROM deferred d USING unnest($1::text[], $2::int[], $3::bigint[])
-                   AS r(topic, "partition", "offset")
-               WHERE (d.topic, d."partition", d."offset") = (r.topic, r."partition", r."offset")
-            """,
-            [r.topic for r in records], [r.partition for r in records],
-            [r.offset for r in records])
-
-
-async def held_partitions(conn: asyncpg.Connection) -> set[tuple[str, int]]:
-    """The input partitions with records held back (their later records wait behind them)."""
-    rows = await conn.fetch(
-        """SELECT topic, "partition" FROM input_positions i WHERE EXISTS (
-               SELECT 1 FROM deferred d WHERE d.topic = i.topic
-                                          AND d."partition" = i."partition")""")
-    return {(r["topic"], r["partition"]) for r in rows}
+    async def report(self, agency: str, day: date) -> ReportRecord | None:
+        await self.flush()
+        return await report(self.conn, agency, day)

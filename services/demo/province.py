@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 
 from shared import regions, topics
+from shared.business_time import SHANGHAI
 from shared.events.filing import FilingCategory
-from shared.filing_view import SHANGHAI
 from shared.reference import Hospital, ReferenceData
 
 DEFAULT_SEED = 20261001

@@ -21,9 +21,9 @@ from services.clearing.domain.ledger import EntryKind, Posting, Side
 from services.clearing.domain.periods import STATEMENTS_DAY, cycle_of, milestone
 from services.demo.run import FILING_ANSWERS, Outcome, Steps, cross_items
 from shared import topics
+from shared.business_time import business_date
 from shared.events.clearing import DifferenceNotice, NetTransferInstruction, StatementIssued
 from shared.events.settlement import SettlementCompleted
-from shared.filing_view import business_date
 from shared.money import ZERO, format_money
 from shared.reference import ReferenceData
 

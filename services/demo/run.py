@@ -11,11 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time as wallclock
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -38,18 +35,17 @@ from services.clearing.domain.periods import (
     milestone,
 )
 from services.demo.province import Message, Province, event_id, make_message
+from services.registry import SERVICES
+from services.supervisor import Deployment, Supervisor
 from shared import topics
-from shared.config import REPO_ROOT
+from shared.business_time import SHANGHAI, business_date
 from shared.db import drop_database
 from shared.events import Envelope, Rejection, decode
 from shared.events.clearing import DailyReport, NetTransferInstruction, StatementIssued
 from shared.events.settlement import SettlementCompleted, SettlementRefunded
-from shared.filing_view import SHANGHAI, business_date
 from shared.messaging import clients as kafka_clients
 from shared.money import format_money
-from shared.running import die_with_parent
 
-SERVICES = ("filing", "settlement", "clearing")
 #: What each service reads (its consumer group must reach the end of these to be idle).
 INPUTS = {"filing": (topics.FILING_COMMANDS, topics.CLEARING_SCHEDULE),
           "settlement": (topics.SETTLEMENT_SUBMISSIONS, topics.FILING_EVENTS),
@@ -171,41 +167,27 @@ async def create_database(server_url: str, name: str) -> None:
 
 
 class ServiceProcesses:
-    """The three services as child processes, logging to files, stopped on every exit."""
+    """The three services as child processes (`services.supervisor`), logging to files,
+    stopped on every exit; a killed demo takes them with it."""
 
-    def __init__(self, env: dict[str, str], logs: Path):
-        self.env, self.logs = env, logs
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
+    def __init__(self, deployment: Deployment, logs: Path):
+        self.logs = logs
+        # a session of their own: Ctrl-C reaches the demo, which stops them
+        self.supervisor = Supervisor(deployment, logs, new_session=True)
 
     def start(self) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
         for name in SERVICES:
-            with (self.logs / f"{name}.log").open("ab") as log:
-                self.children[name] = subprocess.Popen(
-                    [sys.executable, "-m", "services.cli", "serve", name],
-                    env={**os.environ, **self.env}, cwd=REPO_ROOT, stdout=log,
-                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True,  # Ctrl-C reaches the demo, which stops them
-                    preexec_fn=die_with_parent())  # and so does a killed demo
+            self.supervisor.start(name)
 
     def check(self) -> None:
-        for name, child in self.children.items():
-            if child.poll() is not None:
-                log = self.logs / f"{name}.log"
-                tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
-                raise DemoError(f"the {name} service exited with status {child.returncode}; "
-                                f"see {log}:\n  " + "\n  ".join(tail))
+        for name, code in self.supervisor.exited().items():
+            log = self.supervisor.log_path(name)
+            tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+            raise DemoError(f"the {name} service exited with status {code}; "
+                            f"see {log}:\n  " + "\n  ".join(tail))
 
     def stop(self) -> None:
-        for child in self.children.values():
-            if child.poll() is None:
-                child.terminate()
-        for child in self.children.values():
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        self.supervisor.stop()
 
 
 # ---- Kafka: publishing, following the outputs, consumer lag ------------------------------
@@ -470,11 +452,11 @@ async def run(options: Options, namespace: Namespace, province: Province, steps:
               ) -> Outcome:
     """Run the services on the namespace, publish the province, follow the calendar through
     the 20th of the next month, and collect what came out."""
-    env = {"KAFKA_BOOTSTRAP_SERVERS": namespace.kafka_bootstrap_servers,
-           "DATABASE_URL": namespace.database_url,
-           "CLEARINGHOUSE_TOPIC_PREFIX": namespace.topic_prefix,
-           "CLEARINGHOUSE_GROUP_PREFIX": namespace.group_prefix}
-    services = ServiceProcesses(env, namespace.logs)
+    deployment = Deployment(kafka_bootstrap_servers=namespace.kafka_bootstrap_servers,
+                            database_url=namespace.database_url,
+                            topic_prefix=namespace.topic_prefix,
+                            group_prefix=namespace.group_prefix)
+    services = ServiceProcesses(deployment, namespace.logs)
     follower = Follower(namespace.kafka_bootstrap_servers, namespace.topic_prefix, services)
     try:
         services.start()

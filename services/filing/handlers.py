@@ -18,12 +18,12 @@ from services.filing.domain import reasons
 from services.filing.domain.decisions import decide, expire
 from services.filing.domain.state import PersonFilingState, empty, fold_all
 from shared import topics
+from shared.business_time import business_date
 from shared.config import Settings
 from shared.events import Envelope, Rejection, derived_id, make_event
 from shared.events.base import Payload
 from shared.events.clearing import DayStarted
 from shared.events.filing import FilingRejected, FilingRequested
-from shared.filing_view import business_date
 from shared.logging import bind_event
 from shared.messaging.processing import refusal_copies
 from shared.messaging.records import Incoming, Outgoing, Record

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from services.settlement.domain.decisions import FilingFacts, HospitalFacts, SettlementContext
 from services.settlement.domain.policy import Catalogue, PolicyError, load_catalogue, load_policies
+from shared.business_time import business_date
 from shared.events.filing import InsuranceType
 from shared.events.settlement import SettlementSubmitted
-from shared.filing_view import PersonFilings, benefit_status, business_date, in_force
+from shared.filing_view import PersonFilings, benefit_status, in_force
 from shared.reference import ReferenceData
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -121,9 +120,6 @@ class BatchProcessor:
         self.duplicates = 0
         self.rejected = 0
         self.commits = 0
-        # Fault injection for the crash tests: die right after the Nth commit, before
-        # offsets are committed and before the relay publishes (docs/reliability.md).
-        self._crash_after = int(os.environ.get("CLEARINGHOUSE_CRASH_AFTER_COMMITS", "0"))
 
     async def process(self, records: Sequence[Record]) -> None:
         """Process a batch until it has committed; transient failures are retried with backoff."""
@@ -195,9 +191,6 @@ class BatchProcessor:
                 conn, [i.record for i in decoded] + [r for r, _ in rejections])
             await write_outbox(conn, outgoing)
         self.commits += 1
-        if self._crash_after and self.commits >= self._crash_after:
-            log.warning("fault.crash_after_commit", commits=self.commits)
-            os._exit(86)
         self.processed += len(fresh)
         self.duplicates += len(decoded) - len(fresh)
         self.rejected += len(rejections)

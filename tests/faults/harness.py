@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.clearing import scheduler
 from shared import topics
 from shared.messaging import clients as kafka_clients
+from tests.faults import crash
 from tests.faults.workload import HUB, Expected, Message, Workload, money
 from tests.helpers import Services, create_topics, new_prefix
 
@@ -233,11 +234,12 @@ class Installation:
         self.kills[name] += 1
         self.note(f"kill -9 {name} (pid {process.pid}, #{self.kills[name]})")
 
-    def restart(self, name: str, **env: str) -> None:
-        self.services.start(name, **env)
+    def restart(self, name: str, *, crash_after_commits: int | None = None) -> None:
+        self.services.start(name, crash_after_commits=crash_after_commits)
         self.starts[name] += 1
         self.note(f"started {name} (pid {self.services.processes[name].pid})"
-                  + (f" with {env}" if env else ""))
+                  + (f" to crash after {crash_after_commits} commits"
+                     if crash_after_commits else ""))
 
     def exited(self) -> dict[str, int]:
         """Services that ended on their own, with their exit codes."""
@@ -278,8 +280,8 @@ async def chaos(inst: Installation, stop: asyncio.Event, rng: random.Random, *,
                 names: tuple[str, ...] = SERVICES,
                 crash_after_commits: dict[str, int] | None = None) -> None:
     """Kill each service in turn at random moments, `rounds` times over, and restart it.
-    A restart named in `crash_after_commits` runs with CLEARINGHOUSE_CRASH_AFTER_COMMITS,
-    so that the process dies by itself right after a commit and before offsets and outbox
+    A restart named in `crash_after_commits` runs under the crash injection (crash.py), so
+    that the process dies by itself right after a commit and before offsets and outbox
     move on (the narrowest window); it is then started again normally."""
     planned = crash_after_commits or {}
     for round_ in range(rounds):
@@ -294,7 +296,7 @@ async def chaos(inst: Installation, stop: asyncio.Event, rng: random.Random, *,
             inst.kill(name)
             await asyncio.sleep(rng.uniform(*down))
             if round_ == 0 and name in planned:
-                inst.restart(name, CLEARINGHOUSE_CRASH_AFTER_COMMITS=str(planned[name]))
+                inst.restart(name, crash_after_commits=planned[name])
                 process = inst.services.processes[name]
                 deadline = time.monotonic() + 15
                 while process.poll() is None and time.monotonic() < deadline \
@@ -306,7 +308,7 @@ async def chaos(inst: Installation, stop: asyncio.Event, rng: random.Random, *,
                     inst.services.processes.pop(name)
                     inst.note(f"{name} died by itself after {planned[name]} commits "
                               f"(exit {process.returncode})")
-                    if process.returncode != 86:
+                    if process.returncode != crash.EXIT_CODE:
                         raise AssertionError(f"{name} exited {process.returncode}, not 86, "
                                              f"with the crash injection; see its log")
             inst.restart(name)

@@ -32,7 +32,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from services.clearing.app import SPEC as CLEARING
-from services.clearing.domain.book import InMemoryBook
 from services.clearing.domain.ledger import EventRef
 from services.settlement.domain.accumulators import PersonState, evolve
 from services.settlement.domain.decisions import decide_refund, decide_settlement
@@ -52,6 +51,7 @@ from shared.messaging.processing import BatchProcessor
 from shared.messaging.records import Record
 from shared.money import ZERO
 from shared.reference import load_reference
+from tests.clearing_book import InMemoryBook
 from tests.helpers import new_database_name
 
 # ---- a random month as a log ------------------------------------------------------------------

@@ -69,9 +69,8 @@ async def test_crash_between_commit_and_publish_loses_and_duplicates_nothing(
     env = {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "DATABASE_URL": fresh_database,
            "CLEARINGHOUSE_TOPIC_PREFIX": prefix}
 
-    crashing = service_process("tests.integration.probe_service",
-                               {**env, "CLEARINGHOUSE_CRASH_AFTER_COMMITS": "1"},
-                               tmp_path / "probe-1.log")
+    crashing = service_process("tests.integration.probe_service", env,
+                               tmp_path / "probe-1.log", crash_after_commits=1)
     try:
         code = await asyncio.to_thread(crashing.wait, 90)
         assert code == 86, (tmp_path / "probe-1.log").read_text()

@@ -8,14 +8,13 @@ import json
 import random
 from datetime import UTC, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import orjson
 
 from services.clearing.domain.chain import GENESIS, canonical_text, next_link, verify_chain
 from services.clearing.domain.ledger import AccountKind, EntryKind, EventRef, Posting, Side
+from shared.business_time import SHANGHAI
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 FIRST = "7cc734cd91a7090091679fc3f6852080446fc8b154a79bf9ffa6c1215fa3a927"
 SECOND = "41b8c481f8c462b9751c6fa5cceaaa0b196d92c1cd6517b9f0af9a84009fef49"
 

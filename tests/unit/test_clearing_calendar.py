@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from services.clearing.domain.book import InMemoryBook
 from services.clearing.domain.calendar import (
     CalendarInputs,
     CalendarNeeds,
@@ -34,6 +33,7 @@ from shared.events.clearing import (
     StatementIssued,
     SubmissionRejected,
 )
+from tests.clearing_book import InMemoryBook
 from tests.unit.test_clearing_ledger import A, B, C, at, completed, ref, refunded
 
 OCT = "2026-10"

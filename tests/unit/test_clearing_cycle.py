@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import pytest
 
-from services.clearing.domain.book import InMemoryBook
 from services.clearing.domain.chain import verify_chain
 from services.clearing.domain.cycles import (
     check_hub_pays_out_what_it_takes_in,
@@ -45,6 +44,7 @@ from shared.events.clearing import (
     StatementIssued,
     SubmissionRejected,
 )
+from tests.clearing_book import InMemoryBook
 from tests.unit.test_clearing_ledger import A, B, C, at, completed, refunded
 
 D = Decimal

@@ -8,7 +8,6 @@ import itertools
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -42,12 +41,12 @@ from services.clearing.domain.ledger import (
     postings_for_settlement,
     receivable,
 )
-from services.clearing.domain.periods import business_date, cycle_of, next_cycle, previous_cycle
+from services.clearing.domain.periods import cycle_of, next_cycle, previous_cycle
+from shared.business_time import SHANGHAI, business_date
 from shared.events.clearing import HUB
 from shared.events.filing import InsuranceType
 from shared.events.settlement import Item, SettlementCompleted, SettlementRefunded, VisitType
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 A, B, C = "220100", "220200", "220281"
 _ids = itertools.count(1)
 

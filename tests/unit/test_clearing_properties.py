@@ -13,7 +13,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.clearing.domain.book import InMemoryBook
 from services.clearing.domain.chain import verify_chain
 from services.clearing.domain.cycles import (
     check_hub_pays_out_what_it_takes_in,
@@ -27,8 +26,8 @@ from services.clearing.domain.ledger import (
     check_hub_never_overdrawn,
     check_reciprocity,
 )
-from services.clearing.domain.periods import SHANGHAI
 from services.clearing.domain.state import ClearingState, CycleStatus
+from shared.business_time import SHANGHAI
 from shared.events.base import Payload
 from shared.events.clearing import (
     HUB,
@@ -39,6 +38,7 @@ from shared.events.clearing import (
 )
 from shared.events.settlement import SettlementCompleted
 from shared.money import from_fen, to_fen
+from tests.clearing_book import InMemoryBook
 from tests.unit.test_clearing_ledger import completed, refunded
 
 Operation = tuple[Any, ...]

@@ -12,8 +12,8 @@ import pytest
 
 from services.demo.province import Province, generate
 from shared import topics
+from shared.business_time import SHANGHAI
 from shared.events import decode
-from shared.filing_view import SHANGHAI
 from shared.reference import load_reference
 
 

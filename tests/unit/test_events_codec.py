@@ -83,7 +83,8 @@ def test_every_code_point_is_written_as_before() -> None:
 
 
 def test_the_clearing_view_reads_the_same_amounts_and_skips_only_the_items() -> None:
-    from services.clearing.handlers import CompletedView, decode_input
+    from services.clearing.handlers import decode_input
+    from shared.events.views import CompletedView
 
     at = datetime(2026, 10, 3, 1, 2, 3, tzinfo=UTC)
     raw = encode(make_event(_completed(), id="c1", source="service/settlement", time=at))

@@ -17,6 +17,7 @@ from services.filing.domain import reasons
 from services.filing.domain import state as domain_state
 from services.filing.domain.decisions import add_months, decide, expire
 from shared import topics
+from shared.business_time import SHANGHAI
 from shared.events import decode, encode, make_event
 from shared.events.filing import (
     BenefitStatus,
@@ -37,7 +38,7 @@ from shared.events.filing import (
     RevokeFiling,
     SupplyMaterials,
 )
-from shared.filing_view import SHANGHAI, in_force
+from shared.filing_view import in_force
 from shared.reference import DEFAULT_DIRECTORY, load_reference
 
 REF = load_reference(DEFAULT_DIRECTORY)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.business_time import business_date
 from shared.events.base import Reason
 from shared.events.filing import (
     BenefitStatus,
@@ -27,7 +28,6 @@ from shared.events.filing import (
 from shared.filing_view import (
     PersonFilings,
     benefit_status,
-    business_date,
     fold,
     in_force,
 )

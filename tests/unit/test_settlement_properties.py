@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.settlement.domain.accumulators import (
-    BUSINESS_ZONE,
     Outcome,
     PersonState,
     evolve,
@@ -29,6 +28,7 @@ from services.settlement.domain.decisions import (
     decide_settlement,
 )
 from services.settlement.domain.policy import load_catalogue, load_policies
+from shared.business_time import SHANGHAI
 from shared.events.filing import BenefitStatus, FilingCategory, InsuranceType
 from shared.events.settlement import (
     Item,
@@ -103,7 +103,7 @@ FILINGS = [
     (FilingFacts("F-TMP", FilingCategory.TEMPORARY_OTHER, "220000", InsuranceType.EMPLOYEE,
                  "220100"),),
 ]
-START = datetime(2026, 12, 20, 9, 0, tzinfo=BUSINESS_ZONE)
+START = datetime(2026, 12, 20, 9, 0, tzinfo=SHANGHAI)
 
 
 @st.composite

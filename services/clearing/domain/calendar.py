@@ -36,7 +36,6 @@ from services.clearing.domain.periods import (
     cycle_of_date,
     milestone,
     previous_cycle,
-    start_of,
 )
 from services.clearing.domain.reports import Answer, build_daily_reports, items_for_report
 from services.clearing.domain.state import (
@@ -45,6 +44,7 @@ from services.clearing.domain.state import (
     InstructionState,
     StatementRecord,
 )
+from shared.business_time import start_of
 from shared.events.clearing import CycleClosed, DayStarted, RemittanceOverdue
 from shared.money import ZERO
 

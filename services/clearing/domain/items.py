@@ -13,7 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 from services.clearing.domain.ledger import EventRef
-from services.clearing.domain.periods import business_date, cycle_of
+from services.clearing.domain.periods import cycle_of
+from shared.business_time import business_date
 from shared.events.settlement import SettlementCompleted, SettlementRefunded
 
 

@@ -32,7 +32,6 @@ from typing import Any
 
 from services.clearing.domain.periods import (
     STATEMENTS_DAY,
-    business_date,
     cycle_of_date,
     milestone,
     next_cycle,
@@ -41,6 +40,7 @@ from services.clearing.domain.periods import (
 from services.clearing.domain.reports import ReportRecord, confirmation_problems
 from services.clearing.domain.state import ClearingState, CycleStatus
 from services.clearing.domain.submissions import remittance_problems
+from shared.business_time import business_date
 from shared.events.clearing import (
     DailyReportConfirmed,
     DailyReportDisputed,

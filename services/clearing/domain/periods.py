@@ -1,4 +1,4 @@
-"""Business time of clearing: Asia/Shanghai days and monthly cycles (``YYYY-MM``).
+"""Clearing's periods: monthly cycles (``YYYY-MM``) of business time (`shared.business_time`).
 
 The timetable follows Jiangsu's rules (DOMAIN.md, flow 6): statements by the 2nd,
 confirmations by the 5th, nets by the 10th, remittances by the 15th, payouts by the 20th.
@@ -6,10 +6,9 @@ confirmations by the 5th, nets by the 10th, remittances by the 15th, payouts by 
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from shared.business_time import in_business_zone
 
 #: Day of the month after a cycle on which each step falls due.
 STATEMENTS_DAY = 2
@@ -19,26 +18,9 @@ REMITTANCE_DUE_DAY = 15
 DISTRIBUTION_DAY = 20
 
 
-def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"business times need an offset, got naive {moment.isoformat()}")
-    return moment.astimezone(SHANGHAI)
-
-
 def cycle_of(moment: datetime) -> str:
     """The clearing cycle of a moment: its calendar month in Asia/Shanghai."""
-    return cycle_of_date(_aware(moment))  # the same text as strftime("%Y-%m"), faster
-
-
-def business_date(moment: datetime) -> date:
-    """The Asia/Shanghai calendar date of a moment."""
-    return _aware(moment).date()
-
-
-def start_of(day: date) -> datetime:
-    """Midnight at the start of a business day, Asia/Shanghai: the business time of
-    whatever the calendar does on that day."""
-    return datetime.combine(day, time(0), tzinfo=SHANGHAI)
+    return cycle_of_date(in_business_zone(moment))  # the same text as strftime("%Y-%m"), faster
 
 
 def cycle_of_date(day: date) -> str:

@@ -150,3 +150,27 @@ def remittance_problems(
                  "message": f"{iid} has {instruction.outstanding} outstanding, the report says "
                             f"{reported.amount}; report only what was sent against it"}]
     return []
+
+
+def refuse_other_sender(state: ClearingState, source: str, payload: object, cause: EventRef
+                        ) -> Decision | None:
+    """An agency answers only for itself: the envelope's `source` must be ``agency/<code>``
+    of the agency the submission is about (for a remittance, the instruction's payer).
+    The refusal when it is not; None for every other event and every rightful sender."""
+    if not isinstance(payload, (DailyReportConfirmed, DailyReportDisputed, StatementConfirmed,
+                                StatementDisputed, RemittanceReported)):
+        return None
+    claimed = payload.agency
+    if isinstance(payload, RemittanceReported):
+        cycle = state.cycle_of_instruction(payload.instruction_id)
+        if cycle is not None:
+            claimed = state.cycles[cycle].instructions[payload.instruction_id].payer
+    if claimed is None or source == f"agency/{claimed}":
+        return None
+    sender = source.removeprefix("agency/")
+    draft = Draft.of(state)
+    draft.reject(cause, payload, sender, [{
+        "code": "source_mismatch",
+        "message": f"sent by {source} about agency {claimed}: an agency answers only "
+                   f"for itself, with source agency/<its code>"}])
+    return draft.decision()

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, overload
-from zoneinfo import ZoneInfo
 
+from shared.business_time import business_date
 from shared.events.settlement import (
     RefundRejected,
     RefundRequested,
@@ -26,13 +26,7 @@ from shared.events.settlement import (
 )
 from shared.money import ZERO, format_money, parse_money
 
-BUSINESS_ZONE = ZoneInfo("Asia/Shanghai")
 STATE_VERSION = 1
-
-
-def business_date(moment: datetime) -> date:
-    """The business date (Asia/Shanghai) of an aware time."""
-    return moment.astimezone(BUSINESS_ZONE).date()
 
 
 def year_scope(year: int, insurance_type: str, pool: str) -> str:

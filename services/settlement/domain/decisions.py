@@ -12,7 +12,6 @@ from services.settlement.domain.accumulators import (
     Held,
     PersonState,
     admission_scope,
-    business_date,
     year_scope,
 )
 from services.settlement.domain.compute import applied_ratio, compute
@@ -24,6 +23,7 @@ from services.settlement.domain.policy import (
 )
 from services.settlement.domain.tiers import FilingOption, TierChoice, choose_tier, classify_trip
 from shared import regions
+from shared.business_time import business_date
 from shared.events.base import Reason
 from shared.events.filing import BenefitStatus, FilingCategory, InsuranceType
 from shared.events.settlement import (
