@@ -19,7 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.config import REPO_ROOT
-from shared.db import drop_database
+from shared.db import drop_database, prepare_database
 from shared.messaging import clients as kafka_clients
 from shared.running import die_with_parent
 from shared.topics import all_topics
@@ -86,6 +86,7 @@ class Environment:
             await conn.execute(f'CREATE DATABASE "{self.name}"')
         finally:
             await conn.close()
+        await prepare_database(self.admin_url, self.name)  # the services' roles and schemas
         await ensure_topics(self.bootstrap, all_topics(self.prefix))
         self.logs.mkdir(parents=True, exist_ok=True)
 

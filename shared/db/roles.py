@@ -178,7 +178,11 @@ def role_url(database_url: str, role: str) -> str:
 
 
 def service_database_url(database_url: str, service: str) -> str:
-    """The URL a service connects with: its own role on `database_url`'s database."""
+    """The URL a service connects with: its own role on `database_url`'s database. A
+    service without a role (a test's probe service) connects as `database_url` says."""
+    if service not in SERVICE_ROLES:
+        log.info("database.no_role", service=service, user=url_user(database_url))
+        return database_url
     return role_url(database_url, service_role(service))
 
 
