@@ -69,6 +69,14 @@ async def create_pool(
             )
             assert pool is not None
             return pool
+        except (asyncpg.InvalidPasswordError,
+                asyncpg.InvalidAuthorizationSpecificationError) as exc:
+            # Permanent: say who was refused where, and where its password comes from.
+            raise ConnectionError(
+                f"PostgreSQL at {redact_url(database_url)} refused role "
+                f"{url_user(database_url)!r}: {exc} (its password comes from "
+                "DATABASE_PASSWORD_<ROLE> or the database roles file, see shared.db.roles)"
+            ) from None
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise ConnectionError(
