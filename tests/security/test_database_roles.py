@@ -212,3 +212,33 @@ async def test_the_running_services_connect_as_their_own_roles(
     finally:
         await admin.close()
         services.stop()
+
+
+async def test_the_audit_and_the_queries_read_as_the_read_only_roles(migrated: str) -> None:
+    """Given the admin's URL (as the audit and `clearinghouse clearing ...` are), they
+    connect as ch_auditor and ch_portal: what those roles may not read, they do not get."""
+    from services.audit import cli as audit_cli
+    from services.audit import replay
+    from services.clearing import queries
+
+    live = await audit_cli._read_only(migrated)
+    try:
+        assert await live.fetchval("SELECT current_user") == AUDITOR
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await live.execute("DELETE FROM filing.inbox")
+    finally:
+        await live.close()
+    portal = await queries.connect(migrated)
+    try:
+        assert await portal.fetchval("SELECT current_user") == PORTAL
+        await queries.state(portal)
+    finally:
+        await portal.close()
+    admin = await asyncpg.connect(migrated)
+    try:
+        await admin.execute(f"REVOKE USAGE ON SCHEMA filing FROM {AUDITOR}")
+    finally:
+        await admin.close()
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await replay.live_consumption(migrated, "filing")
+    assert (await replay.live_consumption(migrated, "settlement")).present
