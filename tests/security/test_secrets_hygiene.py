@@ -4,6 +4,7 @@ redacted where they are shown."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import stat
@@ -137,12 +138,15 @@ async def test_a_service_log_and_process_title_carry_no_password(
         services.start("filing", DATABASE_PASSWORD_CH_FILING=wrong)
         deadline = time.monotonic() + 120
         filing = services.processes["filing"]
-        for name, process in services.processes.items():
-            titles[name] = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode(
-                errors="replace").replace("\0", " ")
         while filing.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+            await asyncio.sleep(0.2)
         assert filing.poll() not in (None, 0), "the filing service ran with a wrong password"
+        for name in ("settlement", "clearing"):  # what `ps` shows of the running ones
+            process = services.processes[name]
+            assert process.poll() is None, services.log_text(name)[-2000:]
+            titles[name] = subprocess.run(["ps", "-o", "args=", "-p", str(process.pid)],
+                                          capture_output=True, text=True, check=True).stdout
+            assert "services.cli serve" in titles[name]
     finally:
         services.stop()
     text = {name: services.log_text(name) for name in ("filing", "settlement", "clearing")}
