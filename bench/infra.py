@@ -18,7 +18,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.supervisor import Deployment, Supervisor
-from shared.db import drop_database
+from shared.db import drop_database, prepare_database
 from shared.messaging import clients as kafka_clients
 
 #: Installed in the bench's own database: each commit of the clearing service that takes
@@ -96,6 +96,7 @@ class Environment:
             await conn.execute(f'CREATE DATABASE "{self.name}"')
         finally:
             await conn.close()
+        await prepare_database(self.admin_url, self.name)  # the services' roles and schemas
         await prepare_namespace(self.bootstrap, self.prefix, self.name,
                                 reference_dir=self.reference_dir, users=True)
         self.logs.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from bench.infra import (
 )
 from shared import topics
 from shared.config import REPO_ROOT
+from shared.db import redact_url
 from shared.events import encode, make_event
 from shared.events.clearing import DayStarted
 from shared.messaging import clients as kafka_clients
@@ -488,7 +489,8 @@ class Bench:
         started = now()
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services.cli", "audit", "replay", "--prefix", env.prefix,
-            "--database-url", env.database_url, "--json", "--quiet",
+            # no password on a command line: the audit takes it from DATABASE_URL (env)
+            "--database-url", redact_url(env.database_url), "--json", "--quiet",
             env={**os.environ, **env.env}, cwd=REPO_ROOT,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:

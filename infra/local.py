@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from infra import InfraError, cmdline, kafka, port_open, postgres
+from shared.db.pool import redact_url
+from shared.db.roles import roles_file
 
 T = TypeVar("T")
 
@@ -180,13 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            print(json.dumps(asdict(up(args.cache_dir)), indent=2))
+            addresses = up(args.cache_dir)
+            print(json.dumps(asdict(addresses) | {
+                "database_url": redact_url(addresses.database_url),
+                "database_roles_file": str(roles_file(resolve_cache_dir(args.cache_dir)))},
+                indent=2))
         elif args.command == "down":
             down(args.cache_dir)
             print("stopped")
         else:
             report = status(args.cache_dir)
-            print(json.dumps(report, indent=2))
+            shown = {**report, "postgres": {**report["postgres"], "database_url": redact_url(
+                report["postgres"]["database_url"])}}
+            print(json.dumps(shown, indent=2))
             return 0 if report["ok"] else 1
     except InfraError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -29,6 +29,7 @@ from infra import (
     spawn_detached,
     stop_pid,
 )
+from shared.db import roles as db_roles
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,14 @@ def _wait_ready(paths: _Paths, pid: int, port: int, timeout: float) -> None:
     )
 
 
-def _bootstrap(paths: _Paths, port: int) -> None:
-    """Create the application role and database if missing (superuser over the socket)."""
+def _bootstrap(paths: _Paths, port: int, cache: Path) -> None:
+    """Create the admin role and database if missing, the services' and read-only roles
+    (shared.db.roles; their passwords from ``<cache>/secrets/postgres-roles.json``, made
+    on first use), and prepare the default database for them (superuser over the socket;
+    the server is sent SCRAM verifiers, never a password)."""
+    passwords = db_roles.ensure_passwords(db_roles.roles_file(cache))
+    script = (_BOOTSTRAP_SQL + db_roles.roles_sql(passwords, admin=ROLE)
+              + f"\\connect {DATABASE}\nSET ROLE {ROLE};\n" + db_roles.prepare_sql())
     cmd = [
         str(bin_dir() / "psql"),
         "-X",
@@ -238,7 +245,7 @@ def _bootstrap(paths: _Paths, port: int) -> None:
         "postgres",
     ]
     done = subprocess.run(
-        cmd, input=_BOOTSTRAP_SQL, capture_output=True, text=True, env=_env(None), check=False
+        cmd, input=script, capture_output=True, text=True, env=_env(None), check=False
     )
     if done.returncode != 0:
         raise InfraError(f"creating role/database failed:\n{done.stdout}\n{done.stderr}")
@@ -287,7 +294,7 @@ def start(cache: Path, port: int, timeout: float = 60.0) -> PostgresServer:
             )
         port = running_port
     _wait_ready(paths, pid, port, timeout)
-    _bootstrap(paths, port)
+    _bootstrap(paths, port, cache)
     return PostgresServer(pid=pid, port=port, url=database_url(port))
 
 

@@ -11,6 +11,13 @@ DEFAULT_DATABASE_URL = "postgresql://clearinghouse:clearinghouse@127.0.0.1:15432
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def cache_dir() -> Path:
+    """Where ``infra up`` keeps servers, jars and secrets: ``CLEARINGHOUSE_CACHE``, else
+    ``~/.cache/clearinghouse`` (the same rule as infra.local)."""
+    env = os.environ.get("CLEARINGHOUSE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "clearinghouse"
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap_servers: str

@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 
 from shared.config import REPO_ROOT
-from shared.db import drop_database
+from shared.db import drop_database, prepare_database
+from shared.db.roles import roles_file
 from tests.helpers import new_database_name
 
 
@@ -54,9 +55,13 @@ def infra() -> Iterator[Infra]:
             run_sync(ensure_topics(bootstrap))
             yield Infra(bootstrap, pg.get_connection_url(), "testcontainers")
         return
-    from infra.local import up
+    from infra.local import resolve_cache_dir, up
 
     addresses = up()
+    # The database roles' passwords stay where `up` wrote them, also for the processes a
+    # test starts with a CLEARINGHOUSE_CACHE of its own (shared.db.roles).
+    os.environ.setdefault("CLEARINGHOUSE_PG_ROLES_FILE",
+                          str(roles_file(resolve_cache_dir())))
     yield from _tidy(Infra(addresses.kafka_bootstrap, addresses.database_url, "local",
                            addresses.kafka_tls_bootstrap))
 
@@ -105,6 +110,7 @@ async def fresh_database(infra: Infra) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    await prepare_database(infra.database_url, name)
     base, _, _ = infra.database_url.rpartition("/")
     yield f"{base}/{name}"
     admin = await asyncpg.connect(infra.database_url)

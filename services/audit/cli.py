@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 from rich.console import Console
@@ -30,7 +30,8 @@ from services.clearing.reports_cli import console, print_json, table
 from services.registry import SERVICES
 from shared import topics
 from shared.config import Settings, load_settings
-from shared.db import drop_database, redact_url
+from shared.db import AUDITOR, drop_database, redact_url, role_url
+from shared.db.roles import with_credentials
 from shared.logging import configure_logging
 from shared.running import Interrupted, run_cancellable
 
@@ -83,8 +84,25 @@ def resolve_target(prefix: str | None, database_url: str | None,
     demo_prefix = demo.get("prefix", demo.get("topic_prefix"))
     chosen_prefix = prefix if prefix is not None else (
         demo_prefix if demo_prefix is not None else settings.topic_prefix)
-    url = database_url or demo.get("database_url") or settings.database_url
+    url = _unredacted(database_url or demo.get("database_url"), settings.database_url)
     return str(bootstrap), str(chosen_prefix or ""), str(url)
+
+
+def _unredacted(given: str | None, configured: str) -> str:
+    """`given` (``--database-url``, else the last demo's) with its password: a URL whose
+    password is redacted (``***``, as ``last-demo.json`` keeps it) or left out takes the
+    password of ``DATABASE_URL`` when it names the same user, so no password need be put
+    on a command line or in a file."""
+    if not given:
+        return configured
+    parts = urlsplit(given)
+    mine = urlsplit(configured)
+    if parts.password not in ("***", None) or not parts.username:
+        return given
+    if mine.username != parts.username or not mine.password:
+        return given if parts.password is None else with_credentials(
+            given, unquote(parts.username), None)
+    return with_credentials(given, unquote(parts.username), unquote(mine.password))
 
 
 def audit_database_url(live_url: str, name: str) -> str:
@@ -279,7 +297,8 @@ async def _plans(log: replay.Log, live_url: str, order: str
 
 
 async def _read_only(live_url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(live_url, server_settings={
+    """The live database as the read-only auditor role (shared.db.roles)."""
+    return await asyncpg.connect(role_url(live_url, AUDITOR), server_settings={
         "default_transaction_read_only": "on", "application_name": "clearinghouse-audit"})
 
 

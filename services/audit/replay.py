@@ -36,7 +36,7 @@ from aiokafka import TopicPartition
 from services.registry import SERVICES, spec_of
 from shared import topics
 from shared.config import Settings
-from shared.db import apply_migrations, create_pool
+from shared.db import AUDITOR, apply_migrations, create_pool, role_url
 from shared.messaging import clients as kafka_clients
 from shared.messaging.processing import BatchProcessor, tune_gc
 from shared.messaging.records import Record
@@ -138,8 +138,8 @@ class Consumption:
 
 
 async def live_consumption(live_url: str, service: str) -> Consumption:
-    """Read the live service's inbox and rejected tables (read-only)."""
-    conn = await asyncpg.connect(live_url, server_settings={
+    """Read the live service's inbox and rejected tables (read-only, as the auditor)."""
+    conn = await asyncpg.connect(role_url(live_url, AUDITOR), server_settings={
         "default_transaction_read_only": "on", "application_name": "clearinghouse-audit"})
     try:
         if await conn.fetchval("SELECT to_regclass($1)", f"{service}.inbox") is None:

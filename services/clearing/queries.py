@@ -24,6 +24,7 @@ from services.clearing.domain.items import ClearingItem
 from services.clearing.domain.ledger import AccountKind, Posting
 from services.clearing.domain.state import ClearingState, InstructionState
 from shared import topics
+from shared.db import PORTAL, role_url
 from shared.events import decode
 from shared.events.clearing import (
     DifferenceNotice,
@@ -37,8 +38,9 @@ SCHEMA = "clearing"
 
 
 async def connect(database_url: str) -> asyncpg.Connection:
-    """A read-only connection on the clearing schema: these queries never write."""
-    return await asyncpg.connect(database_url, server_settings={
+    """A read-only connection on the clearing schema, as the portal's role (SELECT on the
+    clearing schema only, shared.db.roles): these queries never write."""
+    return await asyncpg.connect(role_url(database_url, PORTAL), server_settings={
         "search_path": SCHEMA, "default_transaction_read_only": "on",
         "application_name": "clearinghouse-queries"})
 

@@ -22,6 +22,7 @@ from services.clearing.domain.periods import STATEMENTS_DAY, cycle_of, milestone
 from services.demo.run import FILING_ANSWERS, Outcome, Steps, cross_items
 from shared import topics
 from shared.business_time import business_date
+from shared.db import redact_url
 from shared.events.clearing import DifferenceNotice, NetTransferInstruction, StatementIssued
 from shared.events.settlement import SettlementCompleted
 from shared.money import ZERO, format_money
@@ -81,7 +82,7 @@ def summarize(outcome: Outcome, reference: ReferenceData, wall_seconds: float) -
         "wall_seconds": round(wall_seconds, 1),
         "phase_seconds": {k: round(v, 1) for k, v in outcome.seconds.items()},
         "namespace": {"topic_prefix": ns.topic_prefix, "database": ns.database,
-                      "database_url": ns.database_url,
+                      "database_url": redact_url(ns.database_url),
                       "kafka_bootstrap_servers": ns.kafka_bootstrap_servers,
                       "logs": str(ns.logs)},
         "generated": outcome.province.outline(),

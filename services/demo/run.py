@@ -39,7 +39,7 @@ from services.registry import SERVICES
 from services.supervisor import Deployment, Supervisor
 from shared import topics
 from shared.business_time import SHANGHAI, business_date
-from shared.db import drop_database
+from shared.db import drop_database, prepare_database, redact_url
 from shared.events import Envelope, Rejection, decode
 from shared.events.clearing import DailyReport, NetTransferInstruction, StatementIssued
 from shared.events.settlement import SettlementCompleted, SettlementRefunded
@@ -88,7 +88,9 @@ class Namespace:
         """Write `<cache>/last-demo.json` so an auditor finds the run (audit replay reads it)."""
         document = {"stamp": self.stamp, "prefix": self.topic_prefix,
                     "topic_prefix": self.topic_prefix,
-                    "database": self.database, "database_url": self.database_url,
+                    "database": self.database,
+                    # redacted: the audit takes the password from its own DATABASE_URL
+                    "database_url": redact_url(self.database_url),
                     "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
                     "logs": str(self.logs), "started_at": self.started_at, **extra}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +163,7 @@ async def create_database(server_url: str, name: str) -> None:
                         "second; run the demo again") from exc
     finally:
         await conn.close()
+    await prepare_database(server_url, name)  # the services' roles and schemas
 
 
 # ---- the services -----------------------------------------------------------------------

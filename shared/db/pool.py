@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 import structlog
 
 log = structlog.get_logger(__name__)
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class MissingSchemaError(RuntimeError):
+    """The service's schema is missing and its role may not create it."""
+
+
+def url_user(url: str) -> str | None:
+    user = urlsplit(url).username
+    return unquote(user) if user else None
 
 
 def _check_schema(schema: str) -> str:
@@ -36,9 +46,20 @@ async def create_pool(
         try:
             conn = await asyncpg.connect(database_url)
             try:
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                # A prepared database (shared.db.roles) has the schema, owned by the
+                # service's role, which may not create schemas: only create a missing one.
+                if not await conn.fetchval(
+                        "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema):
+                    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             except asyncpg.UniqueViolationError:
                 pass  # created concurrently by another process
+            except asyncpg.InsufficientPrivilegeError as exc:
+                raise MissingSchemaError(
+                    f"database {urlsplit(database_url).path.strip('/')!r} has no schema "
+                    f"{schema!r} and role {url_user(database_url)!r} may not create it: "
+                    "prepare the database first (shared.db.prepare_database, "
+                    "done by `clearinghouse infra up`, the demo, the bench and the tests)"
+                ) from exc
             finally:
                 await conn.close()
             pool = await asyncpg.create_pool(
@@ -48,6 +69,14 @@ async def create_pool(
             )
             assert pool is not None
             return pool
+        except (asyncpg.InvalidPasswordError,
+                asyncpg.InvalidAuthorizationSpecificationError) as exc:
+            # Permanent: say who was refused where, and where its password comes from.
+            raise ConnectionError(
+                f"PostgreSQL at {redact_url(database_url)} refused role "
+                f"{url_user(database_url)!r}: {exc} (its password comes from "
+                "DATABASE_PASSWORD_<ROLE> or the database roles file, see shared.db.roles)"
+            ) from None
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise ConnectionError(
@@ -60,5 +89,7 @@ async def create_pool(
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***``, for messages and reports."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+    """The URL with its password replaced by ``***``, for messages and reports (also
+    ``password=`` in a query string)."""
+    url = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+    return re.sub(r"(?i)([?&](?:password|sslpassword)=)[^&]*", r"\1***", url)

@@ -24,7 +24,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from shared.config import Settings
-from shared.db import apply_migrations, create_pool
+from shared.db import apply_migrations, create_pool, service_database_url
 from shared.events import PAYLOADS_BY_TOPIC, Envelope
 from shared.messaging.broker import (
     make_broker,
@@ -68,10 +68,12 @@ class ServiceRuntime:
     async def start(self) -> None:
         """Connect, migrate and build the handler; called before consumers start."""
         await wait_for_broker(self.settings.kafka_bootstrap_servers, self.settings.kafka_principal)
-        self.pool = await create_pool(self.settings.database_url, self.spec.name, max_size=8)
+        # The service's own role on DATABASE_URL's database (shared.db.roles).
+        database_url = service_database_url(self.settings.database_url, self.spec.name)
+        self.pool = await create_pool(database_url, self.spec.name, max_size=8)
         await apply_migrations(self.pool, self.spec.migrations)
         handler = await self.spec.make_handler(self.pool, self.settings)
-        self.relay = OutboxRelay(self.settings.database_url, self.spec.name, self._publish)
+        self.relay = OutboxRelay(database_url, self.spec.name, self._publish)
         self.processor = BatchProcessor(self.pool, handler, on_commit=self.relay.wake)
         tune_gc()
         log.info("service.ready", service=self.spec.name, consumes=list(self.spec.consumes))

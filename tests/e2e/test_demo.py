@@ -15,6 +15,7 @@ import pytest
 
 from shared.config import REPO_ROOT
 from shared.db import drop_database
+from tests.security.leaks import leaks, leaks_in_files
 
 pytestmark = pytest.mark.infra
 
@@ -79,6 +80,14 @@ async def test_a_small_demo_clears_its_month(infra, tmp_path: Path) -> None:
             report.pop("run", None)
             outputs.append(report)
         assert outputs[0] == outputs[1]
+
+        # No password in what the demo wrote or printed, nor in its services' logs or
+        # the audit's output (issue 13, part 4).
+        printed = {"demo stdout": out.decode(), "demo stderr": err.decode(),
+                   "audit stdout": audit_out.decode(), "audit stderr": audit_err.decode()}
+        found = {k: v for k, v in {n: leaks(t) for n, t in printed.items()}.items() if v}
+        found |= leaks_in_files([tmp_path / "last-demo.json", logs])
+        assert not found, found
     finally:
         database = summary.get("namespace", {}).get("database")
         if database:

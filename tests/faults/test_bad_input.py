@@ -26,7 +26,7 @@ import orjson
 import pytest
 
 from shared import topics
-from shared.db import drop_database
+from shared.db import drop_database, prepare_database
 from tests.faults.harness import (
     SERVICES,
     Installation,
@@ -294,6 +294,7 @@ async def outcome(infra, tmp_path_factory) -> AsyncIterator[Outcome]:
     admin = await asyncpg.connect(infra.database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
+    await prepare_database(infra.database_url, name)
     database = infra.database_url.rsplit("/", 1)[0] + "/" + name
     inst = Installation(infra.kafka_bootstrap, database, tmp_path_factory.mktemp("bad-input"))
     await inst.create_topics()

@@ -27,6 +27,8 @@ import pytest
 
 from infra import kafka, postgres
 from infra.local import resolve_cache_dir, run_sync
+from shared.db import prepare_database
+from shared.db.roles import roles_file
 from tests.faults.harness import (
     SERVICES,
     Installation,
@@ -81,6 +83,11 @@ class OwnInfra:
 
     def stop_postgres(self) -> None:
         postgres.stop(self.cache)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """For the services: this server's database roles file (shared.db.roles)."""
+        return {"CLEARINGHOUSE_PG_ROLES_FILE": str(roles_file(self.cache))}
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +168,7 @@ async def test_broker_and_database_restarts_mid_run(own_infra: OwnInfra, tmp_pat
     own = own_infra
     work = generate(SETTLEMENTS, seed=7)
     inst = Installation(own.bootstrap, own.database_url, tmp_path)
+    inst.services.env.update(own.env)
     timings = Timings()
     await inst.create_topics()
     inst.start(*SERVICES)
@@ -231,6 +239,7 @@ async def test_services_started_while_kafka_and_database_are_down_wait_for_them(
     database = await _new_database(own.database_url)
     work = generate(300, seed=11)
     inst = Installation(own.bootstrap, database, tmp_path)
+    inst.services.env.update(own.env)
     timings = Timings()
     await inst.create_topics()
     inst.note("stopping Kafka and PostgreSQL")
@@ -279,4 +288,5 @@ async def _new_database(url: str) -> str:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    await prepare_database(url, name)
     return url.rsplit("/", 1)[0] + "/" + name

@@ -24,6 +24,7 @@ from services.clearing import scheduler
 from shared import topics
 from shared.config import REPO_ROOT
 from shared.db import drop_database as drop_database_over
+from shared.db import prepare_database
 from shared.messaging.records import Record
 from tests.helpers import (
     Services,
@@ -199,6 +200,7 @@ async def new_database(admin_url: str) -> str:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    await prepare_database(admin_url, name)
     return f"{admin_url.rpartition('/')[0]}/{name}"
 
 

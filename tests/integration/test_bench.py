@@ -14,6 +14,7 @@ from bench.report import markdown, rows
 from bench.runner import Bench, Sizes
 from shared.messaging import clients as kafka_clients
 from tests.helpers import processes_with_env
+from tests.security.leaks import leaks, leaks_in_files
 
 pytestmark = pytest.mark.infra
 
@@ -81,6 +82,9 @@ async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) 
     table = rows(results)
     assert any(r[0].startswith("1. end-to-end") for r in table)
     assert "| figure |" in markdown(results, None)
+    # No password in the bench's report, its services' logs or anything it wrote.
+    report = orjson.dumps(results).decode() + markdown(results, None)
+    assert not leaks(report) and not leaks_in_files([tmp_path])
 
 
 def _services(namespace: str) -> list[int]:
