@@ -14,12 +14,22 @@ URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^:/@\s\"']+:(?!\*\*\*@)[^@
 
 
 def known_passwords() -> dict[str, str]:
-    """role -> password of every database role whose password this process knows."""
+    """role -> password of every database role and Kafka principal whose password this
+    process knows (Kafka principals as ``kafka:<principal>``)."""
+    import json
+
+    from shared.messaging.clients import credentials_file
+
     found = dict(roles.read_passwords())
     for role in roles.ROLES:
         password = roles.role_password(role)
         if password:
             found[role] = password
+    try:
+        kafka = json.loads(credentials_file().read_text()).get("principals", {})
+    except (OSError, ValueError):
+        kafka = {}
+    found.update({f"kafka:{name}": entry["password"] for name, entry in kafka.items()})
     return found
 
 

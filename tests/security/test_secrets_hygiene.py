@@ -146,7 +146,7 @@ async def test_a_service_log_and_process_title_carry_no_password(
             assert process.poll() is None, services.log_text(name)[-2000:]
             titles[name] = subprocess.run(["ps", "-o", "args=", "-p", str(process.pid)],
                                           capture_output=True, text=True, check=True).stdout
-            assert "services.cli serve" in titles[name]
+            assert f"services.registry {name}" in titles[name]
     finally:
         services.stop()
     text = {name: services.log_text(name) for name in ("filing", "settlement", "clearing")}
