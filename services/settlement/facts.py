@@ -11,6 +11,7 @@ from pathlib import Path
 
 from services.settlement.domain.decisions import FilingFacts, HospitalFacts, SettlementContext
 from services.settlement.domain.policy import Catalogue, PolicyError, load_catalogue, load_policies
+from shared.enrolment import balance_at, span_on
 from shared.events.filing import InsuranceType
 from shared.events.settlement import SettlementSubmitted
 from shared.filing_view import PersonFilings, benefit_status, business_date, in_force
@@ -60,6 +61,9 @@ class Facts:
             policy=self.policies.get(agency),
             catalogue=self.catalogue(hospital.county),
             filings=filings,
+            enrolment=span_on(view.enrolment, on) if view is not None else None,
+            balance=(balance_at(view.enrolment, submitted.settled_at, agency)
+                     if view is not None else None),
         )
         if status is not None:
             context = replace(context, benefit_status=status)
