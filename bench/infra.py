@@ -89,13 +89,24 @@ class Environment:
         await ensure_topics(self.bootstrap, all_topics(self.prefix))
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    def start(self, *names: str) -> None:
+    def start(self, *names: str, **extra_env: str) -> None:
         for name in names:
             log = (self.logs / f"{self.name}-{name}.log").open("ab")
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-c", SERVE, name],
-                env={**os.environ, **self.env}, cwd=REPO_ROOT, stdout=log,
+                env={**os.environ, **self.env, **extra_env}, cwd=REPO_ROOT, stdout=log,
                 stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
+
+    def restart(self, name: str, **extra_env: str) -> None:
+        """Stop one service (SIGTERM, it finishes its batch) and start it again."""
+        process = self.processes.pop(name)
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self.start(name, **extra_env)
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():

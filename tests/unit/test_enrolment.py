@@ -255,3 +255,23 @@ def test_enrolment_events_fold_into_the_settlement_view_like_filings() -> None:
         view = filing_view.fold(view, event, datetime(2026, 9, 1, tzinfo=SHANGHAI))
     assert enrolled_on(view.enrolment, date(2026, 10, 11)).insured_agency == "220200"
     assert view.enrolment.balances[0].balance == Decimal("3.00")
+
+
+def test_the_bench_can_measure_without_the_check_and_nothing_else_can_change() -> None:
+    """CLEARINGHOUSE_ENROLMENT_CHECK=off (the bench's comparison run) settles as before the
+    registry existed; the default checks."""
+    sub = submission("220100", 9, request="1000.00")
+    view = filing_state.fold(registry(enrolled("220200")), balance("1.00"))
+    unchecked = Facts(REF, enrolment_check=False)
+    outcome = decide_settlement(PersonState.empty(PERSON), sub, unchecked.context(sub, None))
+    assert isinstance(outcome, SettlementCompleted) and outcome.account_balance is None
+    outcome = decide_settlement(PersonState.empty(PERSON), sub, unchecked.context(sub, view))
+    assert isinstance(outcome, SettlementCompleted) and outcome.account_pay == Decimal("1000.00")
+    assert [c for c, _ in reasons_of(settle(view, sub))] == ["enrolment_mismatch"]
+
+
+def test_an_unknown_hospital_does_not_make_an_enrolled_person_unknown() -> None:
+    sub = SettlementSubmitted.model_validate({**submission("220100", 9).model_dump(),
+                                              "hospital": "H999999999"})
+    codes = [c for c, _ in reasons_of(settle(registry(enrolled("220100")), sub))]
+    assert "unknown_hospital" in codes and "person_not_enrolled" not in codes
