@@ -239,8 +239,9 @@ def _enrolment(submitted: SettlementSubmitted, span: EnrolmentSpan | None) -> li
     if span is None:
         return [(reasons.PERSON_NOT_ENROLLED,
                  f"person {person} is not enrolled with any pool on {on} (settled_at, "
-                 "Asia/Shanghai): no insuring agency has sent person.enrolled for this person; "
-                 "check the person id, or settle once the agency has enrolled the person")]
+                 "Asia/Shanghai): the enrolment registry has no enrolment in force then; "
+                 "check the person id, or settle once the insuring agency has enrolled the "
+                 "person (person.enrolled)")]
     if span.left is not None:
         return [(reasons.PERSON_NOT_ENROLLED,
                  f"person {person} left pool {span.insured_agency} on {span.effective} "
