@@ -146,12 +146,12 @@ class PersonFilings:
 
     def to_json(self) -> str:
         """Compact, deterministic JSON for a database row."""
-        document = {"format": _FORMAT, "person_id": self.person_id,
-                    "filings": [_filing_to_dict(f) for f in self.filings],
-                    "benefit_changes": [{"insured_agency": c.insured_agency,
-                                         "status": c.status.value,
-                                         "effective": c.effective.isoformat()}
-                                        for c in self.benefit_changes]}
+        document: dict[str, Any] = {"format": _FORMAT, "person_id": self.person_id,
+                                    "filings": [_filing_to_dict(f) for f in self.filings],
+                                    "benefit_changes": [{"insured_agency": c.insured_agency,
+                                                         "status": c.status.value,
+                                                         "effective": c.effective.isoformat()}
+                                                        for c in self.benefit_changes]}
         if not self.enrolment.empty():  # absent before any enrolment: earlier rows unchanged
             document["enrolment"] = self.enrolment.to_dict()
         # The same text as json.dumps(..., ensure_ascii=False, sort_keys=True,
