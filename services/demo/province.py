@@ -120,6 +120,7 @@ class Province:
         resettlements = sum(b'"resettles"' in m.value for m in self.submissions)
         return {
             "persons": len(self.persons),
+            "persons_enrolled": sum(m.type == "person.enrolled" for m in self.filing_commands),
             "persons_by_type": dict(sorted(Counter(p.insurance_type for p in self.persons)
                                            .items())),
             "filings_by_category": dict(sorted(Counter(p.category for p in self.persons
