@@ -173,14 +173,17 @@ class Bench:
                 f"{sizes.repeat} month(s) of {sizes.settlements} settlements")
             people = pv.persons(province, sizes.persons, seed=sizes.seed + 1)
             cycles = ["2026-09"]
-            # warm-up, the run without the registry check, the runs, the latency runs
-            while len(cycles) < sizes.repeat + sizes.latency_repeat + 2:
+            # warm-up, the run without the registry check, a warm-up after the restart, the
+            # runs, the latency runs
+            while len(cycles) < sizes.repeat + sizes.latency_repeat + 3:
                 cycles.append(pv.next_cycle(cycles[-1]))
             warmup = pv.month(province, people, min(500, sizes.settlements), cycle=cycles[0],
                               tag="W", seed=sizes.seed)
             unchecked = pv.month(province, people, sizes.settlements, cycle=cycles[1],
                                  tag="X", seed=sizes.seed)
-            months = [pv.month(province, people, sizes.settlements, cycle=cycles[2 + r],
+            rewarm = pv.month(province, people, min(500, sizes.settlements), cycle=cycles[2],
+                              tag="V", seed=sizes.seed)
+            months = [pv.month(province, people, sizes.settlements, cycle=cycles[3 + r],
                                tag=chr(ord("A") + r), seed=sizes.seed)
                       for r in range(sizes.repeat)]
             # The settlement service starts without the registry check, for the figure it is
@@ -197,6 +200,7 @@ class Bench:
             say(f"without the registry check: {off['settlements_per_s']:.0f} settlements/s "
                 f"({off['seconds']:.2f} s)")
             env.restart("settlement")  # with the check, as it always runs
+            await self._throughput_run(env, watch, rewarm, record=False)
             sampler = MemorySampler(env)
             profilers = self._profile(env)
             for r, month in enumerate(months):
@@ -238,7 +242,7 @@ class Bench:
             }
             lat_months = [pv.month(province, people,
                                    int(sizes.latency_rate * sizes.latency_seconds * 0.97),
-                                   cycle=cycles[1 + sizes.repeat + r], tag=f"L{r}",
+                                   cycle=cycles[3 + sizes.repeat + r], tag=f"L{r}",
                                    seed=sizes.seed)
                           for r in range(sizes.latency_repeat)]
             for r, month in enumerate(lat_months):
