@@ -157,6 +157,14 @@ def persons(province: Province, count: int, *, seed: int = 2) -> list[Person]:
     return out
 
 
+def write_enrolment_csv(people: list[Person], path: Path) -> Path:
+    """The agencies' enrolment file of `people` (``clearinghouse enrolment import``)."""
+    lines = ["person_id,insured_agency,insurance_type,effective"]
+    lines += [f"{p.person_id},{p.insured},{p.insurance_type},2026-01-01" for p in people]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def filings(people: list[Person]) -> list[tuple[bytes, bytes]]:
     """One ``filing.requested`` per person: a relocated retiree living in another pool."""
     out = []

@@ -57,6 +57,17 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(("   events/s incl. refunds and re-settlements", _mmm(t["events_per_s"]), "",
                     ""))
         out.append(("   seconds a run", _mmm(t["seconds"], 2), "", ""))
+        registry = t.get("registry_check")
+        if registry:
+            out.append(("   with the registry check ÷ without it (same run)",
+                        f"{_fmt(registry['ratio_on_to_off'], 2)} "
+                        f"({_fmt(registry['off_settlements_per_s'])}/s without, n=1)", "", ""))
+    if t.get("enrolment_import"):
+        imported = t["enrolment_import"]
+        out.append((f"   enrolment import rows/s ({imported['rows']:,} rows, to the settlement "
+                    "view)", f"{_fmt(imported['rows_per_s'])} (n=1)", "", ""))
+        out.append(("   enrolment rows/s acknowledged by Kafka",
+                    f"{_fmt(imported['sent_rows_per_s'])} (n=1)", "", ""))
     if lat.get("completed_p99"):
         label = f"{lat['rate']:,}/s for {lat['seconds']:g} s"
         for to, name in (("completed", "settlement.completed"), ("ledger", "ledger posting")):

@@ -174,18 +174,34 @@ class Bench:
                 f"{sizes.repeat} month(s) of {sizes.settlements} settlements")
             people = pv.persons(province, sizes.persons, seed=sizes.seed + 1)
             cycles = ["2026-09"]
-            while len(cycles) < sizes.repeat + sizes.latency_repeat + 1:
+            # warm-up, the run without the registry check, a warm-up after the restart, the
+            # runs, the latency runs
+            while len(cycles) < sizes.repeat + sizes.latency_repeat + 3:
                 cycles.append(pv.next_cycle(cycles[-1]))
             warmup = pv.month(province, people, min(500, sizes.settlements), cycle=cycles[0],
                               tag="W", seed=sizes.seed)
-            months = [pv.month(province, people, sizes.settlements, cycle=cycles[1 + r],
+            unchecked = pv.month(province, people, sizes.settlements, cycle=cycles[1],
+                                 tag="X", seed=sizes.seed)
+            rewarm = pv.month(province, people, min(500, sizes.settlements), cycle=cycles[2],
+                              tag="V", seed=sizes.seed)
+            months = [pv.month(province, people, sizes.settlements, cycle=cycles[3 + r],
                                tag=chr(ord("A") + r), seed=sizes.seed)
                       for r in range(sizes.repeat)]
-            env.start("filing", "settlement", "clearing")
+            # The settlement service starts without the registry check, for the figure it is
+            # compared with (the throughput before the registry existed), then runs with it.
+            env.start("filing", "clearing")
+            env.start("settlement", CLEARINGHOUSE_ENROLMENT_CHECK="off")
             await watch.start(env)
+            await self._enrolment(env, people)
             await self._filings(env, people)
             say("warm-up month")
             await self._throughput_run(env, watch, warmup, record=False)
+            off = await self._throughput_run(env, watch, unchecked, record=True)
+            off_accounted = (await self._account(env, unchecked, off))["accounted"]
+            say(f"without the registry check: {off['settlements_per_s']:.0f} settlements/s "
+                f"({off['seconds']:.2f} s)")
+            env.restart("settlement")  # with the check, as it always runs
+            await self._throughput_run(env, watch, rewarm, record=False)
             sampler = MemorySampler(env)
             profilers = self._profile(env)
             for r, month in enumerate(months):
@@ -204,6 +220,14 @@ class Bench:
                 process.send_signal(2)
                 process.wait(30)
             runs = self.results.throughput["runs"]
+            median_on = statistics.median(r["settlements_per_s"] for r in runs)
+            self.results.throughput["registry_check"] = {
+                "off_settlements_per_s": off["settlements_per_s"], "off_seconds": off["seconds"],
+                "off_accounted": off_accounted,
+                "on_settlements_per_s": median_on,
+                "ratio_on_to_off": median_on / off["settlements_per_s"]}
+            say(f"registry check on: {median_on:.0f} settlements/s, "
+                f"{median_on / off['settlements_per_s']:.2f} of the figure without it")
             self.results.throughput |= {
                 "settlements": sizes.settlements,
                 "settlements_per_s": spread([r["settlements_per_s"] for r in runs]),
@@ -219,7 +243,7 @@ class Bench:
             }
             lat_months = [pv.month(province, people,
                                    int(sizes.latency_rate * sizes.latency_seconds * 0.97),
-                                   cycle=cycles[1 + sizes.repeat + r], tag=f"L{r}",
+                                   cycle=cycles[3 + sizes.repeat + r], tag=f"L{r}",
                                    seed=sizes.seed)
                           for r in range(sizes.latency_repeat)]
             for r, month in enumerate(lat_months):
@@ -263,6 +287,40 @@ class Bench:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for name, p in env.processes.items()]
 
+    async def _enrolment(self, env: Environment, people: list[pv.Person]) -> None:
+        """The agencies load their insured persons with `clearinghouse enrolment import`'s
+        code; timed until the settlement service has folded every one (the import rate)."""
+        from services.enrolment.importer import import_file
+        from shared.reference import load_reference
+
+        path = pv.write_enrolment_csv(people, self.workdir / f"{env.name}-persons.csv")
+        say(f"enrolment import: {len(people)} rows")
+        started = now()
+        result = await import_file(path, bootstrap=self.bootstrap, prefix=env.prefix,
+                                   reference=load_reference(env.reference_dir), restart=True)
+        sent = now()
+        if result.bad:
+            raise RuntimeError(f"the bench's enrolment file has bad rows: {result.bad[:3]}")
+        await env.wait_for_table("settlement", "filing_views")
+        conn = await env.connect("settlement")
+        try:
+            deadline = now() + max(120, len(people) / 200)
+            while (n := await conn.fetchval("SELECT count(*) FROM filing_views")) < len(people):
+                env.check_alive()
+                if now() > deadline:
+                    raise TimeoutError(f"only {n} of {len(people)} enrolments reached "
+                                       "settlement")
+                await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
+        loaded = now() - started
+        self.results.throughput["enrolment_import"] = {
+            "rows": result.sent, "send_seconds": sent - started,
+            "sent_rows_per_s": result.sent / (sent - started), "loaded_seconds": loaded,
+            "rows_per_s": result.sent / loaded}
+        say(f"enrolment: {result.sent} rows sent in {sent - started:.1f} s, folded into the "
+            f"settlement service in {loaded:.1f} s ({result.sent / loaded:.0f} rows/s)")
+
     async def _filings(self, env: Environment, people: list[pv.Person]) -> None:
         say(f"filings: {len(people)} persons")
         started = now()
@@ -271,7 +329,10 @@ class Bench:
         conn = await env.connect("settlement")
         try:
             deadline = now() + max(120, len(people) / 200)
-            while (n := await conn.fetchval("SELECT count(*) FROM filing_views")) < len(people):
+            # Every person has a view since the enrolment: count the views with a filing.
+            while (n := await conn.fetchval(
+                    "SELECT count(*) FROM filing_views "
+                    "WHERE jsonb_array_length(view->'filings') > 0")) < len(people):
                 env.check_alive()
                 if now() > deadline:
                     raise TimeoutError(f"only {n} of {len(people)} filings reached settlement")

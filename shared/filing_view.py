@@ -15,8 +15,11 @@ from typing import Any
 
 import orjson
 
+from shared import enrolment as registry
 from shared.business_time import business_date
+from shared.enrolment import Enrolment
 from shared.events.base import Payload
+from shared.events.enrolment import ENROLMENT_EVENTS
 from shared.events.filing import (
     BenefitStatus,
     BenefitStatusChanged,
@@ -121,23 +124,27 @@ class FilingInForce:
 
 @dataclass(frozen=True)
 class PersonFilings:
-    """One person's filings (in registration order) and benefit changes (in arrival order)."""
+    """One person's filings (in registration order), benefit changes (in arrival order) and
+    enrolment registry (`shared.enrolment`)."""
 
     person_id: str | None = None
     filings: tuple[Filing, ...] = ()
     benefit_changes: tuple[BenefitChange, ...] = ()
+    enrolment: Enrolment = Enrolment()
 
     def filing(self, filing_id: str) -> Filing | None:
         return next((f for f in self.filings if f.filing_id == filing_id), None)
 
     def to_json(self) -> str:
         """Compact, deterministic JSON for a database row."""
-        document = {"format": _FORMAT, "person_id": self.person_id,
-                    "filings": [_filing_to_dict(f) for f in self.filings],
-                    "benefit_changes": [{"insured_agency": c.insured_agency,
-                                         "status": c.status.value,
-                                         "effective": c.effective.isoformat()}
-                                        for c in self.benefit_changes]}
+        document: dict[str, Any] = {"format": _FORMAT, "person_id": self.person_id,
+                                    "filings": [_filing_to_dict(f) for f in self.filings],
+                                    "benefit_changes": [{"insured_agency": c.insured_agency,
+                                                         "status": c.status.value,
+                                                         "effective": c.effective.isoformat()}
+                                                        for c in self.benefit_changes]}
+        if not self.enrolment.empty():  # absent before any enrolment: earlier rows unchanged
+            document["enrolment"] = self.enrolment.to_dict()
         # The same text as json.dumps(..., ensure_ascii=False, sort_keys=True,
         # separators=(",", ":")) wrote before (ASCII keys, no floats), in a fraction of the time.
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
@@ -154,6 +161,8 @@ class PersonFilings:
             benefit_changes=tuple(BenefitChange(c["insured_agency"], BenefitStatus(c["status"]),
                                                 date.fromisoformat(c["effective"]))
                                   for c in document["benefit_changes"]),
+            enrolment=(Enrolment.from_dict(document["enrolment"]) if "enrolment" in document
+                       else Enrolment()),
         )
 
 
@@ -162,6 +171,9 @@ def fold(state: PersonFilings, event: Payload, event_time: datetime | None = Non
     """Apply one ``filing.events`` payload. Other payloads (filing.rejected) change nothing;
     events about a filing the state does not know are ignored, as are repeated registrations.
     `event_time` dates a materials supply that carries no ``supplied_on``."""
+    if isinstance(event, ENROLMENT_EVENTS):
+        return replace(state, person_id=state.person_id or getattr(event, "person_id", None),
+                       enrolment=registry.fold(state.enrolment, event))
     match event:
         case FilingRegistered():
             if state.filing(event.filing_id) is not None:

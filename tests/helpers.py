@@ -211,3 +211,66 @@ def envelope(type_: str, data: dict[str, Any], *, id: str, source: str,
     """A CloudEvents envelope as an outside party would write it."""
     return orjson.dumps({"specversion": "1.0", "id": id, "source": source, "type": type_,
                          "time": time, "datacontenttype": "application/json", "data": data})
+
+
+# ---- enrolment: every person a test settles or files for is enrolled first ----------------
+
+#: The types the enrolment registry publishes on filing.events (besides filing.rejected).
+ENROLMENT_TYPES = frozenset({"person.enrolled", "person.insurance_changed", "person.left",
+                             "personal_account.balance_reported"})
+#: Long before any date the tests use: enrolled persons are insured on every test date.
+ENROLLED_SINCE = "2020-01-01"
+
+
+def enrolment(person: str, insured_agency: str, insurance_type: str = "employee", *,
+              effective: str = ENROLLED_SINCE, time: str = "2026-09-01T08:00:00+08:00",
+              id: str | None = None) -> tuple[str, bytes]:
+    """(key, value) of the insuring agency's ``person.enrolled`` on filing.commands."""
+    return person, envelope("person.enrolled", {
+        "person_id": person, "insured_agency": insured_agency, "insurance_type": insurance_type,
+        "effective": effective}, id=id or f"ENR-{insured_agency}-{person}",
+        source=f"agency/{insured_agency}", time=time)
+
+
+def not_enrolment(records: Iterable[Read]) -> list[Read]:
+    """The filing.events records other than the registry's answers to enrolments."""
+    return [r for r in records if r.json().get("type") not in ENROLMENT_TYPES]
+
+
+async def enrol(bootstrap: str, prefix: str, persons: Iterable[tuple[str, str, str]],
+                database_url: str | None = None, timeout: float = 120.0) -> None:
+    """Enrol (person, insured_agency, insurance_type) through the filing service; with
+    `database_url`, also wait until the settlement service has folded every enrolment, so
+    that settlements sent next see it (the two topics are read independently)."""
+    persons = list(persons)
+    from shared.topics import FILING_COMMANDS
+
+    await produce(bootstrap, prefix + FILING_COMMANDS, [enrolment(*p) for p in persons])
+    if database_url is not None:
+        await wait_enrolled(database_url, {p[0] for p in persons}, timeout)
+
+
+async def wait_enrolled(database_url: str, persons: Iterable[str], timeout: float = 120.0) -> None:
+    """Wait until the settlement service's filing view holds an enrolment of every person."""
+    import asyncpg
+
+    want = sorted(set(persons))
+    deadline = asyncio.get_running_loop().time() + timeout
+    found = 0
+    while True:
+        try:
+            conn = await asyncpg.connect(database_url)
+            try:
+                found = await conn.fetchval(
+                    "SELECT count(*) FROM settlement.filing_views "
+                    "WHERE person_id = ANY($1::text[]) AND view ? 'enrolment'", want)
+            finally:
+                await conn.close()
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+            found = 0  # the settlement service has not made its tables yet
+        if found >= len(want):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the settlement service folded the enrolment of {found} of "
+                                 f"{len(want)} persons in {timeout} s")
+        await asyncio.sleep(0.2)

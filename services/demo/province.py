@@ -120,6 +120,7 @@ class Province:
         resettlements = sum(b'"resettles"' in m.value for m in self.submissions)
         return {
             "persons": len(self.persons),
+            "persons_enrolled": sum(m.type == "person.enrolled" for m in self.filing_commands),
             "persons_by_type": dict(sorted(Counter(p.insurance_type for p in self.persons)
                                            .items())),
             "filings_by_category": dict(sorted(Counter(p.category for p in self.persons
@@ -201,9 +202,11 @@ def generate(reference: ReferenceData, *, seed: int = DEFAULT_SEED, persons: int
     plans = [_plan(rng, world, calendar, index) for index in range(persons)]
     visits = _settlements(rng, plans, settlements)
     refunds, resettlements = _corrections(rng, visits, calendar, settlements)
-    filing_commands = _stamp(sorted(_filing_messages(plans), key=lambda m: m[0]))
+    filings = _stamp(sorted(_filing_messages(plans), key=lambda m: m[0]))
     submissions = _stamp(sorted(_submission_messages(world, visits + resettlements, refunds),
-                                key=lambda m: m[0]), after=filing_commands)
+                                key=lambda m: m[0]), after=filings)
+    # Every person is enrolled (参保登记) by the insuring agency before anything else.
+    filing_commands = [*_enrolment_messages(plans, calendar), *filings]
     return Province(seed=seed, month=month, persons=tuple(p.person for p in plans),
                     filing_commands=tuple(filing_commands), submissions=tuple(submissions),
                     refund_kinds=dict(Counter(r.kind for r in refunds)))
@@ -369,6 +372,23 @@ def _filing_messages(plans: list[_Plan]) -> list[tuple[tuple[Any, ...], dict[str
                 f"agency/{person.insured_agency}", person.person_id, at,
                 {"person_id": person.person_id, "insured_agency": person.insured_agency,
                  "status": "suspended", "effective": person.suspended_from.isoformat()})))
+    return out
+
+
+def _enrolment_messages(plans: list[_Plan], month: _Month) -> list[Message]:
+    """``person.enrolled`` of every person, effective from New Year's Day of the year
+    before the month (before any filing or care), sent the day before that."""
+    effective = date(month.first.year - 1, 1, 1)
+    at = datetime.combine(effective - timedelta(days=1), time(9), SHANGHAI)
+    out = []
+    for plan in plans:
+        person = plan.person
+        source = f"agency/{person.insured_agency}"
+        out.append(make_message(
+            topics.FILING_COMMANDS, "person.enrolled", source, person.person_id, at,
+            f"{person.insured_agency}-enrol-{person.person_id}",
+            {"person_id": person.person_id, "insured_agency": person.insured_agency,
+             "insurance_type": person.insurance_type, "effective": effective.isoformat()}))
     return out
 
 

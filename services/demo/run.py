@@ -52,7 +52,8 @@ INPUTS = {"filing": (topics.FILING_COMMANDS, topics.CLEARING_SCHEDULE),
           "clearing": (topics.SETTLEMENT_EVENTS, topics.CLEARING_SUBMISSIONS,
                        topics.CLEARING_SCHEDULE)}
 OUTPUTS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS)
-FILING_ANSWERS = ("filing.registered", "filing.rejected", "benefit.status_changed")
+FILING_ANSWERS = ("filing.registered", "filing.rejected", "benefit.status_changed",
+                  "person.enrolled")
 
 
 class DemoError(RuntimeError):

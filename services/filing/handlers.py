@@ -23,6 +23,7 @@ from shared.config import Settings
 from shared.events import Envelope, Rejection, derived_id, make_event
 from shared.events.base import Payload
 from shared.events.clearing import DayStarted
+from shared.events.enrolment import ENROLMENT_EVENTS
 from shared.events.filing import FilingRejected, FilingRequested
 from shared.logging import bind_event
 from shared.messaging.processing import refusal_copies
@@ -79,7 +80,9 @@ class FilingHandler:
                 reasons=[reasons.DUPLICATE_FILING_ID(filing_id=command.filing_id)])]
         events = decide(state, command, business_date(event.time), self.reference)
         for payload in events:
-            log.info(payload.TYPE, person_id=person, filing_id=getattr(payload, "filing_id", None))
+            # Enrolment comes in bulk (hundreds of thousands of rows): one line each at debug.
+            emit = log.debug if isinstance(payload, ENROLMENT_EVENTS) else log.info
+            emit(payload.TYPE, person_id=person, filing_id=getattr(payload, "filing_id", None))
         return events
 
     async def _start_day(self, conn: asyncpg.Connection, event: Envelope[Any],

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from services.settlement.domain.decisions import FilingFacts, HospitalFacts, SettlementContext
 from services.settlement.domain.policy import Catalogue, PolicyError, load_catalogue, load_policies
 from shared.business_time import business_date
+from shared.enrolment import balance_at, span_on
 from shared.events.filing import InsuranceType
 from shared.events.settlement import SettlementSubmitted
 from shared.filing_view import PersonFilings, benefit_status, in_force
@@ -19,8 +21,10 @@ from shared.reference import ReferenceData
 
 
 class Facts:
-    def __init__(self, reference: ReferenceData):
+    def __init__(self, reference: ReferenceData, *, enrolment_check: bool = True):
         self.reference = reference
+        #: Off only for the bench's comparison run (CLEARINGHOUSE_ENROLMENT_CHECK=off).
+        self.enrolment_check = enrolment_check
         self.directory = Path(reference.directory)
         self.policies = load_policies(self.directory)
         self._catalogues: dict[str, Catalogue | None] = {}
@@ -35,13 +39,17 @@ class Facts:
 
     def context(self, submitted: SettlementSubmitted, view: PersonFilings | None
                 ) -> SettlementContext:
+        on = business_date(submitted.settled_at)
+        agency = submitted.insured_agency
+        registry: dict[str, Any] = {"enrolment_checked": self.enrolment_check}
+        if self.enrolment_check and view is not None:
+            registry |= {"enrolment": span_on(view.enrolment, on),
+                         "balance": balance_at(view.enrolment, submitted.settled_at, agency)}
         hospital = self.reference.hospital(submitted.hospital)
         if hospital is None:
             return SettlementContext(hospital=None, care_agency=None, policy=None,
-                                     catalogue=None)
+                                     catalogue=None, **registry)
         care = self.reference.pool_covering(hospital.county)
-        on = business_date(submitted.settled_at)
-        agency = submitted.insured_agency
         filings: tuple[FilingFacts, ...] = ()
         status = benefit_status(view, on, agency) if view is not None else None
         found = in_force(view, on, agency) if view is not None else None
@@ -61,6 +69,7 @@ class Facts:
             policy=self.policies.get(agency),
             catalogue=self.catalogue(hospital.county),
             filings=filings,
+            **registry,
         )
         if status is not None:
             context = replace(context, benefit_status=status)

@@ -9,6 +9,7 @@ service's ``filing.events`` (folded into the filing query model). Publishes
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -185,4 +186,10 @@ def _answer(cause: Envelope[Any], person: str, outcomes: Sequence[Payload]) -> l
 
 
 async def make_handler(pool: asyncpg.Pool, settings: Settings) -> SettlementHandler:
-    return SettlementHandler(Facts(load_reference(settings.reference_dir)))
+    # The enrolment check is always on, except in the bench's run that measures its cost.
+    check = os.environ.get("CLEARINGHOUSE_ENROLMENT_CHECK", "on").lower() not in ("off", "0")
+    if not check:
+        log.warning("settlement.enrolment_check_off",
+                    why="CLEARINGHOUSE_ENROLMENT_CHECK=off: settling without the registry")
+    return SettlementHandler(Facts(load_reference(settings.reference_dir),
+                                   enrolment_check=check))

@@ -138,6 +138,11 @@ class SettlementCompleted(SettlementSubmitted):
     #: and replaying the log rebuilds the accumulators without the policy files.
     deductible_scope: Text | None = None
     cap_scope: Text | None = None
+    #: Extensions: what the personal account held at settled_at (the insuring agency's latest
+    #: balance report, less the account payments settled since), and whether the
+    #: personal_account_request was cut down to it (then account_pay is at most this).
+    account_balance: Money | None = None
+    account_capped: bool | None = None
 
 
 class SettlementRejected(Payload):

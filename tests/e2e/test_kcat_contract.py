@@ -23,7 +23,7 @@ from shared.messaging.clients import (
     hospital_principal,
     write_kcat_config,
 )
-from tests.helpers import Services, create_topics, new_prefix
+from tests.helpers import ENROLMENT_TYPES, Services, create_topics, new_prefix, wait_enrolled
 
 pytestmark = [pytest.mark.infra,
               pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")]
@@ -65,6 +65,12 @@ async def test_agency_and_hospital_with_plain_kcat(infra, fresh_database, tmp_pa
                                  hospital_principal(HOSPITAL), protocol)
     auditor = write_kcat_config(tmp_path / "auditor.conf", bootstrap, AUDITOR, protocol)
     try:
+        # The agency enrols the person (参保登记) before filing for them.
+        kcat_produce(agency, prefix + topics.FILING_COMMANDS, PERSON, {
+            "specversion": "1.0", "id": "agency-220100-0000", "source": "agency/220100",
+            "type": "person.enrolled", "time": "2026-09-01T08:00:00+08:00",
+            "data": {"person_id": PERSON, "insured_agency": "220100",
+                     "insurance_type": "resident", "effective": "2026-01-01"}})
         kcat_produce(agency, prefix + topics.FILING_COMMANDS, PERSON, {
             "specversion": "1.0", "id": "agency-220100-0001", "source": "agency/220100",
             "type": "filing.requested", "time": "2026-10-01T08:00:00+08:00",
@@ -74,9 +80,11 @@ async def test_agency_and_hospital_with_plain_kcat(infra, fresh_database, tmp_pa
                      "valid_from": "2026-10-01",
                      "materials": ["credential", "referral_certificate"],
                      "commitment": False, "channel": "offline"}})
-        filings = await asyncio.to_thread(
-            kcat_read, agency, prefix + topics.FILING_EVENTS, 1)
+        filings = [e for e in await asyncio.to_thread(
+            kcat_read, agency, prefix + topics.FILING_EVENTS, 2)
+            if e["type"] not in ENROLMENT_TYPES]
         assert filings[0]["type"] == "filing.registered", filings
+        await wait_enrolled(fresh_database, [PERSON])
         await asyncio.sleep(1.0)
         kcat_produce(hospital, prefix + topics.SETTLEMENT_SUBMISSIONS, PERSON, {
             "specversion": "1.0", "id": "H220202001-000001", "source": f"hospital/{HOSPITAL}",

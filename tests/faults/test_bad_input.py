@@ -32,6 +32,7 @@ from tests.faults.harness import (
     Installation,
     TopicReader,
     distinct_events,
+    enrol_persons,
     log_step,
     produce,
     results_shortfall,
@@ -306,6 +307,9 @@ async def outcome(infra, tmp_path_factory) -> AsyncIterator[Outcome]:
                                                      topics.FILING_COMMANDS,
                                                      topics.CLEARING_SUBMISSIONS))):
             readers[topic] = await inst.reader(topic).start()
+        # The persons of these records, enrolled by 吉林市 (220200) first.
+        await enrol_persons(inst, {p: ("220200", "employee") for p in ("P-OK-1", KEY,
+                                                                      FILING_KEY)})
         # A month with one settlement between 220200 and 220100, so that statements exist.
         await produce(inst.bootstrap, inst.prefix, [(SUBMISSIONS, "P-OK-1", orjson.dumps(
             _envelope("settlement.submitted", {**_submission("OK-1"), "person_id": "P-OK-1"},

@@ -22,6 +22,7 @@ from tests.faults.harness import (
     Timings,
     TopicReader,
     distinct_events,
+    enrol_persons,
     env_int,
     fail_on,
     produce,
@@ -149,7 +150,10 @@ def _refund(r: Refund) -> tuple[str, str, bytes]:
 async def late_month(infra, fresh_database, tmp_path) -> AsyncIterator[Installation]:
     inst = Installation(infra.kafka_bootstrap, fresh_database, tmp_path)
     await inst.create_topics()
-    inst.start("settlement", "clearing")
+    inst.start("filing", "settlement", "clearing")
+    # The late month's persons, enrolled (and folded by the settlement service) first.
+    await enrol_persons(inst, {s.person: (s.route.insured_agency, s.insurance_type)
+                               for s in (S1, S2, S3, S4)})
     yield inst
     inst.stop()
 

@@ -217,6 +217,18 @@ class Filing:
 Message = tuple[str, str, bytes]
 """(topic, key, value): what a hospital or an agency publishes."""
 
+#: Every person of a workload is enrolled from long before October 2026.
+ENROLLED_SINCE = "2020-01-01"
+
+
+def enrolment(person: str, insured_agency: str, insurance_type: str) -> Message:
+    """The insuring agency's ``person.enrolled`` (参保登记): sent, and folded by the settlement
+    service, before anything else of the person (`harness.enrol_persons`)."""
+    return ("filing.commands", person, envelope("person.enrolled", {
+        "person_id": person, "insured_agency": insured_agency, "insurance_type": insurance_type,
+        "effective": ENROLLED_SINCE}, id=f"ENR-{insured_agency}-{person}",
+        source=f"agency/{insured_agency}", time="2026-09-01T08:00:00+08:00"))
+
 
 @dataclass
 class Workload:
@@ -230,6 +242,12 @@ class Workload:
     rejected: dict[str, str] = field(default_factory=dict)
     #: Each person's messages in the order that person's hospital and agency send them.
     per_person: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)
+    #: person → (insured_agency, insurance_type): whom the agencies enrol first.
+    persons: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def enrolments(self) -> list[Message]:
+        return [enrolment(p, agency, insurance) for p, (agency, insurance)
+                in self.persons.items()]
 
     def interleaved(self, seed: int) -> list[Message]:
         """The same messages, the persons interleaved in another random order."""
@@ -265,6 +283,7 @@ def generate(settlements: int, *, seed: int = 20261001, refund_share: float = 0.
         insurance = "employee" if rng.random() < 0.7 else "resident"
         person = f"P{p:06d}-{route.insured_agency}"
         people.append((person, route, insurance))
+        work.persons[person] = (route.insured_agency, insurance)
         if route.filing_destination and rng.random() < filing_share:
             filing = Filing(f"F{p:06d}", person, route, insurance)
             work.filings.append(filing)

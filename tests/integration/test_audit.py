@@ -29,9 +29,11 @@ from shared.messaging.records import Record
 from tests.helpers import (
     Services,
     create_topics,
+    enrol,
     envelope,
     new_database_name,
     new_prefix,
+    not_enrolment,
     processes_with_env,
     produce,
     read_topic,
@@ -113,6 +115,10 @@ async def build_month(bootstrap: str, database_url: str, logs: Path) -> Month:
 
 
 async def _run_month(bootstrap: str, prefix: str, database_url: str) -> None:
+    await enrol(bootstrap, prefix, [("PJ1", JILIN, "employee"), ("PJ2", JILIN, "employee"),
+                                    ("PC1", CHANGCHUN, "employee"),
+                                    ("PC2", CHANGCHUN, "employee"),
+                                    ("PH1", JIAOHE, "employee")], database_url)
     await produce(bootstrap, prefix + topics.FILING_COMMANDS, [("PJ1", envelope(
         "filing.requested", {
             "filing_id": "F-PJ1", "person_id": "PJ1", "insured_agency": JILIN,
@@ -121,7 +127,8 @@ async def _run_month(bootstrap: str, prefix: str, database_url: str) -> None:
             "materials": ["credential", "relocation_proof"], "commitment": False,
             "channel": "online"},
         id="F-PJ1", source=f"agency/{JILIN}", time="2026-09-30T10:00:00+08:00"))])
-    await read_topic(bootstrap, prefix + topics.FILING_EVENTS, until=lambda r: len(r) >= 1)
+    await read_topic(bootstrap, prefix + topics.FILING_EVENTS,
+                     until=lambda r: len(not_enrolment(r)) >= 1)
     await asyncio.sleep(1.0)  # the settlement service folds the filing first
     s2 = outpatient("S2", IN_CHANGCHUN, "PJ2", JILIN, "2026-10-09T10:00:00+08:00", "1500.00")
     await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, [

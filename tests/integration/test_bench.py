@@ -79,8 +79,16 @@ async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) 
     assert results["baselines"]["copy"]["rows"] > 0
     assert results["baselines"]["ratio_to_consumer"] > 0
     assert results["baselines"]["ratio_to_copy"] > 0
+    # issue 17: the enrolment import rate, and the throughput with the registry check
+    # against a run without it in the same bench
+    imported = results["throughput"]["enrolment_import"]
+    assert imported["rows"] == 300 and imported["rows_per_s"] > 0
+    registry = results["throughput"]["registry_check"]
+    assert registry["off_accounted"] and registry["ratio_on_to_off"] > 0
     table = rows(results)
     assert any(r[0].startswith("1. end-to-end") for r in table)
+    assert any("registry check" in r[0] for r in table)
+    assert any("enrolment import rows/s" in r[0] for r in table)
     assert "| figure |" in markdown(results, None)
     # No password in the bench's report, its services' logs or anything it wrote.
     report = orjson.dumps(results).decode() + markdown(results, None)

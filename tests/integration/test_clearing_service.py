@@ -14,12 +14,21 @@ import pytest
 
 from services.clearing import scheduler
 from shared import topics
-from tests.helpers import Services, create_topics, envelope, new_prefix, produce, read_topic
+from tests.helpers import (
+    Services,
+    create_topics,
+    enrol,
+    envelope,
+    new_prefix,
+    produce,
+    read_topic,
+)
 
 pytestmark = pytest.mark.infra
 
 CHANGCHUN, JILIN = "220100", "220200"
 IN_CHANGCHUN, IN_JILIN = "H220102001", "H220202001"
+PERSONS = (("PJ1", JILIN), ("PJ2", JILIN), ("PC1", CHANGCHUN))
 
 
 @pytest.fixture
@@ -27,7 +36,11 @@ async def running(infra, fresh_database, tmp_path) -> AsyncIterator[tuple[str, s
     prefix = new_prefix()
     await create_topics(infra.kafka_bootstrap, prefix)
     services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
-    services.start("settlement", "clearing")
+    services.start("filing", "settlement", "clearing")
+    # The persons this month settles, enrolled by their agencies (the filing service's
+    # registry, folded by the settlement service) before any settlement.
+    await enrol(infra.kafka_bootstrap, prefix, [(p, a, "employee") for p, a in PERSONS],
+                fresh_database)
     yield prefix, fresh_database
     services.stop()
 

@@ -17,7 +17,7 @@ from shared.config import REPO_ROOT, Settings
 from shared.db import apply_migrations, create_pool, drop_database
 from shared.messaging.processing import BatchProcessor
 from shared.messaging.records import Record
-from tests.helpers import envelope, new_database_name
+from tests.helpers import ENROLMENT_TYPES, enrolment, envelope, new_database_name
 
 pytestmark = pytest.mark.infra
 
@@ -33,8 +33,13 @@ def _requested() -> Record:
             "insurance_type": "employee", "category": "relocated_retiree",
             "destination": "220100", "valid_from": "2026-10-01", "materials": ["credential"],
             "commitment": True, "channel": "online"}
-    return _record(topics.FILING_COMMANDS, 0, "P1", envelope(
+    return _record(topics.FILING_COMMANDS, 1, "P1", envelope(
         "filing.requested", data, id="cmd-C1", source=f"agency/{AGENCY}"))
+
+
+def _enrolled() -> Record:
+    """P1's enrolment, which the filing needs; always its own batch, before the others."""
+    return _record(topics.FILING_COMMANDS, 0, *enrolment("P1", AGENCY))
 
 
 def _day(day: date) -> Record:
@@ -46,7 +51,7 @@ def _day(day: date) -> Record:
 
 async def _published(server_url: str, batches: list[list[Record]]) -> list[dict[str, Any]]:
     """What the filing service publishes for `batches`, each one transaction, in a database
-    of its own."""
+    of its own (after P1's enrolment, whose answer is left out)."""
     name = new_database_name()
     admin = await asyncpg.connect(server_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -58,7 +63,7 @@ async def _published(server_url: str, batches: list[list[Record]]) -> list[dict[
             handler = await FILING.make_handler(
                 pool, Settings("", database_url, REPO_ROOT / "reference"))
             processor = BatchProcessor(pool, handler)
-            for batch in batches:
+            for batch in [[_enrolled()], *batches]:
                 await processor.process(batch)
             rows = await pool.fetch("SELECT value FROM outbox ORDER BY seq")
         finally:
@@ -66,7 +71,8 @@ async def _published(server_url: str, batches: list[list[Record]]) -> list[dict[
     finally:
         await drop_database(admin, name)
         await admin.close()
-    return [orjson.loads(r["value"]) for r in rows]
+    events = [orjson.loads(r["value"]) for r in rows]
+    return [e for e in events if e["type"] not in ENROLMENT_TYPES]
 
 
 def _kinds(events: list[dict[str, Any]]) -> list[tuple[str, Any]]:

@@ -14,7 +14,17 @@ from typing import Any
 import pytest
 
 from shared import topics
-from tests.helpers import Services, create_topics, envelope, new_prefix, produce, read_topic
+from tests.helpers import (
+    Services,
+    create_topics,
+    enrolment,
+    envelope,
+    new_prefix,
+    not_enrolment,
+    produce,
+    read_topic,
+    wait_enrolled,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -28,7 +38,8 @@ async def running(infra, fresh_database, tmp_path) -> AsyncIterator[str]:
     await create_topics(infra.kafka_bootstrap, prefix)
     services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
     services.start("filing", "settlement")
-    await produce(infra.kafka_bootstrap, prefix + topics.FILING_COMMANDS, [(PERSON, envelope(
+    await produce(infra.kafka_bootstrap, prefix + topics.FILING_COMMANDS, [
+        enrolment(PERSON, "220200"), (PERSON, envelope(
         "filing.requested", {
             "filing_id": "F-1", "person_id": PERSON, "insured_agency": "220200",
             "insurance_type": "employee", "category": "relocated_retiree",
@@ -37,7 +48,8 @@ async def running(infra, fresh_database, tmp_path) -> AsyncIterator[str]:
             "channel": "online"},
         id="F-1", source="agency/220200", time="2026-09-30T10:00:00+08:00"))])
     await read_topic(infra.kafka_bootstrap, prefix + topics.FILING_EVENTS,
-                     until=lambda r: len(r) >= 1)
+                     until=lambda r: len(not_enrolment(r)) >= 1)
+    await wait_enrolled(fresh_database, [PERSON])
     await asyncio.sleep(1.0)  # let the settlement service fold the filing first
     yield prefix
     services.stop()

@@ -19,6 +19,7 @@ from services.filing.domain.decisions import add_months, decide, expire
 from shared import topics
 from shared.business_time import SHANGHAI
 from shared.events import decode, encode, make_event
+from shared.events.enrolment import PersonEnrolled
 from shared.events.filing import (
     BenefitStatus,
     ChangeBenefitStatus,
@@ -34,6 +35,7 @@ from shared.events.filing import (
     FilingRejected,
     FilingRequested,
     FilingRevoked,
+    InsuranceType,
     Material,
     RevokeFiling,
     SupplyMaterials,
@@ -58,6 +60,18 @@ def request(**changes: Any) -> FilingRequested:
     return FilingRequested.model_validate(values, strict=False)
 
 
+def enrolled(agency: str = "220281", insurance_type: str = "employee"):
+    """The state of PERSON enrolled with `agency` long before any date used here: filings
+    must name an enrolled person of the filing agency."""
+    return domain_state.fold(domain_state.empty(PERSON), PersonEnrolled(
+        person_id=PERSON, insured_agency=agency, insurance_type=InsuranceType(insurance_type),
+        effective=date(2020, 1, 1)))
+
+
+def enrolled_for(command: FilingRequested):
+    return enrolled(command.insured_agency, command.insurance_type.value)
+
+
 def with_policy(agency: str, **changes: Any):
     """The shipped reference data with one agency's filing policy changed."""
     policies = dict(REF.filing_policies)
@@ -67,7 +81,7 @@ def with_policy(agency: str, **changes: Any):
 
 def registered(*commands: FilingRequested, today: date = TODAY):
     """The state after registering `commands`, each of which must be accepted."""
-    state = domain_state.empty(PERSON)
+    state = enrolled(commands[0].insured_agency)
     for command in commands:
         events = decide(state, command, today, REF)
         assert [type(e) for e in events] == [FilingRegistered], events
@@ -161,7 +175,7 @@ REQUEST_CASES = [
                          ids=[c[0] for c in REQUEST_CASES])
 def test_filing_requested(case: str, changes: dict, today: date,
                           expected: set[str] | None) -> None:
-    events = decide(domain_state.empty(PERSON), request(**changes), today, REF)
+    events = decide(enrolled_for(request(**changes)), request(**changes), today, REF)
     if expected is None:
         assert [type(e) for e in events] == [FilingRegistered], events
     else:
@@ -192,7 +206,7 @@ def test_filing_requested(case: str, changes: dict, today: date,
 ])
 def test_registered_validity(changes: dict, valid_until: date | None,
                              materials_due: date | None) -> None:
-    (event,) = decide(domain_state.empty(PERSON), request(**changes), TODAY, REF)
+    (event,) = decide(enrolled_for(request(**changes)), request(**changes), TODAY, REF)
     assert isinstance(event, FilingRegistered)
     assert (event.valid_until, event.materials_due, event.requested_on) == (
         valid_until, materials_due, TODAY)
@@ -220,7 +234,7 @@ def test_add_months(day: date, months: int, expected: date) -> None:
 ])
 def test_policy_knobs(agency: str, changes: dict, expected: set[str] | None) -> None:
     command = request(valid_from=date(2025, 12, 1), materials=["credential"], commitment=True)
-    events = decide(domain_state.empty(PERSON), command, TODAY, with_policy(agency, **changes))
+    events = decide(enrolled_for(command), command, TODAY, with_policy(agency, **changes))
     if expected is None:
         assert isinstance(events[0], FilingRegistered)
     else:
@@ -378,7 +392,7 @@ def benefit(status: str, effective: date, agency: str = "220281") -> ChangeBenef
 
 
 def test_benefit_status_changes_and_termination_is_final() -> None:
-    state = domain_state.empty(PERSON)
+    state = enrolled()
     for command in (benefit("suspended", date(2026, 3, 1)), benefit("active", date(2026, 4, 1)),
                     benefit("terminated", date(2026, 6, 1))):
         events = decide(state, command, TODAY, REF)
@@ -437,7 +451,7 @@ def test_no_expiry_for_revoked_or_open_filings() -> None:
 
 def test_no_overdue_when_the_filing_ends_first() -> None:
     ref = with_policy("220281", commitment_due_days=300)  # due after the 6 months
-    state = domain_state.empty(PERSON)
+    state = enrolled()
     state = domain_state.fold_all(state, decide(
         state, request(materials=["credential"], commitment=True), TODAY, ref))
     assert [e.TYPE for e in expire(state, date(2027, 1, 1))] == ["filing.expired"]
@@ -446,7 +460,7 @@ def test_no_overdue_when_the_filing_ends_first() -> None:
 # ---- the events travel, the codes are documented ------------------------------------------
 
 def test_events_pass_the_contract_codec() -> None:
-    state = domain_state.empty(PERSON)
+    state = enrolled()
     commands = [request(materials=["credential"], commitment=True),
                 SupplyMaterials(filing_id="F1", materials=[CERTIFICATE]),
                 RevokeFiling(filing_id="F9", effective=TODAY)]
@@ -508,7 +522,7 @@ def scenarios(draw: st.DrawFn) -> list[tuple[Any, date]]:
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
 def test_filings_never_overlap(commands: list[tuple[Any, date]]) -> None:
-    state = domain_state.empty(PERSON)
+    state = enrolled()
     for command, today in commands:
         state = domain_state.fold_all(state, decide(state, command, today, REF))
     for day in (date(2026, 1, 1) + timedelta(n) for n in range(0, 900, 2)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from services.settlement.domain.decisions import (
 )
 from services.settlement.domain.policy import load_catalogue, load_policies, load_tier_table
 from services.settlement.domain.tiers import Basis, Trip
+from shared.enrolment import EnrolmentSpan
 from shared.events.filing import BenefitStatus, FilingCategory, InsuranceType
 from shared.events.settlement import (
     RefundRejected,
@@ -107,13 +109,19 @@ def filing(category: FilingCategory, destination: str = "220200", *, filing_id: 
                        emergency_visit)
 
 
+def enrolled_as(sub: SettlementSubmitted) -> EnrolmentSpan:
+    """The registry's span for a person enrolled as the submission says, long before."""
+    return EnrolmentSpan(date(2020, 1, 1), sub.insured_agency, sub.insurance_type.value)
+
+
 def context(sub: SettlementSubmitted, *filings: FilingFacts,
             status: BenefitStatus = BenefitStatus.ACTIVE) -> SettlementContext:
     hospital, care = HOSPITALS[sub.hospital]
     return SettlementContext(hospital=hospital, care_agency=care,
                              policy=POLICIES[sub.insured_agency],
                              catalogue=load_catalogue(REFERENCE, hospital.county),
-                             filings=filings, benefit_status=status)
+                             filings=filings, benefit_status=status,
+                             enrolment=enrolled_as(sub))
 
 
 def refund(settlement_id: str = "S-1", *, refund_id: str = "R-1",
@@ -254,7 +262,8 @@ def test_every_table_row_settles_at_its_tier(name: str, trip: Trip, basis: str) 
     assert row is not None
     sub = submission(hospital=hospital.code, insured_agency=insured)
     ctx = SettlementContext(hospital, care, policy, load_catalogue(REFERENCE, hospital.county),
-                            (filing(CATEGORY_OF[basis], care, insured=insured),))
+                            (filing(CATEGORY_OF[basis], care, insured=insured),),
+                            enrolment=enrolled_as(sub))
     event = decide_settlement(EMPTY, sub, ctx)
     assert isinstance(event, SettlementCompleted), event
     rule = policy.rule(EMPLOYEE, VisitType.INPATIENT, hospital.level)

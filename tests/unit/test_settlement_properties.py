@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from services.settlement.domain.decisions import (
 )
 from services.settlement.domain.policy import load_catalogue, load_policies
 from shared.business_time import SHANGHAI
+from shared.enrolment import EnrolmentSpan
 from shared.events.filing import BenefitStatus, FilingCategory, InsuranceType
 from shared.events.settlement import (
     Item,
@@ -177,9 +178,12 @@ class History:
                     if s.refunded and s.hospital == hospital.code]
         if step["resettle"] and refunded:
             data["resettles"] = refunded[0].settlement_id
+        submitted = SettlementSubmitted.model_validate_json(json.dumps(data))
         ctx = SettlementContext(hospital, step["care"], POLICIES["220100"],
-                                CATALOGUES[hospital.county], step["filings"], step["status"])
-        return SettlementSubmitted.model_validate_json(json.dumps(data)), ctx
+                                CATALOGUES[hospital.county], step["filings"], step["status"],
+                                enrolment=EnrolmentSpan(date(2020, 1, 1), "220100",
+                                                        submitted.insurance_type.value))
+        return submitted, ctx
 
     def refund(self, step: dict[str, Any]) -> RefundRequested:
         known = self.state.settlements

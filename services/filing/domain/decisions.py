@@ -10,6 +10,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from services.filing.domain import reasons as r
+from services.filing.domain.enrolment import (
+    EnrolmentCommand,
+    decide_enrolment,
+    enrolment_problems,
+)
 from services.filing.domain.state import (
     PersonFilingState,
     expiry_due,
@@ -18,6 +23,7 @@ from services.filing.domain.state import (
 )
 from shared import regions
 from shared.events.base import Payload, Reason
+from shared.events.enrolment import BalanceReported, InsuranceChanged, PersonEnrolled, PersonLeft
 from shared.events.filing import (
     BenefitStatus,
     BenefitStatusChanged,
@@ -42,7 +48,7 @@ from shared.filing_view import Filing
 from shared.reference import LONG_TERM_CATEGORIES, Agency, FilingPolicy, ReferenceData
 
 Command = (FilingRequested | RevokeFiling | ExtendFiling | SupplyMaterials | ChangeDestination
-           | ChangeBenefitStatus)
+           | ChangeBenefitStatus | EnrolmentCommand)
 _LONG_TERM_PROOFS = frozenset({Material.RELOCATION_PROOF, Material.RESIDENCE_PROOF,
                                Material.WORK_PROOF})
 
@@ -67,6 +73,8 @@ def decide(state: PersonFilingState, command: Command, today: date,
             answer = _change_destination(state, command, today, reference)
         case ChangeBenefitStatus():
             answer = _change_benefit_status(state, command, reference)
+        case PersonEnrolled() | InsuranceChanged() | PersonLeft() | BalanceReported():
+            answer = decide_enrolment(state, command, reference)
         case _:
             raise TypeError(f"not a filing command: {type(command).__name__}")
     return housekeeping + answer
@@ -194,6 +202,9 @@ def _request(state: PersonFilingState, command: FilingRequested, today: date,
     policy = reference.filing_policy(command.insured_agency)
     if agency is None:
         found.append(r.UNKNOWN_INSURED_AGENCY(agency=command.insured_agency))
+    else:  # a filing names a person the agency has enrolled, as of the filing's first day
+        found += enrolment_problems(state, command.person_id, command.insured_agency,
+                                    command.insurance_type.value, command.valid_from)
     category = command.category
     if agency is not None and policy is not None and category not in policy.accepted_categories:
         found.append(r.CATEGORY_NOT_ACCEPTED(agency=agency.code, category=category.value))

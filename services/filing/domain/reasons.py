@@ -152,5 +152,31 @@ BENEFIT_TERMINATED = ReasonCode(
     "the person's benefits with pool {agency} were terminated from {effective}; termination is "
     "final")
 
+# ---- enrolment (参保登记) -------------------------------------------------------------------
+PERSON_NOT_ENROLLED = ReasonCode(
+    "person_not_enrolled",
+    "person {person} is not enrolled with any pool on {on}; the insuring agency must send "
+    "person.enrolled first")
+ENROLMENT_MISMATCH = ReasonCode(
+    "enrolment_mismatch",
+    "{field} {given} disagrees with the enrolment registry, which has {registered} for person "
+    "{person} on {on}; correct the command or the enrolment")
+ALREADY_ENROLLED = ReasonCode(
+    "already_enrolled",
+    "person {person} is already enrolled with {agency} ({insurance_type}) since {since}; send "
+    "person.insurance_changed for a change of scheme or pool")
+ENROLMENT_UNCHANGED = ReasonCode(
+    "enrolment_unchanged",
+    "person {person} is already insured by {agency} as {insurance_type} on {effective}; "
+    "nothing to change")
+EFFECTIVE_BEFORE_LATEST = ReasonCode(
+    "effective_before_latest",
+    "effective {effective} is before the person's latest enrolment change, effective "
+    "{latest}; enrolment changes are recorded in date order")
+ACCOUNT_NOT_EMPLOYEE = ReasonCode(
+    "account_not_employee",
+    "person {person} is insured as {insurance_type} on {on}; only employees have a personal "
+    "account")
+
 ALL: tuple[ReasonCode, ...] = tuple(v for v in dict(globals()).values()
                                     if isinstance(v, ReasonCode))

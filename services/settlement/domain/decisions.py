@@ -5,7 +5,8 @@ becomes refunded, rejected or held. Pure: the handler looks the facts up and pas
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 
 from services.settlement.domain import reasons
 from services.settlement.domain.accumulators import (
@@ -24,6 +25,7 @@ from services.settlement.domain.policy import (
 from services.settlement.domain.tiers import FilingOption, TierChoice, choose_tier, classify_trip
 from shared import regions
 from shared.business_time import business_date
+from shared.enrolment import BalanceReport, EnrolmentSpan
 from shared.events.base import Reason
 from shared.events.filing import BenefitStatus, FilingCategory, InsuranceType
 from shared.events.settlement import (
@@ -79,6 +81,14 @@ class SettlementContext:
     catalogue: Catalogue | None  # the care-place catalogue of the hospital's region
     filings: tuple[FilingFacts, ...] = ()  # every filing in force at settled_at
     benefit_status: BenefitStatus = BenefitStatus.ACTIVE  # at settled_at
+    #: The enrolment registry's span on the date of settled_at (a leaving included); None:
+    #: never enrolled by then, and the settlement is refused.
+    enrolment: EnrolmentSpan | None = None
+    #: The insuring agency's latest personal-account balance report as of settled_at.
+    balance: BalanceReport | None = None
+    #: False only to measure what the registry check costs (the bench's "registry off" run):
+    #: then neither enrolment nor balance is looked at, as before the registry existed.
+    enrolment_checked: bool = True
 
 
 def decide_settlement(
@@ -87,7 +97,9 @@ def decide_settlement(
     """Settle a submission at the insuring agency's policy and the care-place catalogue."""
     if submitted.person_id != state.person_id:
         raise ValueError(f"state of {state.person_id} given for {submitted.person_id}")
-    problems = [*_identity(state, submitted), *_dates(submitted), *_facts(submitted, context),
+    checked = _enrolment(submitted, context.enrolment) if context.enrolment_checked else []
+    problems = [*_identity(state, submitted), *checked,
+                *_dates(submitted), *_facts(submitted, context),
                 *_benefit(context.benefit_status), *_resettles(state, submitted)]
     if problems:
         return _rejected(submitted, problems)
@@ -110,7 +122,8 @@ def decide_settlement(
     if problems:
         return _rejected(submitted, problems)
     assert choice is not None
-    return _completed(state, submitted, care_agency, policy, rule, catalogue, choice)
+    return _completed(state, submitted, care_agency, policy, rule, catalogue, choice,
+                      context.balance)
 
 
 def decide_refund(
@@ -157,6 +170,7 @@ def decide_refund(
 def _completed(
     state: PersonState, submitted: SettlementSubmitted, care_agency: str,
     policy: SettlementPolicy, rule: BenefitRule, catalogue: Catalogue, choice: TierChoice,
+    balance: BalanceReport | None = None,
 ) -> SettlementCompleted:
     visit = policy.visits[submitted.visit_type]
     year = business_date(submitted.settled_at).year
@@ -168,13 +182,20 @@ def _completed(
         deductible_scope = year_scope(year, insurance, visit.deductible_pool)
     cap_scope = year_scope(year, insurance, visit.cap_pool)
     personal = policy.personal_reason_reduction if submitted.not_direct_personal_reason else ZERO
+    request = submitted.personal_account_request
+    held = None
+    if balance is not None and request and submitted.insurance_type is InsuranceType.EMPLOYEE:
+        held = account_holds(state, balance, submitted.settled_at)
+        request = min(request, held)
     result = compute(
         submitted.items, catalogue.b_share,
         ratio=applied_ratio(rule.ratio, choice.reduction, personal),
         deductible_unused=rule.deductible - state.deductible_used.get(deductible_scope, ZERO),
         cap_unused=rule.annual_cap - state.cap_used.get(cap_scope, ZERO),
         insurance_type=submitted.insurance_type,
-        personal_account_request=submitted.personal_account_request)
+        personal_account_request=request)
+    account = {} if held is None else dict(
+        account_balance=held, account_capped=request != submitted.personal_account_request)
     # The computed total replaces the hospital's stated one (equal to it when given).
     # `__dict__` holds exactly the fields (`dict(model)` builds the same pairs, slower).
     return SettlementCompleted(**(submitted.__dict__ | dict(
@@ -183,7 +204,16 @@ def _completed(
         eligible=result.eligible, deductible=result.deductible, fund_pay=result.fund_pay,
         account_pay=result.account_pay, cash_pay=result.cash_pay,
         cleared_amount=result.cleared_amount, filing_id=choice.filing_id,
-        trip=choice.trip.value, deductible_scope=deductible_scope, cap_scope=cap_scope)))
+        trip=choice.trip.value, deductible_scope=deductible_scope, cap_scope=cap_scope,
+        **account)))
+
+
+def account_holds(state: PersonState, balance: BalanceReport, settled_at: datetime) -> Decimal:
+    """What the personal account holds at `settled_at`: the balance reported as of an
+    earlier time, less what this person's settlements since then (and not refunded) took."""
+    taken = sum((s.account_pay for s in state.settlements
+                 if not s.refunded and balance.as_of < s.settled_at <= settled_at), ZERO)
+    return max(ZERO, balance.balance - taken)
 
 
 # ---- checks: each yields (code, message) pairs --------------------------------------------
@@ -199,6 +229,35 @@ def _identity(state: PersonState, submitted: SettlementSubmitted) -> list[Proble
              f"settlement_id {submitted.settlement_id} of hospital {submitted.hospital} was "
              f"already settled at {earlier.settled_at.isoformat()}; use a new settlement_id "
              "(to correct it: refund it, then settle again with `resettles`)")]
+
+
+def _enrolment(submitted: SettlementSubmitted, span: EnrolmentSpan | None) -> list[Problem]:
+    """The registry must have the person insured, as the submission says, on the date of
+    settled_at; a disagreement names both values, so either side can be corrected."""
+    on = business_date(submitted.settled_at)
+    person = submitted.person_id
+    if span is None:
+        return [(reasons.PERSON_NOT_ENROLLED,
+                 f"person {person} is not enrolled with any pool on {on} (settled_at, "
+                 "Asia/Shanghai): the enrolment registry has no enrolment in force then; "
+                 "check the person id, or settle once the insuring agency has enrolled the "
+                 "person (person.enrolled)")]
+    if span.left is not None:
+        return [(reasons.PERSON_NOT_ENROLLED,
+                 f"person {person} left pool {span.insured_agency} on {span.effective} "
+                 f"({span.left}) and is not enrolled on {on}")]
+    problems: list[Problem] = []
+    if span.insured_agency != submitted.insured_agency:
+        problems.append((reasons.ENROLMENT_MISMATCH,
+                         f"insured_agency {submitted.insured_agency} disagrees with the "
+                         f"enrolment registry, which has person {person} insured by "
+                         f"{span.insured_agency} on {on} (since {span.effective})"))
+    if span.insurance_type != submitted.insurance_type.value:
+        problems.append((reasons.ENROLMENT_MISMATCH,
+                         f"insurance_type {submitted.insurance_type.value} disagrees with the "
+                         f"enrolment registry, which has person {person} insured as "
+                         f"{span.insurance_type} on {on} (since {span.effective})"))
+    return problems
 
 
 def _dates(submitted: SettlementSubmitted) -> list[Problem]:

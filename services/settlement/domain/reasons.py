@@ -7,6 +7,11 @@ from __future__ import annotations
 
 # ---- settlement.rejected ------------------------------------------------------------------
 
+#: The enrolment registry has the person insured nowhere on the business date of settled_at.
+PERSON_NOT_ENROLLED = "person_not_enrolled"
+#: The submission's insured_agency or insurance_type disagrees with the enrolment registry.
+ENROLMENT_MISMATCH = "enrolment_mismatch"
+
 #: Another settlement of the same hospital with this settlement_id was already completed.
 DUPLICATE_SETTLEMENT_ID = "duplicate_settlement_id"
 #: The hospital code is not in the reference data (hospitals.csv).
@@ -71,8 +76,8 @@ SETTLEMENT_NOT_YET_KNOWN = "settlement_not_yet_known"
 SOURCE_MISMATCH = "source_mismatch"
 
 SETTLEMENT_REJECTION_CODES = (
-    SOURCE_MISMATCH, DUPLICATE_SETTLEMENT_ID, UNKNOWN_HOSPITAL, UNKNOWN_CARE_AGENCY,
-    UNKNOWN_INSURED_AGENCY,
+    SOURCE_MISMATCH, DUPLICATE_SETTLEMENT_ID, PERSON_NOT_ENROLLED, ENROLMENT_MISMATCH,
+    UNKNOWN_HOSPITAL, UNKNOWN_CARE_AGENCY, UNKNOWN_INSURED_AGENCY,
     NO_CATALOGUE, NO_BENEFIT_RULE, BENEFIT_SUSPENDED, BENEFIT_TERMINATED,
     ADMISSION_DATES_MISSING, ADMITTED_AFTER_DISCHARGE, VISIT_DATE_MISSING,
     DATE_AFTER_SETTLEMENT, FILING_REQUIRED, FILING_NOT_FOR_HOSPITAL,
