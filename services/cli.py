@@ -21,7 +21,7 @@ from collections.abc import Callable
 SERVICES = ("filing", "settlement", "clearing")
 #: Modules that add their own subcommands: each has ``register(subparsers)``.
 COMMAND_MODULES = ("services.clearing.cli", "services.clearing.reports_cli", "services.audit.cli",
-                   "bench.cli", "services.demo.cli")
+                   "bench.cli", "services.demo.cli", "services.participants.cli")
 
 
 def _infra(args: argparse.Namespace) -> int:

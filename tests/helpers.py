@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from shared import inbound
 from shared.config import REPO_ROOT
 from shared.messaging import clients as kafka_clients
 from shared.topics import all_topics
@@ -77,12 +78,16 @@ async def create_topics(bootstrap: str, prefix: str) -> None:
     await ensure_topics(bootstrap, all_topics(prefix))
 
 
-async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]]) -> None:
+async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]],
+                  *, sign: bool = True) -> None:
+    """Publish values as their senders would: each signed by the participant its ``source``
+    names (shared.inbound), unless `sign` is false (an attacker's unsigned record)."""
     producer = kafka_clients.producer(bootstrap, enable_idempotence=True,
                                 linger_ms=5, max_request_size=16 * 1024 * 1024)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value, key=key.encode() if key else None)
+        futures = [await producer.send(topic, value, key=key.encode() if key else None,
+                                       headers=signed(value) if sign else [])
                    for key, value in messages]
         await asyncio.gather(*futures)
     finally:
@@ -197,6 +202,11 @@ class Services:
 
 def envelope(type_: str, data: dict[str, Any], *, id: str, source: str,
              time: str = "2026-10-03T09:15:00+08:00") -> bytes:
-    """A CloudEvents envelope as an outside party would write it."""
-    return orjson.dumps({"specversion": "1.0", "id": id, "source": source, "type": type_,
-                         "time": time, "datacontenttype": "application/json", "data": data})
+    """A CloudEvents envelope as an outside party would write it (shared.inbound)."""
+    return inbound.envelope(type_, data, id=id, source=source, time=time)
+
+
+def signed(value: bytes) -> list[tuple[str, bytes]]:
+    """The signature header of `value` by the participant its ``source`` names; none for a
+    value that names no participant with a key (deliberately bad input)."""
+    return inbound.signature_headers(value, required=False)

@@ -27,7 +27,7 @@ from services.clearing import scheduler
 from shared import topics
 from shared.messaging import clients as kafka_clients
 from tests.faults.workload import HUB, Expected, Message, Workload, money
-from tests.helpers import Services, create_topics, new_prefix
+from tests.helpers import Services, create_topics, new_prefix, signed
 
 SERVICES = ("filing", "settlement", "clearing")
 
@@ -163,9 +163,11 @@ async def produce(bootstrap: str, prefix: str, messages: Iterable[Message], *,
     try:
         futures = []
         for topic, key, value in messages:
+            headers = signed(value)
             for _ in range(2 if twice else 1):
                 futures.append(await producer.send(prefix + topic, value,
-                                                   key=key.encode() if key else None))
+                                                   key=key.encode() if key else None,
+                                                   headers=headers))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
