@@ -38,7 +38,7 @@ from services.clearing.domain.periods import (
     milestone,
 )
 from services.demo.province import Message, Province, event_id, make_message
-from shared import topics
+from shared import inbound, participant_keys, topics
 from shared.config import REPO_ROOT
 from shared.db import drop_database
 from shared.events import Envelope, Rejection, decode
@@ -88,13 +88,23 @@ class Namespace:
         """Consumer groups of this run's services, apart from every other run's."""
         return f"demo.{self.stamp}"
 
+    @property
+    def participant_keys(self) -> Path:
+        """This run's registry of participants' public keys (its private keys beside it)."""
+        return self.logs / "secrets" / "participant-keys.toml"
+
+    @property
+    def participant_secrets(self) -> Path:
+        return self.logs / "secrets" / "keys"
+
     def record(self, path: Path, **extra: Any) -> None:
         """Write `<cache>/last-demo.json` so an auditor finds the run (audit replay reads it)."""
         document = {"stamp": self.stamp, "prefix": self.topic_prefix,
                     "topic_prefix": self.topic_prefix,
                     "database": self.database, "database_url": self.database_url,
                     "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
-                    "logs": str(self.logs), "started_at": self.started_at, **extra}
+                    "logs": str(self.logs), "started_at": self.started_at,
+                    "participant_keys": str(self.participant_keys), **extra}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
@@ -286,9 +296,12 @@ class Follower:
 class Publisher:
     """One idempotent producer for everything the outside parties send."""
 
-    def __init__(self, bootstrap: str, prefix: str):
+    def __init__(self, bootstrap: str, prefix: str,
+                 signer: participant_keys.Signer | None = None):
         self.prefix = prefix
         self.sent: Counter[str] = Counter()
+        #: Each record is signed by the participant its source names (shared.inbound).
+        self._signer = signer
         self._producer = kafka_clients.producer(bootstrap, enable_idempotence=True,
                                           linger_ms=5, max_request_size=16 * 1024 * 1024)
 
@@ -302,8 +315,10 @@ class Publisher:
     async def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
-        futures = [await self._producer.send(self.prefix + m.topic, m.value, key=m.key.encode())
-                   for m in messages]
+        futures = [await self._producer.send(
+            self.prefix + m.topic, m.value, key=m.key.encode(),
+            headers=inbound.signature_headers(m.value, source=m.source, signer=self._signer))
+            for m in messages]
         await asyncio.gather(*futures)
         self.sent.update(m.type for m in messages)
 
@@ -448,13 +463,19 @@ async def run(options: Options, namespace: Namespace, province: Province, steps:
     env = {"KAFKA_BOOTSTRAP_SERVERS": namespace.kafka_bootstrap_servers,
            "DATABASE_URL": namespace.database_url,
            "CLEARINGHOUSE_TOPIC_PREFIX": namespace.topic_prefix,
-           "CLEARINGHOUSE_GROUP_PREFIX": namespace.group_prefix}
+           "CLEARINGHOUSE_GROUP_PREFIX": namespace.group_prefix,
+           "CLEARINGHOUSE_PARTICIPANT_KEYS": str(namespace.participant_keys)}
+    participant_keys.ensure_key_pairs(participant_keys.participants(),
+                                      registry_path=namespace.participant_keys,
+                                      directory=namespace.participant_secrets)
+    signer = participant_keys.Signer(namespace.participant_keys, namespace.participant_secrets)
     services = ServiceProcesses(env, namespace.logs)
     follower = Follower(namespace.kafka_bootstrap_servers, namespace.topic_prefix, services)
     try:
         services.start()
         await follower.start()
-        async with Publisher(namespace.kafka_bootstrap_servers, namespace.topic_prefix) as sent:
+        async with Publisher(namespace.kafka_bootstrap_servers, namespace.topic_prefix,
+                             signer) as sent:
             demo = _Demo(namespace, province, services, follower, sent, steps)
             await demo.run()
         postings = await _postings(namespace.database_url)
