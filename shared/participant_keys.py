@@ -101,7 +101,7 @@ def write_registry(registry: KeyRegistry, path: Path | None = None) -> None:
     os.replace(temporary, path)
 
 
-_cache: dict[Path, tuple[tuple[int, int], KeyRegistry]] = {}
+_cache: dict[Path, tuple[tuple[int, int, int], KeyRegistry]] = {}
 
 
 def current_registry(path: Path | None = None) -> KeyRegistry:
@@ -110,9 +110,9 @@ def current_registry(path: Path | None = None) -> KeyRegistry:
     path = path or registry_file()
     try:
         stat = path.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
     except FileNotFoundError:
-        stamp = (0, 0)
+        stamp = (0, 0, 0)
     cached = _cache.get(path)
     if cached is None or cached[0] != stamp:
         cached = _cache[path] = (stamp, read_registry(path))

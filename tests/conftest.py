@@ -112,7 +112,7 @@ async def fresh_database(infra: Infra) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def participant_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def session_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A key pair for every participant of the reference data, generated for this session
     into a directory of its own; the services the tests start (which inherit the
     environment) verify against it, and the tests' publishers sign with it."""
