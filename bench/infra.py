@@ -21,7 +21,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from shared.config import REPO_ROOT
 from shared.db import drop_database
 from shared.messaging import clients as kafka_clients
+from shared.participant_keys import Signer
 from shared.running import die_with_parent
+from shared.signatures import SIGNED_TOPICS
 from shared.topics import all_topics
 
 #: Installed in the bench's own database: each commit of the clearing service that takes
@@ -62,6 +64,11 @@ class Environment:
     logs: Path
     name: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:10]}")
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: Environment of the services started next (``CLEARINGHOUSE_SIGNATURES=off`` for the
+    #: signatures' cost comparison).
+    overrides: dict[str, str] = field(default_factory=dict)
+    #: The registry of the generated participants' public keys, for the services.
+    participant_keys: Path | None = None
 
     @property
     def prefix(self) -> str:
@@ -76,7 +83,10 @@ class Environment:
         return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.database_url,
                 "CLEARINGHOUSE_TOPIC_PREFIX": self.prefix,
                 "CLEARINGHOUSE_REFERENCE_DIR": str(self.reference_dir),
-                "CLEARINGHOUSE_GROUP_PREFIX": self.name}
+                "CLEARINGHOUSE_GROUP_PREFIX": self.name,
+                **({"CLEARINGHOUSE_PARTICIPANT_KEYS": str(self.participant_keys)}
+                   if self.participant_keys else {}),
+                **self.overrides}
 
     async def create(self) -> None:
         from infra.kafka import ensure_topics
@@ -320,15 +330,53 @@ def producer(bootstrap: str) -> AIOKafkaProducer:
                             max_batch_size=512 * 1024, max_request_size=16 * 1024 * 1024)
 
 
-async def publish_all(bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes]],
-                      sender: AIOKafkaProducer | None = None) -> int:
-    """Publish with gathered futures; return how many."""
+Headers = list[tuple[str, bytes]]
+
+
+def participant_keys_for(province: Any, directory: Path) -> Signer:
+    """Key pairs for the bench's generated participants, for this run: the registry goes
+    to the services (`Environment.participant_keys`), the signer to the senders."""
+    from shared import participant_keys
+
+    registry, secrets = directory / "participant-keys.toml", directory / "keys"
+    participant_keys.ensure_key_pairs(participant_keys.participants(province.directory),
+                                      registry_path=registry, directory=secrets)
+    return participant_keys.Signer(registry, secrets)
+
+
+def signed(messages: Iterable[tuple[bytes, bytes]], signer: Signer | None
+           ) -> list[tuple[bytes, bytes, Headers]]:
+    """Each value with the signature of the participant its ``source`` names, as its sender
+    publishes it (shared.inbound; none without a signer or when
+    ``CLEARINGHOUSE_SIGNATURES=off``)."""
+    from shared.inbound import signature_headers
+
+    if signer is None:
+        return [(key, value, []) for key, value in messages]
+    return [(key, value, signature_headers(value, signer=signer)) for key, value in messages]
+
+
+async def publish_all(bootstrap: str, topic: str,
+                      messages: Iterable[tuple[bytes, bytes] | tuple[bytes, bytes, Headers]],
+                      sender: AIOKafkaProducer | None = None, *,
+                      signer: Signer | None = None) -> int:
+    """Publish with gathered futures; return how many. Pairs (key, value) on a signed topic
+    are signed here by `signer`; triples carry their headers (signed beforehand, outside a
+    timed section)."""
     own = sender is None
     sender = sender or producer(bootstrap)
     if own:
         await sender.start()
     try:
-        futures = [await sender.send(topic, value, key=key) for key, value in messages]
+        futures = []
+        sign = topic.endswith(tuple(SIGNED_TOPICS))  # not the services' own events
+        for message in messages:
+            if len(message) == 2:
+                key, value = message  # type: ignore[misc]
+                headers = signed([(key, value)], signer)[0][2] if sign else []
+            else:
+                key, value, headers = message  # type: ignore[misc]
+            futures.append(await sender.send(topic, value, key=key, headers=headers))
         await asyncio.gather(*futures)
         return len(futures)
     finally:
