@@ -124,12 +124,13 @@ def header_value(headers: Iterable[tuple[str, bytes]]) -> bytes | None:
     return found
 
 
-def _document(value: bytes | None) -> dict[str, Any]:
+def _rejection(value: bytes, code: str, message: str) -> Rejection:
+    """A refusal carrying the envelope as read, to address the sender's error event."""
     try:
-        document = orjson.loads(value or b"")
+        document = orjson.loads(value)
     except orjson.JSONDecodeError:
-        return {}
-    return document if isinstance(document, dict) else {}
+        document = {}
+    return Rejection(code, message, document if isinstance(document, dict) else {})
 
 
 def _protected(token: str) -> Mapping[str, Any]:
@@ -148,48 +149,46 @@ def verify(value: bytes, signature: bytes | None, source: str, registry: KeyRegi
     `appended_at` is when the record entered the log (its Kafka timestamp): a key revoked at
     or before that moment no longer counts; records appended before the revocation keep
     verifying, years later, which is what an auditor needs (docs/security.md)."""
-    document = _document(value)
     if signature is None:
-        raise Rejection("signature_missing",
-                        f"the record has no {HEADER} header: sign the value bytes with the "
-                        f"participant's key (docs/security.md)", document)
+        raise _rejection(value, "signature_missing",
+                         f"the record has no {HEADER} header: sign the value bytes with the "
+                         f"participant's key (docs/security.md)")
     try:
         token = signature.decode("ascii")
         protected, payload, encoded_signature = token.split(".")
         header = _protected(token)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Rejection("signature_invalid",
-                        f"the {HEADER} header is not a detached compact JWS "
-                        f"(<header>..<signature>): {type(exc).__name__}", document) from None
+        raise _rejection(value, "signature_invalid",
+                         f"the {HEADER} header is not a detached compact JWS "
+                         f"(<header>..<signature>): {type(exc).__name__}") from None
     kid = header.get("kid")
     if payload:
-        raise Rejection("signature_invalid", f"the {HEADER} JWS must be detached (an empty "
-                        "payload part): the signed bytes are the record's value", document)
+        raise _rejection(value, "signature_invalid", f"the {HEADER} JWS must be detached (an "
+                         "empty payload part): the signed bytes are the record's value")
     if header.get("alg") != ALGORITHM:
-        raise Rejection("signature_invalid",
-                        f"the JWS alg is {header.get('alg')!r}; {ALGORITHM!r} is required",
-                        document)
+        raise _rejection(value, "signature_invalid",
+                         f"the JWS alg is {header.get('alg')!r}; {ALGORITHM!r} is required")
     key = registry.get(kid) if isinstance(kid, str) else None
     if key is None:
-        raise Rejection("signature_invalid",
-                        f"the JWS kid {kid!r} is not a registered participant key", document)
+        raise _rejection(value, "signature_invalid",
+                         f"the JWS kid {kid!r} is not a registered participant key")
     try:
         jws.deserialize_compact(f"{protected}.{_b64(value)}.{encoded_signature}",
                                 registry.jwk(key.kid), algorithms=[ALGORITHM])
     except (JoseError, ValueError) as exc:
-        raise Rejection("signature_invalid",
-                        f"the signature under kid {key.kid!r} does not verify over the "
-                        f"record's value bytes ({type(exc).__name__})", document) from None
+        raise _rejection(value, "signature_invalid",
+                         f"the signature under kid {key.kid!r} does not verify over the "
+                         f"record's value bytes ({type(exc).__name__})") from None
     claimed = participant_of(source)
     if claimed != key.participant:
-        raise Rejection("signer_mismatch",
-                        f"source {source!r} is not the signer: kid {key.kid!r} belongs to "
-                        f"{key.participant!r}", document)
+        raise _rejection(value, "signer_mismatch",
+                         f"source {source!r} is not the signer: kid {key.kid!r} belongs to "
+                         f"{key.participant!r}")
     if key.revoked_for(appended_at):
         assert key.revoked_at is not None
-        raise Rejection("key_revoked",
-                        f"kid {key.kid!r} was revoked at {key.revoked_at.isoformat()}, before "
-                        f"the record entered the log ({appended_at.isoformat()})", document)
+        raise _rejection(value, "key_revoked",
+                         f"kid {key.kid!r} was revoked at {key.revoked_at.isoformat()}, before "
+                         f"the record entered the log ({appended_at.isoformat()})")
     return key
 
 

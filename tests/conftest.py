@@ -124,7 +124,8 @@ def session_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     saved = {name: os.environ.get(name) for name in KEY_VARIABLES}
     os.environ["CLEARINGHOUSE_PARTICIPANT_KEYS"] = str(registry)
     os.environ["CLEARINGHOUSE_PARTICIPANT_SECRETS"] = str(secrets)
-    keys.ensure_key_pairs(keys.participants(REPO_ROOT / "reference"))
+    keys.ensure_key_pairs([*keys.participants(REPO_ROOT / "reference"),
+                           *KEY_HOLDERS_OUTSIDE_THE_REFERENCE])
     yield registry
     for name, value in saved.items():
         if value is None:
@@ -134,6 +135,9 @@ def session_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 KEY_VARIABLES = ("CLEARINGHOUSE_PARTICIPANT_KEYS", "CLEARINGHOUSE_PARTICIPANT_SECRETS")
+#: Senders with a registered key but unknown to the reference data, so that the business
+#: rules' refusals of them (``unknown_hospital``) stay testable behind the signature check.
+KEY_HOLDERS_OUTSIDE_THE_REFERENCE = ("hospital-H229999001",)
 
 
 @pytest.fixture(scope="session")
