@@ -142,3 +142,18 @@ def test_the_audit_fails_only_for_accepted_records_that_do_not_verify() -> None:
     report = check([good, unsigned], set(), REGISTRY)
     assert not report.ok
     assert [f["reason_code"] for f in report.accepted_failures] == ["signature_missing"]
+
+
+def test_the_signature_codes_and_header_are_documented() -> None:
+    from shared.config import REPO_ROOT
+
+    text = (REPO_ROOT / "shared" / "signatures.py").read_text()
+    import re
+    codes = set(re.findall(r'_rejection\(value, "([a-z_]+)"', text))
+    assert codes == {"signature_missing", "signature_invalid", "signer_mismatch", "key_revoked"}
+    documented = (REPO_ROOT / "docs" / "reason-codes.md").read_text()
+    assert all(f"| `{code}` |" in documented for code in codes)
+    for service in ("filing", "settlement", "clearing"):
+        asyncapi = orjson.loads((REPO_ROOT / "docs" / "asyncapi" / f"{service}.json").read_bytes())
+        assert any(signatures.HEADER in str(m.get("headers", ""))
+                   for m in asyncapi["components"]["messages"].values()), service
