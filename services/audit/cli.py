@@ -124,9 +124,9 @@ def resolve_target(prefix: str | None, database_url: str | None,
     chosen_prefix = prefix if prefix is not None else (
         demo_prefix if demo_prefix is not None else settings.topic_prefix)
     url = database_url or demo.get("database_url") or settings.database_url
-    if demo.get("participant_keys") and prefix is None and "CLEARINGHOUSE_PARTICIPANT_KEYS" \
-            not in os.environ:
-        # The last demo signed with keys of its own: verify (and replay) against them.
+    if demo.get("participant_keys") and prefix is None and demo_prefix is not None:
+        # The last demo's services verified against keys of its own (like its broker and
+        # database, the demo's record wins): replay and verify against the same.
         os.environ["CLEARINGHOUSE_PARTICIPANT_KEYS"] = str(demo["participant_keys"])
     return str(bootstrap), str(chosen_prefix or ""), str(url)
 
