@@ -273,8 +273,8 @@ async def test_a_revoked_key_is_key_revoked_and_the_rotated_key_works(
 
 
 async def test_the_audit_verifies_the_whole_log_after_the_attacks(running) -> None:
-    """Run last in this module: every record that did not verify was refused (exit 0), and
-    the report counts them per reason."""
+    """Run last in this module: every record that did not verify was refused (exit 0), the
+    report counts them per reason, and a replay of the log refuses the same records."""
     await refused(running, topics.SETTLEMENT_SUBMISSIONS, "H220102001-SEC-REPLAY-2")
     done = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", "audit", "verify-signatures", "--json",
@@ -289,4 +289,15 @@ async def test_the_audit_verifies_the_whole_log_after_the_attacks(running) -> No
     assert {"signer_mismatch", "signature_invalid", "signature_missing"} <= set(failures)
     assert all(f["status"] == "rejected" for f in report["failures"])
     assert report["verified"][topics.SETTLEMENT_SUBMISSIONS] >= 2
+
+    # Replayed from the log, the refusals are the same refusals: the audit matches.
+    replay = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "audit", "replay", "--json", "--quiet",
+        "--prefix", running.prefix, "--database-url", running.database_url, cwd=REPO_ROOT,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": running.bootstrap},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await replay.communicate()
+    audit = orjson.loads(out)
+    assert replay.returncode == 0 and audit["match"], (audit.get("differences"),
+                                                        err.decode()[-2000:])
 
