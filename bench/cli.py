@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench.add_argument("--cycle-settlements", type=int,
                        help="settlements in the monthly clearing cycle")
     bench.add_argument("--cycle-repeat", type=int, help="monthly clearing runs")
+    bench.add_argument("--signature-repeat", type=int,
+                       help="pairs of throughput runs with signatures on and off (figure 7)")
     bench.add_argument("--only", choices=["pipeline", "clearing"],
                        help="run only the pipeline figures (1, 2, 4, 5, 6) or clearing (3)")
     bench.add_argument("--no-audit", action="store_true",
@@ -56,7 +58,8 @@ def _run(args: argparse.Namespace) -> int:
 
     sizes = Sizes.quick() if args.quick else Sizes()
     for name in ("persons", "hospitals", "settlements", "repeat", "latency_rate",
-                 "latency_seconds", "latency_repeat", "cycle_settlements", "cycle_repeat"):
+                 "latency_seconds", "latency_repeat", "cycle_settlements", "cycle_repeat",
+                 "signature_repeat"):
         value = getattr(args, name)
         if value is not None:
             setattr(sizes, name, value)

@@ -20,6 +20,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from services.supervisor import Deployment, Supervisor
 from shared.db import drop_database, prepare_database
 from shared.messaging import clients as kafka_clients
+from shared.participant_keys import Signer
+from shared.signatures import SIGNED_TOPICS
 
 #: Installed in the bench's own database: each commit of the clearing service that takes
 #: events in (its inbox rows) is announced, at commit, with the number of rows per input
@@ -58,6 +60,11 @@ class Environment:
     logs: Path
     name: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:10]}")
     supervisor: Supervisor = field(init=False)
+    #: Environment of the services started next (``CLEARINGHOUSE_SIGNATURES=off`` for the
+    #: signatures' cost comparison).
+    overrides: dict[str, str] = field(default_factory=dict)
+    #: The registry of the generated participants' public keys, for the services.
+    participant_keys: Path | None = None
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(self.deployment, self.logs,
@@ -81,7 +88,8 @@ class Environment:
     def deployment(self) -> Deployment:
         return Deployment(kafka_bootstrap_servers=self.bootstrap, database_url=self.database_url,
                           topic_prefix=self.prefix, reference_dir=self.reference_dir,
-                          group_prefix=self.name)
+                          group_prefix=self.name, participant_keys=self.participant_keys,
+                          extra=dict(self.overrides))
 
     @property
     def env(self) -> dict[str, str]:
@@ -102,6 +110,7 @@ class Environment:
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def start(self, *names: str, **extra_env: str) -> None:
+        self.supervisor.deployment = self.deployment  # the keys and overrides set since
         for name in names:
             self.supervisor.start(name, **extra_env)
 
@@ -324,15 +333,53 @@ def producer(bootstrap: str) -> AIOKafkaProducer:
                             max_batch_size=512 * 1024, max_request_size=16 * 1024 * 1024)
 
 
-async def publish_all(bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes]],
-                      sender: AIOKafkaProducer | None = None) -> int:
-    """Publish with gathered futures; return how many."""
+Headers = list[tuple[str, bytes]]
+
+
+def participant_keys_for(province: Any, directory: Path) -> Signer:
+    """Key pairs for the bench's generated participants, for this run: the registry goes
+    to the services (`Environment.participant_keys`), the signer to the senders."""
+    from shared import participant_keys
+
+    registry, secrets = directory / "participant-keys.toml", directory / "keys"
+    participant_keys.ensure_key_pairs(participant_keys.participants(province.directory),
+                                      registry_path=registry, directory=secrets)
+    return participant_keys.Signer(registry, secrets)
+
+
+def signed(messages: Iterable[tuple[bytes, bytes]], signer: Signer | None
+           ) -> list[tuple[bytes, bytes, Headers]]:
+    """Each value with the signature of the participant its ``source`` names, as its sender
+    publishes it (shared.inbound; none without a signer or when
+    ``CLEARINGHOUSE_SIGNATURES=off``)."""
+    from shared.inbound import signature_headers
+
+    if signer is None:
+        return [(key, value, []) for key, value in messages]
+    return [(key, value, signature_headers(value, signer=signer)) for key, value in messages]
+
+
+async def publish_all(bootstrap: str, topic: str,
+                      messages: Iterable[tuple[bytes, bytes] | tuple[bytes, bytes, Headers]],
+                      sender: AIOKafkaProducer | None = None, *,
+                      signer: Signer | None = None) -> int:
+    """Publish with gathered futures; return how many. Pairs (key, value) on a signed topic
+    are signed here by `signer`; triples carry their headers (signed beforehand, outside a
+    timed section)."""
     own = sender is None
     sender = sender or producer(bootstrap)
     if own:
         await sender.start()
     try:
-        futures = [await sender.send(topic, value, key=key) for key, value in messages]
+        futures = []
+        sign = topic.endswith(tuple(SIGNED_TOPICS))  # not the services' own events
+        for message in messages:
+            if len(message) == 2:
+                key, value = message  # type: ignore[misc]
+                headers = signed([(key, value)], signer)[0][2] if sign else []
+            else:
+                key, value, headers = message  # type: ignore[misc]
+            futures.append(await sender.send(topic, value, key=key, headers=headers))
         await asyncio.gather(*futures)
         return len(futures)
     finally:

@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bench import province as prov
 from shared import topics
 from shared.messaging import clients as kafka_clients
@@ -140,11 +142,23 @@ class FakePool:
 # ---- the workload -------------------------------------------------------------------------
 
 
-def _records(topic: str, pairs: Sequence[tuple[bytes | None, bytes]], start: int = 0
-             ) -> list[Record]:
+def _records(topic: str, pairs: Sequence[tuple[bytes | None, bytes]], start: int = 0,
+             *, sign: bool = False) -> list[Record]:
+    from shared.inbound import signature_headers
+
     return [Record(topic=topic, partition=0, offset=start + n, key=k, value=v,
+                   headers=tuple(signature_headers(v)) if sign else (),
                    timestamp_ms=1_790_000_000_000)
             for n, (k, v) in enumerate(pairs)]
+
+
+def _participant_keys(province: prov.Province, directory: Path) -> None:
+    """Key pairs for the generated province's participants, for this run only."""
+    from shared import participant_keys
+
+    os.environ["CLEARINGHOUSE_PARTICIPANT_KEYS"] = str(directory / "participant-keys.toml")
+    os.environ["CLEARINGHOUSE_PARTICIPANT_SECRETS"] = str(directory / "keys")
+    participant_keys.ensure_key_pairs(participant_keys.participants(province.directory))
 
 
 def _batches(records: list[Record], size: int = BATCH) -> list[list[Record]]:
@@ -190,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     from services.settlement.handlers import SettlementHandler
     from shared.events import decode, encode
     from shared.logging import configure_logging
-    from shared.messaging.processing import BatchProcessor, tune_gc
+    from shared.messaging.processing import BatchProcessor, Verifier, tune_gc
     from shared.reference import load_reference
+    from shared.signatures import header_value, verify
 
     # Log lines are written (and their cost counted) to /dev/null.
     devnull = open(os.devnull, "w")  # noqa: SIM115
@@ -206,17 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     people = prov.persons(province, args.persons)
     month = prov.month(province, people, args.settlements)
     facts = Facts(load_reference(province.directory))
+    _participant_keys(province, work / "secrets")
     filing_records = _records(topics.FILING_EVENTS, [
         (k, v) for k, v in _registered(prov.filings(people))])
-    submissions = _records(topics.SETTLEMENT_SUBMISSIONS,
-                           [(s.key, s.value) for s in month.submissions])
+    pairs = [(s.key, s.value) for s in month.submissions]
+    sign_started = time.process_time()
+    submissions = _records(topics.SETTLEMENT_SUBMISSIONS, pairs, sign=True)
+    sign_seconds = time.process_time() - sign_started
     n_sub = len(submissions)
     if args.service_gc:
         tune_gc()
 
-    def settlement_run() -> tuple[Any, Callable[[], Any]]:
+    def settlement_run(verify: bool = True) -> tuple[Any, Callable[[], Any]]:
         pool = FakePool()
-        processor = BatchProcessor(pool, SettlementHandler(facts))  # type: ignore[arg-type]
+        processor = BatchProcessor(pool, SettlementHandler(facts),  # type: ignore[arg-type]
+                                   verifier=Verifier(enabled=verify))
         asyncio.run(_process_all(processor, _batches(filing_records)))
         pool.conn.outbox.clear()
         return pool, lambda: asyncio.run(_process_all(processor, _batches(submissions)))
@@ -228,6 +247,16 @@ def main(argv: list[str] | None = None) -> int:
         pool, fn = settlement_run()
         runs.append(_cpu(fn))
     timings["settlement service, whole batch path"] = min(runs) / n_sub
+    refused = [r for r in pool.conn.outbox if str(r[0]).endswith(".rejected")]
+    assert not refused, f"{len(refused)} signed submissions were rejected: {refused[0][3]}"
+    timings["  the same, signatures not verified (off)"] = _best(
+        lambda: settlement_run(verify=False)[1], args.repeat) / n_sub
+    timings["sign one submission (ce-jws), as a hospital does"] = sign_seconds / n_sub
+    registry = Verifier().registry()
+    timings["verify one submission's ce-jws"] = _best(lambda: lambda: [
+        verify(r.value or b"", header_value(r.headers),
+               orjson.loads(r.value or b"{}")["source"], registry, r.time)
+        for r in submissions], args.repeat) / n_sub
     outbox = pool.conn.outbox
     events = [(r[1], r[2]) for r in outbox if r[0] == topics.SETTLEMENT_EVENTS]
     completions = _records(topics.SETTLEMENT_EVENTS, events)

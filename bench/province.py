@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import orjson
-
+from shared import inbound
 from shared.business_time import SHANGHAI
 from shared.config import REPO_ROOT
 from shared.events import derived_id
@@ -133,8 +132,7 @@ def write_reference(directory: Path, *, hospitals: int = 400, seed: int = 1) -> 
 
 
 def _envelope(type_: str, data: dict, *, id: str, source: str, time: str) -> bytes:
-    return orjson.dumps({"specversion": "1.0", "id": id, "source": source, "type": type_,
-                         "time": time, "datacontenttype": "application/json", "data": data})
+    return inbound.envelope(type_, data, id=id, source=source, time=time)
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     _mmm(base["copy"]["per_s"]), "", ""))
         out.append(("   project posting rows/s ÷ COPY rows/s",
                     _fmt(base.get("ratio_to_copy"), 3), "", ""))
+    sig = results.get("signatures") or {}
+    if sig.get("ratio_on_to_off"):
+        out.append((f"7. settlements/s, signatures on ({sig['settlements']:,} a run, "
+                    f"{sig['pairs']} pairs)", _mmm(sig["on_settlements_per_s"]), "", ""))
+        out.append(("   settlements/s, signatures off (bench only)",
+                    _mmm(sig["off_settlements_per_s"]), "", ""))
+        out.append(("   on ÷ off (the cost of signing and verifying)",
+                    _fmt(sig["ratio_on_to_off"], 3), "", ""))
     return out
 
 

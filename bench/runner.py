@@ -28,8 +28,10 @@ from bench.infra import (
     TopicTail,
     end_offsets,
     now,
+    participant_keys_for,
     producer,
     publish_all,
+    signed,
 )
 from shared import topics
 from shared.config import REPO_ROOT
@@ -37,6 +39,7 @@ from shared.db import redact_url
 from shared.events import encode, make_event
 from shared.events.clearing import DayStarted
 from shared.messaging import clients as kafka_clients
+from shared.participant_keys import Signer
 
 
 @dataclass
@@ -51,13 +54,15 @@ class Sizes:
     cycle_settlements: int = 1_000_000
     cycle_repeat: int = 1
     baseline_repeat: int = 3
+    #: Pairs of throughput runs with signatures on and off (services restarted between).
+    signature_repeat: int = 2
     seed: int = 1
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(persons=2_000, hospitals=400, settlements=3_000, repeat=3, latency_rate=2_000,
                    latency_seconds=3.0, latency_repeat=3, cycle_settlements=10_000,
-                   cycle_repeat=1, baseline_repeat=3)
+                   cycle_repeat=1, baseline_repeat=3, signature_repeat=2)
 
 
 def spread(values: list[float]) -> dict[str, float | int]:
@@ -120,6 +125,7 @@ class Results:
     audit: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     baselines: dict[str, Any] = field(default_factory=dict)
+    signatures: dict[str, Any] = field(default_factory=dict)
     accounting: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
     finished_at: str = ""
@@ -139,6 +145,8 @@ class Bench:
         self.keep = keep
         self.results = Results(sizes=asdict(sizes), machine=machine())
         self.skip: frozenset[str] = frozenset()
+        #: Signs as the generated hospitals and agencies (keys made by `run`).
+        self.signer: Signer | None = None
 
     # ---- the whole run ----------------------------------------------------------------------
 
@@ -150,6 +158,7 @@ class Bench:
                                       seed=self.sizes.seed)
         say(f"province: {len(province.pools)} pools, {len(province.hospitals)} hospitals, "
             f"reference in {reference}")
+        self.signer = participant_keys_for(province, self.workdir / "secrets")
         if "pipeline" not in skip:
             await self.pipeline(province)
         if "clearing" not in skip:
@@ -160,7 +169,8 @@ class Bench:
 
     def environment(self) -> Environment:
         return Environment(self.bootstrap, self.database_url, self.workdir / "reference",
-                           self.workdir / "logs")
+                           self.workdir / "logs", participant_keys=(
+                               self.signer.registry_path if self.signer else None))
 
     # ---- figures 1, 2, 4, 5, 6: all services on one namespace --------------------------------
 
@@ -175,8 +185,9 @@ class Bench:
             people = pv.persons(province, sizes.persons, seed=sizes.seed + 1)
             cycles = ["2026-09"]
             # warm-up, the run without the registry check, a warm-up after the restart, the
-            # runs, the latency runs
-            while len(cycles) < sizes.repeat + sizes.latency_repeat + 3:
+            # runs, the latency runs, the signatures' off/on pairs
+            while len(cycles) < sizes.repeat + sizes.latency_repeat + 3 + \
+                    2 * sizes.signature_repeat:
                 cycles.append(pv.next_cycle(cycles[-1]))
             warmup = pv.month(province, people, min(500, sizes.settlements), cycle=cycles[0],
                               tag="W", seed=sizes.seed)
@@ -270,6 +281,9 @@ class Bench:
                 await self._audit(env)
             else:
                 self.results.audit = {"measured": False, "why": "skipped (--no-audit)"}
+            # Last: the log the audit replayed is signed throughout.
+            first = 3 + sizes.repeat + sizes.latency_repeat
+            await self._signatures(env, watch, province, people, cycles[first:])
         finally:
             await watch.stop()
             env.stop()
@@ -324,7 +338,8 @@ class Bench:
     async def _filings(self, env: Environment, people: list[pv.Person]) -> None:
         say(f"filings: {len(people)} persons")
         started = now()
-        await publish_all(self.bootstrap, env.prefix + topics.FILING_COMMANDS, pv.filings(people))
+        await publish_all(self.bootstrap, env.prefix + topics.FILING_COMMANDS, pv.filings(people),
+                          signer=self.signer)
         await env.wait_for_table("settlement", "filing_views")
         conn = await env.connect("settlement")
         try:
@@ -342,10 +357,47 @@ class Bench:
         self.results.throughput["filings_setup_s"] = now() - started
         say(f"filings folded into the settlement service in {now() - started:.1f} s")
 
+    async def _signatures(self, env: Environment, watch: LedgerWatch, province: pv.Province,
+                          people: list[pv.Person], cycles: list[str]) -> None:
+        """Throughput with signing and verification on against the same with them off, in
+        pairs on one namespace (services restarted, and warmed up, before each run)."""
+        sizes = self.sizes
+        if not sizes.signature_repeat:
+            return
+        runs: dict[str, list[float]] = {"on": [], "off": []}
+        accounting: list[dict[str, Any]] = []
+        for r in range(sizes.signature_repeat):
+            for n, mode in enumerate(("on", "off")):
+                env.stop()
+                env.overrides = {"CLEARINGHOUSE_SIGNATURES": mode}
+                env.start("filing", "settlement", "clearing")
+                warmup = pv.month(province, people, min(500, sizes.settlements),
+                                  cycle=cycles[2 * r + n], tag=f"SW{r}{mode}", seed=sizes.seed)
+                await self._throughput_run(env, watch, warmup, record=False, sign=mode == "on")
+                month = pv.month(province, people, sizes.settlements, cycle=cycles[2 * r + n],
+                                 tag=f"S{r}{mode}", seed=sizes.seed)
+                run = await self._throughput_run(env, watch, month, record=True,
+                                                 sign=mode == "on")
+                runs[mode].append(run["settlements_per_s"])
+                say(f"signatures {mode} {r + 1}/{sizes.signature_repeat}: "
+                    f"{run['settlements_per_s']:.0f} settlements/s")
+                accounting.append(await self._account(env, month, run))
+        env.overrides = {}
+        on, off = spread(runs["on"]), spread(runs["off"])
+        self.results.signatures = {
+            "settlements": sizes.settlements, "pairs": sizes.signature_repeat,
+            "on_settlements_per_s": on, "off_settlements_per_s": off,
+            "ratio_on_to_off": on["median"] / off["median"] if off["median"] else None,
+            "accounting": accounting}
+        say(f"signatures: on {on['median']:.0f}/s, off {off['median']:.0f}/s, "
+            f"ratio {self.results.signatures['ratio_on_to_off']:.2f}")
+
     async def _throughput_run(self, env: Environment, watch: LedgerWatch, month: pv.Month, *,
-                              record: bool) -> dict[str, Any]:
+                              record: bool, sign: bool = True) -> dict[str, Any]:
         target = watch.settled + month.total
-        messages = [(s.key, s.value) for s in month.submissions]
+        # Signed as a hospital would, before the clock starts (the senders' cost is theirs).
+        messages = signed([(s.key, s.value) for s in month.submissions],
+                          self.signer if sign else None)
         sender = producer(self.bootstrap)
         await sender.start()
         try:
@@ -379,6 +431,8 @@ class Bench:
         sender = producer(self.bootstrap)
         await sender.start()
         sent_at: list[float] = [0.0] * month.total
+        headers = [h for _, _, h in signed([(s.key, s.value) for s in month.submissions],
+                                           self.signer)]
         futures = []
         try:
             topic = env.prefix + topics.SETTLEMENT_SUBMISSIONS
@@ -389,7 +443,8 @@ class Bench:
                 while n < due:
                     s = month.submissions[n]
                     sent_at[n] = now()
-                    futures.append(await sender.send(topic, s.value, key=s.key))
+                    futures.append(await sender.send(topic, s.value, key=s.key,
+                                                     headers=headers[n]))
                     n += 1
                 await asyncio.sleep(0.005)
             offered_seconds = now() - started

@@ -197,6 +197,13 @@ def sync_blocking(bootstrap: str, *, cache: Path | None = None, topic_prefix: st
 
         ensure_client_certs(cache or kafka_clients.cache_dir(), [p for p in everyone
                                                  if not p.startswith("svc-")])
+        from shared import participant_keys
+
+        # every hospital and agency signs its submissions (docs/security.md): a key pair
+        # for each that has none, in this installation's registry (a bench's generated
+        # province keeps keys of its own)
+        if reference_dir is None:
+            participant_keys.ensure_key_pairs(participant_keys.participants())
     wanted = namespace_grants(topic_prefix, group_prefix, reference_dir)
     owned = ([g for g in current_acls(bootstrap) if _in_namespace(g, topic_prefix, group_prefix)]
              if prune else [])

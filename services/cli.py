@@ -19,7 +19,8 @@ from collections.abc import Callable
 SERVICES = ("filing", "settlement", "clearing")
 #: Modules that add their own subcommands: each has ``register(subparsers)``.
 COMMAND_MODULES = ("services.clearing.cli", "services.clearing.reports_cli", "services.audit.cli",
-                   "bench.cli", "services.demo.cli", "services.enrolment.cli")
+                   "bench.cli", "services.demo.cli", "services.enrolment.cli",
+                   "services.participants.cli")
 
 
 def _infra(args: argparse.Namespace) -> int:
@@ -59,17 +60,6 @@ def _health(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
-
-
-def _participants_sync(args: argparse.Namespace) -> int:
-    from infra import participants
-
-    argv = []
-    if args.prefix is not None:
-        argv += ["--prefix", args.prefix]
-    if args.group_prefix is not None:
-        argv += ["--group-prefix", args.group_prefix]
-    return participants.main(argv)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -136,15 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
     infra.add_argument("action", choices=["up", "down", "status", "topics"],
                        help="topics: create the topics on KAFKA_BOOTSTRAP_SERVERS")
     infra.set_defaults(run=_infra)
-
-    participants = sub.add_parser(
-        "participants", help="Kafka logins and ACLs of the participants (reference data)")
-    actions = participants.add_subparsers(dest="action", required=True)
-    sync = actions.add_parser("sync", help="create logins, certificates and ACLs (idempotent)")
-    sync.add_argument("--prefix", default=None, help="topic namespace (CLEARINGHOUSE_TOPIC_PREFIX)")
-    sync.add_argument("--group-prefix", default=None,
-                      help="consumer-group prefix (CLEARINGHOUSE_GROUP_PREFIX)")
-    sync.set_defaults(run=_participants_sync)
 
     serve = sub.add_parser("serve", help="run a service (or all three)")
     serve.add_argument("name", choices=[*SERVICES, "all"])

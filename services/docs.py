@@ -6,6 +6,7 @@ import importlib
 import json
 from pathlib import Path
 
+from shared import signatures
 from shared.config import REPO_ROOT
 from shared.events import PAYLOADS_BY_TOPIC, Envelope
 
@@ -24,11 +25,30 @@ def schema_documents() -> dict[str, dict[str, object]]:
     return documents
 
 
+#: The Kafka headers of a participant's submission (docs/security.md, "Signed submissions").
+SIGNED_HEADERS = {
+    "type": "object", "required": [signatures.HEADER],
+    "properties": {signatures.HEADER: {
+        "type": "string", "pattern": r"^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+$",
+        "description": "The sender's signature of the record's value bytes: a JWS in compact "
+                       "serialisation with the payload detached (RFC 7515 appendix F), "
+                       "protected header {\"alg\": \"EdDSA\", \"kid\": <the participant's "
+                       "registered key>}. Records without a valid one go to <topic>.rejected "
+                       "(signature_missing, signature_invalid, signer_mismatch, key_revoked)."}},
+}
+
+
 def asyncapi_documents() -> dict[str, dict[str, object]]:
     documents = {}
     for name in ("filing", "settlement", "clearing"):
         app = importlib.import_module(f"services.{name}.app").app
-        documents[f"{name}.json"] = app.schema.to_specification().to_jsonable()
+        document = app.schema.to_specification().to_jsonable()
+        messages = document.get("components", {}).get("messages", {})
+        for key, message in messages.items():
+            if any(key.endswith(f":{topic}:SubscribeMessage") for topic in
+                   signatures.SIGNED_TOPICS):
+                message["headers"] = SIGNED_HEADERS
+        documents[f"{name}.json"] = document
     return documents
 
 

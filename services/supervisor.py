@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.registry import SERVICES
@@ -43,14 +43,20 @@ class Deployment:
     reference_dir: Path | None = None
     #: Consumer groups are ``<group_prefix>.<service>``.
     group_prefix: str | None = None
+    #: The participants' public keys the services verify submissions against.
+    participant_keys: Path | None = None
+    #: Further variables (``CLEARINGHOUSE_SIGNATURES=off`` for the bench's comparison).
+    extra: Mapping[str, str] = field(default_factory=dict)
 
     def variables(self) -> dict[str, str]:
         named = {"KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
                  "DATABASE_URL": self.database_url,
                  "CLEARINGHOUSE_TOPIC_PREFIX": self.topic_prefix,
                  "CLEARINGHOUSE_REFERENCE_DIR": self.reference_dir,
-                 "CLEARINGHOUSE_GROUP_PREFIX": self.group_prefix}
-        return {variable: str(value) for variable, value in named.items() if value is not None}
+                 "CLEARINGHOUSE_GROUP_PREFIX": self.group_prefix,
+                 "CLEARINGHOUSE_PARTICIPANT_KEYS": self.participant_keys}
+        found = {variable: str(value) for variable, value in named.items() if value is not None}
+        return {**found, **self.extra}
 
 
 def service_environment(name: str, deployment: Deployment | None = None,

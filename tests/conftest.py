@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -118,6 +119,35 @@ async def fresh_database(infra: Infra) -> AsyncIterator[str]:
         await drop_database(admin, name)
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A key pair for every participant of the reference data, generated for this session
+    into a directory of its own; the services the tests start (which inherit the
+    environment) verify against it, and the tests' publishers sign with it."""
+    from shared import participant_keys as keys
+
+    directory = tmp_path_factory.mktemp("participant-keys")
+    registry = directory / "participant-keys.toml"
+    secrets = directory / "keys"
+    saved = {name: os.environ.get(name) for name in KEY_VARIABLES}
+    os.environ["CLEARINGHOUSE_PARTICIPANT_KEYS"] = str(registry)
+    os.environ["CLEARINGHOUSE_PARTICIPANT_SECRETS"] = str(secrets)
+    keys.ensure_key_pairs([*keys.participants(REPO_ROOT / "reference"),
+                           *KEY_HOLDERS_OUTSIDE_THE_REFERENCE])
+    yield registry
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+KEY_VARIABLES = ("CLEARINGHOUSE_PARTICIPANT_KEYS", "CLEARINGHOUSE_PARTICIPANT_SECRETS")
+#: Senders with a registered key but unknown to the reference data, so that the business
+#: rules' refusals of them (``unknown_hospital``) stay testable behind the signature check.
+KEY_HOLDERS_OUTSIDE_THE_REFERENCE = ("hospital-H229999001",)
 
 
 @pytest.fixture(scope="session")

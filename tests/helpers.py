@@ -20,6 +20,7 @@ from services.supervisor import (
     Supervisor,
     stop_processes,
 )
+from shared import inbound
 from shared.messaging import clients as kafka_clients
 
 #: Topic namespaces of tests: ``t<unix seconds, 8 hex>-<6 hex>.`` (the form before the
@@ -81,12 +82,16 @@ async def create_topics(bootstrap: str, prefix: str, group_prefix: str = "cleari
 
 
 async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]],
-                  principal: str | None = None) -> None:
+                  principal: str | None = None, *, sign: bool = True) -> None:
+    """Publish values as their senders would: each signed by the participant its ``source``
+    names (shared.inbound), unless `sign` is false (an attacker's unsigned record); as
+    `principal` (default: the operator) to the broker."""
     producer = kafka_clients.producer(bootstrap, principal=principal, enable_idempotence=True,
                                 linger_ms=5, max_request_size=16 * 1024 * 1024)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value, key=key.encode() if key else None)
+        futures = [await producer.send(topic, value, key=key.encode() if key else None,
+                                       headers=signed(value) if sign else [])
                    for key, value in messages]
         await asyncio.gather(*futures)
     finally:
@@ -208,9 +213,14 @@ class Services:
 
 def envelope(type_: str, data: dict[str, Any], *, id: str, source: str,
              time: str = "2026-10-03T09:15:00+08:00") -> bytes:
-    """A CloudEvents envelope as an outside party would write it."""
-    return orjson.dumps({"specversion": "1.0", "id": id, "source": source, "type": type_,
-                         "time": time, "datacontenttype": "application/json", "data": data})
+    """A CloudEvents envelope as an outside party would write it (shared.inbound)."""
+    return inbound.envelope(type_, data, id=id, source=source, time=time)
+
+
+def signed(value: bytes) -> list[tuple[str, bytes]]:
+    """The signature header of `value` by the participant its ``source`` names; none for a
+    value that names no participant with a key (deliberately bad input)."""
+    return inbound.signature_headers(value, required=False)
 
 
 # ---- enrolment: every person a test settles or files for is enrolled first ----------------

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
-from services.audit import compare, explain, replay
+from services.audit import compare, explain, replay, signatures
 from services.clearing.reports_cli import console, print_json, table
 from services.registry import SERVICES
 from shared import topics
@@ -61,7 +62,46 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=_replay)
+    verify = actions.add_parser(
+        "verify-signatures", help="verify the participants' signature of every submission",
+        description=signatures.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verify.add_argument("--prefix", help="topic prefix of the live installation")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(run=_verify_signatures)
     explain.register(sub)
+
+
+def _verify_signatures(args: argparse.Namespace) -> int:
+    """Exit 0 when every accepted submission verifies, 1 when one does not, 2 on errors."""
+    from shared import participant_keys
+
+    bootstrap, prefix, _ = resolve_target(args.prefix, None, load_settings())
+    try:
+        report = asyncio.run(signatures.verify_log(bootstrap, prefix))
+    except (OSError, participant_keys.KeyFileError) as exc:
+        Console(stderr=True).print(f"audit verify-signatures failed: {exc}")
+        return 2
+    if args.json:
+        print_json(report.as_json())
+        return 0 if report.ok else 1
+    where = f"{prefix or '(no prefix)'} on {bootstrap}, keys {participant_keys.registry_file()}"
+    out = console()
+    rows = [[t, n, report.verified[t]] for t, n in sorted(report.records.items())]
+    out.print(table(f"signatures of the submissions of {where}",
+                    ["topic", "records", "verified"], rows, numeric=("records", "verified")))
+    if report.failures:
+        out.print(table("not verified", ["reason code", "status", "records"], [
+            [code, status, n] for (code, status), n in sorted(report.failures.items())],
+            numeric=("records",)))
+    if report.undecodable:
+        out.print(f"{report.undecodable} records are not contract events (refused by "
+                      "the contract before any signature check)")
+    for failure in report.accepted_failures[:20]:
+        out.print(f"ACCEPTED BUT NOT VERIFIED {failure['position']} {failure['source']} "
+                      f"{failure['id']}: {failure['reason_code']}: {failure['reason']}")
+    out.print("every accepted submission verifies" if report.ok else
+                  f"{len(report.accepted_failures)} accepted submissions do not verify")
+    return 0 if report.ok else 1
 
 
 # ---- where the live system is ---------------------------------------------------------------
@@ -85,6 +125,10 @@ def resolve_target(prefix: str | None, database_url: str | None,
     chosen_prefix = prefix if prefix is not None else (
         demo_prefix if demo_prefix is not None else settings.topic_prefix)
     url = _unredacted(database_url or demo.get("database_url"), settings.database_url)
+    if demo.get("participant_keys") and prefix is None and demo_prefix is not None:
+        # The last demo's services verified against keys of its own (like its broker and
+        # database, the demo's record wins): replay and verify against the same.
+        os.environ["CLEARINGHOUSE_PARTICIPANT_KEYS"] = str(demo["participant_keys"])
     return str(bootstrap), str(chosen_prefix or ""), str(url)
 
 

@@ -77,11 +77,12 @@ def topics_to_read() -> list[str]:
 
 
 async def read_log(bootstrap: str, prefix: str, topic_names: Iterable[str],
-                   on_read: Callable[[int, int], None] | None = None) -> Log:
+                   on_read: Callable[[int, int], None] | None = None, *,
+                   principal: str | None = None) -> Log:
     """Read the topics from the beginning up to their end offsets at the start of the read."""
-    consumer = kafka_clients.consumer(bootstrap=bootstrap, principal=kafka_clients.AUDITOR,
-                                      group_id=None, enable_auto_commit=False,
-                                      auto_offset_reset="earliest",
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, group_id=None,
+                                      principal=principal or kafka_clients.AUDITOR,
+                                      enable_auto_commit=False, auto_offset_reset="earliest",
                                 fetch_max_bytes=64 * 1024 * 1024,
                                 max_partition_fetch_bytes=16 * 1024 * 1024)
     await consumer.start()

@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-import orjson
-
-from shared import regions, topics
+from shared import inbound, regions, topics
 from shared.business_time import SHANGHAI
 from shared.events.filing import FilingCategory
 from shared.reference import Hospital, ReferenceData
@@ -678,12 +676,10 @@ def _draft(topic: str, type_: str, source: str, key: str, at: datetime, data: di
 def make_message(topic: str, type_: str, source: str, key: str, at: datetime, event_id: str,
                  data: dict[str, Any], subject: str | None = None) -> Message:
     """A CloudEvents record as an outside party writes it (structured JSON, money as strings)."""
-    envelope = _drop_none({
-        "specversion": "1.0", "id": event_id, "source": source, "type": type_,
-        "time": at.isoformat(), "subject": subject, "datacontenttype": "application/json",
-        "data": data})
+    value = inbound.envelope(type_, data, id=event_id, source=source, time=at.isoformat(),
+                             subject=subject)
     return Message(topic=topic, key=key, type=type_, source=source, id=event_id, time=at,
-                   value=orjson.dumps(envelope))
+                   value=value)
 
 
 def event_id(source: str, serial: int) -> str:

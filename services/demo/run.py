@@ -37,7 +37,7 @@ from services.clearing.domain.periods import (
 from services.demo.province import Message, Province, event_id, make_message
 from services.registry import SERVICES
 from services.supervisor import Deployment, Supervisor
-from shared import topics
+from shared import inbound, participant_keys, topics
 from shared.business_time import SHANGHAI, business_date
 from shared.db import drop_database, prepare_database, redact_url
 from shared.events import Envelope, Rejection, decode
@@ -85,6 +85,15 @@ class Namespace:
         """Consumer groups of this run's services, apart from every other run's."""
         return f"demo.{self.stamp}"
 
+    @property
+    def participant_keys(self) -> Path:
+        """This run's registry of participants' public keys (its private keys beside it)."""
+        return self.logs / "secrets" / "participant-keys.toml"
+
+    @property
+    def participant_secrets(self) -> Path:
+        return self.logs / "secrets" / "keys"
+
     def record(self, path: Path, **extra: Any) -> None:
         """Write `<cache>/last-demo.json` so an auditor finds the run (audit replay reads it)."""
         document = {"stamp": self.stamp, "prefix": self.topic_prefix,
@@ -93,7 +102,8 @@ class Namespace:
                     # redacted: the audit takes the password from its own DATABASE_URL
                     "database_url": redact_url(self.database_url),
                     "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
-                    "logs": str(self.logs), "started_at": self.started_at, **extra}
+                    "logs": str(self.logs), "started_at": self.started_at,
+                    "participant_keys": str(self.participant_keys), **extra}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
@@ -275,10 +285,13 @@ class Publisher:
     participant (``hospital/H…`` logs in as ``hospital-H…``, ``agency/…`` as
     ``agency-…``), so the broker's ACLs apply to the demo exactly as to real parties."""
 
-    def __init__(self, bootstrap: str, prefix: str):
+    def __init__(self, bootstrap: str, prefix: str,
+                 signer: participant_keys.Signer | None = None):
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.sent: Counter[str] = Counter()
+        #: Each record is signed by the participant its source names (shared.inbound).
+        self._signer = signer
         self._producers: dict[str, Any] = {}
 
     async def __aenter__(self) -> Publisher:
@@ -313,8 +326,10 @@ class Publisher:
                 futures = []
             current = m.source
             producer = await self._producer(m.source)
-            futures.append(await producer.send(self.prefix + m.topic, m.value,
-                                               key=m.key.encode()))
+            futures.append(await producer.send(
+                self.prefix + m.topic, m.value, key=m.key.encode(),
+                headers=inbound.signature_headers(m.value, source=m.source,
+                                                  signer=self._signer)))
         await asyncio.gather(*futures)
         self.sent.update(m.type for m in messages)
 
@@ -456,16 +471,22 @@ async def run(options: Options, namespace: Namespace, province: Province, steps:
               ) -> Outcome:
     """Run the services on the namespace, publish the province, follow the calendar through
     the 20th of the next month, and collect what came out."""
+    participant_keys.ensure_key_pairs(participant_keys.participants(),
+                                      registry_path=namespace.participant_keys,
+                                      directory=namespace.participant_secrets)
+    signer = participant_keys.Signer(namespace.participant_keys, namespace.participant_secrets)
     deployment = Deployment(kafka_bootstrap_servers=namespace.kafka_bootstrap_servers,
                             database_url=namespace.database_url,
                             topic_prefix=namespace.topic_prefix,
-                            group_prefix=namespace.group_prefix)
+                            group_prefix=namespace.group_prefix,
+                            participant_keys=namespace.participant_keys)
     services = ServiceProcesses(deployment, namespace.logs)
     follower = Follower(namespace.kafka_bootstrap_servers, namespace.topic_prefix, services)
     try:
         services.start()
         await follower.start()
-        async with Publisher(namespace.kafka_bootstrap_servers, namespace.topic_prefix) as sent:
+        async with Publisher(namespace.kafka_bootstrap_servers, namespace.topic_prefix,
+                             signer) as sent:
             demo = _Demo(namespace, province, services, follower, sent, steps)
             await demo.run()
         postings = await _postings(namespace.database_url)

@@ -2,7 +2,8 @@
 
 For each batch: decode every record; records that break the contract are
 recorded and forwarded to ``<topic>.rejected`` (original bytes, reason code in
-the headers) with the sender's error event; events already in the inbox are
+the headers) with the sender's error event, and so are participants' submissions whose
+signature does not verify (`Verifier`, docs/security.md); events already in the inbox are
 skipped; the rest go to the service's handler, whose state changes, inbox rows
 and outgoing events commit together. Only after that commit are offsets
 committed, so a crash anywhere loses nothing and counts nothing twice.
@@ -18,8 +19,8 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from shared import topics
-from shared.events import Rejection, decode
+from shared import participant_keys, signatures, topics
+from shared.events import Envelope, Rejection, decode
 from shared.messaging.records import Incoming, Outgoing, Record
 
 log = structlog.get_logger(__name__)
@@ -107,12 +108,35 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+class Verifier:
+    """Checks the participant's signature of every record on a signed topic (one place for
+    the three services), against the key registry as the file stands (read again when it
+    changes). With ``CLEARINGHOUSE_SIGNATURES=off`` (the bench's comparison only) it
+    accepts everything."""
+
+    def __init__(self, registry_path: Any = None, *, enabled: bool | None = None):
+        self._path = registry_path
+        self.enabled = signatures.enabled() if enabled is None else enabled
+
+    def registry(self) -> signatures.KeyRegistry:
+        return participant_keys.current_registry(self._path)
+
+    def __call__(self, record: Record, event: Envelope[Any],
+                 registry: signatures.KeyRegistry) -> None:
+        if not self.enabled or record.topic not in signatures.SIGNED_TOPICS:
+            return
+        signatures.verify(record.value or b"", signatures.header_value(record.headers),
+                          event.source, registry, record.time)
+
+
 class BatchProcessor:
     """Turns record batches into committed effects for one service."""
 
-    def __init__(self, pool: asyncpg.Pool, handler: Handler, *, on_commit: Any = None):
+    def __init__(self, pool: asyncpg.Pool, handler: Handler, *, on_commit: Any = None,
+                 verifier: Verifier | None = None):
         self._pool = pool
         self._handler = handler
+        self._verify = verifier or Verifier()
         self._on_commit = on_commit
         #: A handler may read its inputs with a view of the contract (`shared.events.decoder`).
         self._decode = getattr(handler, "decode", decode)
@@ -125,9 +149,13 @@ class BatchProcessor:
         """Process a batch until it has committed; transient failures are retried with backoff."""
         decoded: list[Incoming] = []
         rejections: list[tuple[Record, Rejection]] = []
+        registry = self._verify.registry() if self._verify.enabled else None
         for record in records:
             try:
-                decoded.append(Incoming(record, self._decode(record.topic, record.value)))
+                event = self._decode(record.topic, record.value)
+                if registry is not None:
+                    self._verify(record, event, registry)
+                decoded.append(Incoming(record, event))
             except Rejection as rejection:
                 rejections.append((record, rejection))
         await self._process(decoded, rejections)

@@ -23,6 +23,7 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from shared import participant_keys
 from shared.config import Settings
 from shared.db import apply_migrations, create_pool, service_database_url
 from shared.events import PAYLOADS_BY_TOPIC, Envelope
@@ -34,7 +35,7 @@ from shared.messaging.broker import (
 )
 from shared.messaging.clients import service_principal
 from shared.messaging.outbox import OutboxRelay
-from shared.messaging.processing import BatchProcessor, Handler, tune_gc
+from shared.messaging.processing import BatchProcessor, Handler, Verifier, tune_gc
 from shared.messaging.records import Record
 
 log = structlog.get_logger(__name__)
@@ -74,7 +75,14 @@ class ServiceRuntime:
         await apply_migrations(self.pool, self.spec.migrations)
         handler = await self.spec.make_handler(self.pool, self.settings)
         self.relay = OutboxRelay(database_url, self.spec.name, self._publish)
-        self.processor = BatchProcessor(self.pool, handler, on_commit=self.relay.wake)
+        verifier = Verifier()
+        if verifier.enabled and not verifier.registry().keys:
+            log.warning("signatures.no_keys", registry=str(participant_keys.registry_file()),
+                        hint="every participant's submission will be refused; run "
+                             "`clearinghouse participants keys` or set "
+                             "CLEARINGHOUSE_PARTICIPANT_KEYS")
+        self.processor = BatchProcessor(self.pool, handler, on_commit=self.relay.wake,
+                                        verifier=verifier)
         tune_gc()
         log.info("service.ready", service=self.spec.name, consumes=list(self.spec.consumes))
 

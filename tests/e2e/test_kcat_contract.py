@@ -1,14 +1,16 @@
 """The contract is language-neutral: a hospital and an agency using nothing but kcat.
 
 The agency files with kcat, the hospital settles with kcat, and both read the results
-with kcat, each logged in as itself (SASL/SCRAM-SHA-512, a kcat configuration file as
-README.md shows); the services run as processes against the real broker and database.
+with kcat, each logged in as itself (a kcat configuration file as README.md shows) and
+each signing its submissions with openssl and the shell (no project code computes the
+signature); the services run as processes against the real broker and database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import topics
+from shared import participant_keys, topics
 from shared.messaging.clients import (
     AUDITOR,
     agency_principal,
@@ -26,16 +28,39 @@ from shared.messaging.clients import (
 from tests.helpers import ENROLMENT_TYPES, Services, create_topics, new_prefix, wait_enrolled
 
 pytestmark = [pytest.mark.infra,
-              pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")]
+              pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed"),
+              pytest.mark.skipif(shutil.which("openssl") is None,
+                                 reason="openssl is not installed")]
 
 PERSON = "P-KCAT-1"
 HOSPITAL = "H220202001"  # 吉林市中心医院, level 3, 吉林市昌邑区
 
 
+#: The hospital's or agency's signature with the shell's tools only: the detached JWS
+#: (RFC 7515 appendix F) of the value bytes, EdDSA by `openssl pkeyutl -rawin` with the
+#: participant's PEM private key, base64url by `base64 | tr`, sent as kcat's `-H ce-jws=…`.
+SIGN_AND_PRODUCE = r"""
+set -euo pipefail
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+header=$(printf '%s' "{\"alg\":\"EdDSA\",\"kid\":\"$KID\"}" | b64url)
+payload=$(printf '%s' "$VALUE" | b64url)
+input=$(mktemp)  # Ed25519 signs in one shot: openssl 3.0 wants a file, not a pipe
+trap 'rm -f "$input"' EXIT
+printf '%s.%s' "$header" "$payload" > "$input"
+signature=$(openssl pkeyutl -sign -rawin -inkey "$PRIVATE_KEY" -in "$input" | b64url)
+printf '%s\n' "$VALUE" | kcat -F "$CONFIG" -P -t "$TOPIC" -k "$KEY" \
+    -H "ce-jws=$header..$signature"
+"""
+
+
 def kcat_produce(config: Path, topic: str, key: str, document: dict) -> None:
-    line = json.dumps(document, ensure_ascii=False) + "\n"
-    subprocess.run(["kcat", "-F", str(config), "-P", "-t", topic, "-k", key],
-                   input=line.encode(), check=True, timeout=30)
+    """Publish `document` with kcat, signed by the participant its `source` names."""
+    value = json.dumps(document, ensure_ascii=False)
+    kind, _, code = document["source"].partition("/")
+    kid = participant_keys.read_registry().current(f"{kind}-{code}").kid
+    env = {**os.environ, "VALUE": value, "KID": kid, "CONFIG": str(config), "TOPIC": topic,
+           "KEY": key, "PRIVATE_KEY": str(participant_keys.private_key_file(kid))}
+    subprocess.run(["bash", "-c", SIGN_AND_PRODUCE], env=env, check=True, timeout=30)
 
 
 def kcat_read(config: Path, topic: str, count: int, timeout: float = 60) -> list[dict]:

@@ -28,7 +28,14 @@ from shared import topics
 from shared.messaging import clients as kafka_clients
 from tests.faults import crash
 from tests.faults.workload import HUB, Expected, Message, Workload, enrolment, money
-from tests.helpers import ENROLMENT_TYPES, Services, create_topics, new_prefix, wait_enrolled
+from tests.helpers import (
+    ENROLMENT_TYPES,
+    Services,
+    create_topics,
+    new_prefix,
+    signed,
+    wait_enrolled,
+)
 
 SERVICES = ("filing", "settlement", "clearing")
 
@@ -164,9 +171,11 @@ async def produce(bootstrap: str, prefix: str, messages: Iterable[Message], *,
     try:
         futures = []
         for topic, key, value in messages:
+            headers = signed(value)
             for _ in range(2 if twice else 1):
                 futures.append(await producer.send(prefix + topic, value,
-                                                   key=key.encode() if key else None))
+                                                   key=key.encode() if key else None,
+                                                   headers=headers))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

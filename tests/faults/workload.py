@@ -28,8 +28,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import orjson
-
+from shared import inbound
 from shared.config import REPO_ROOT
 
 FEN = Decimal("0.01")
@@ -122,8 +121,7 @@ def hand_amounts(route: Route, insurance_type: str, amount: Decimal,
 
 
 def envelope(type_: str, data: dict[str, Any], *, id: str, source: str, time: str) -> bytes:
-    return orjson.dumps({"specversion": "1.0", "id": id, "source": source, "type": type_,
-                         "time": time, "datacontenttype": "application/json", "data": data})
+    return inbound.envelope(type_, data, id=id, source=source, time=time)
 
 
 def at(day: date, hour: int, minute: int = 0) -> str:

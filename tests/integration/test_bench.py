@@ -55,6 +55,11 @@ async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) 
 
     accounting = results["accounting"]
     assert len(accounting) == 3  # two throughput months and one latency month
+    signatures = results["signatures"]  # pairs of runs, signatures on and off
+    assert signatures["ratio_on_to_off"] > 0
+    assert len(signatures["accounting"]) == 2 * signatures["pairs"]
+    for month in signatures["accounting"]:
+        assert month["accounted"], month
     for month in accounting:
         assert month["accounted"], month
         assert month["missing_outcomes"] == 0 and month["duplicated_outcomes"] == 0

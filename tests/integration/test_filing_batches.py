@@ -17,7 +17,7 @@ from shared.config import REPO_ROOT, Settings
 from shared.db import apply_migrations, create_pool, drop_database
 from shared.messaging.processing import BatchProcessor
 from shared.messaging.records import Record
-from tests.helpers import ENROLMENT_TYPES, enrolment, envelope, new_database_name
+from tests.helpers import ENROLMENT_TYPES, enrolment, envelope, new_database_name, signed
 
 pytestmark = pytest.mark.infra
 
@@ -25,7 +25,8 @@ AGENCY = "220200"
 
 
 def _record(topic: str, offset: int, key: str, value: bytes) -> Record:
-    return Record(topic, 0, offset, key.encode(), value, (), 1_790_000_000_000 + offset)
+    return Record(topic, 0, offset, key.encode(), value, tuple(signed(value)),
+                  1_790_000_000_000 + offset)
 
 
 def _requested() -> Record:
