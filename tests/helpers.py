@@ -198,6 +198,12 @@ class Services:
         #: The running processes by name (the supervisor's own record).
         self.processes = self.supervisor.processes
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The namespace's variables (a copy), for commands run beside the services (an
+        import); ``supervisor.env`` holds what every service started next also gets."""
+        return {**self.supervisor.deployment.variables(), **self.supervisor.env}
+
     def start(self, *names: str, crash_after_commits: int | None = None,
               **extra_env: str) -> None:
         for name in names:

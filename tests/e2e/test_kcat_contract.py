@@ -63,6 +63,15 @@ def kcat_produce(config: Path, topic: str, key: str, document: dict) -> None:
     subprocess.run(["bash", "-c", SIGN_AND_PRODUCE], env=env, check=True, timeout=30)
 
 
+def kcat_config(infra, tmp_path: Path, principal: str) -> Path:  # type: ignore[no-untyped-def]
+    """The kcat configuration a participant keeps for itself. Debian 12's kcat links
+    librdkafka 2.0.2, whose SCRAM Kafka 4 refuses (fixed in librdkafka 2.6.1): it logs in
+    with its client certificate on the TLS listener where the broker has one."""
+    bootstrap, protocol = ((infra.kafka_tls_bootstrap, "SSL") if infra.kafka_tls_bootstrap
+                           else (infra.kafka_bootstrap, None))
+    return write_kcat_config(tmp_path / f"{principal}.conf", bootstrap, principal, protocol)
+
+
 def kcat_read(config: Path, topic: str, count: int, timeout: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
@@ -80,15 +89,9 @@ async def test_agency_and_hospital_with_plain_kcat(infra, fresh_database, tmp_pa
     await create_topics(infra.kafka_bootstrap, prefix)
     services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
     services.start("filing", "settlement")
-    # Debian 12's kcat links librdkafka 2.0.2, whose SCRAM Kafka 4 refuses (fixed in
-    # librdkafka 2.6.1): it logs in with its client certificate on the TLS listener.
-    bootstrap, protocol = ((infra.kafka_tls_bootstrap, "SSL") if infra.kafka_tls_bootstrap
-                           else (infra.kafka_bootstrap, None))
-    agency = write_kcat_config(tmp_path / "agency.conf", bootstrap, agency_principal("220100"),
-                               protocol)
-    hospital = write_kcat_config(tmp_path / "hospital.conf", bootstrap,
-                                 hospital_principal(HOSPITAL), protocol)
-    auditor = write_kcat_config(tmp_path / "auditor.conf", bootstrap, AUDITOR, protocol)
+    agency = kcat_config(infra, tmp_path, agency_principal("220100"))
+    hospital = kcat_config(infra, tmp_path, hospital_principal(HOSPITAL))
+    auditor = kcat_config(infra, tmp_path, AUDITOR)
     try:
         # The agency enrols the person (参保登记) before filing for them.
         kcat_produce(agency, prefix + topics.FILING_COMMANDS, PERSON, {

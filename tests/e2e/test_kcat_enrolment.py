@@ -20,7 +20,8 @@ import pytest
 from services.demo.run import caught_up
 from shared import topics
 from shared.config import REPO_ROOT
-from tests.e2e.test_kcat_contract import kcat_produce, kcat_read
+from shared.messaging.clients import AUDITOR, agency_principal, hospital_principal
+from tests.e2e.test_kcat_contract import kcat_config, kcat_produce, kcat_read
 from tests.helpers import ENROLLED_SINCE, Services, create_topics, new_prefix, wait_enrolled
 
 pytestmark = [pytest.mark.infra,
@@ -51,14 +52,15 @@ async def test_unknown_and_mismatched_persons_are_refused(infra, fresh_database,
     await create_topics(infra.kafka_bootstrap, prefix)
     services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
     services.start("filing", "settlement")
-    bootstrap = infra.kafka_bootstrap
+    agency = kcat_config(infra, tmp_path, agency_principal("220100"))
+    hospital = kcat_config(infra, tmp_path, hospital_principal(HOSPITAL))
     try:
-        kcat_produce(bootstrap, prefix + topics.FILING_COMMANDS, ENROLLED, {
+        kcat_produce(agency, prefix + topics.FILING_COMMANDS, ENROLLED, {
             "specversion": "1.0", "id": "220100-enrol-000001", "source": "agency/220100",
             "type": "person.enrolled", "time": "2026-09-01T08:00:00+08:00",
             "data": {"person_id": ENROLLED, "insured_agency": "220100",
                      "insurance_type": "employee", "effective": "2026-01-01"}})
-        answers = await asyncio.to_thread(kcat_read, bootstrap, prefix + topics.FILING_EVENTS, 1)
+        answers = await asyncio.to_thread(kcat_read, agency, prefix + topics.FILING_EVENTS, 1)
         assert [a["type"] for a in answers] == ["person.enrolled"], answers
         await wait_enrolled(fresh_database, [ENROLLED])
         for serial, (person, changes) in enumerate([
@@ -66,10 +68,10 @@ async def test_unknown_and_mismatched_persons_are_refused(infra, fresh_database,
                 (ENROLLED, {"insured_agency": "220200"}),  # enrolled with 长春, not 吉林市
                 (ENROLLED, {"insurance_type": "resident"}),  # an employee, not a resident
                 (ENROLLED, {})], start=1):  # as enrolled: settled
-            kcat_produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, person,
+            kcat_produce(hospital, prefix + topics.SETTLEMENT_SUBMISSIONS, person,
                          submission(serial, person, **changes))
         results = await asyncio.to_thread(
-            kcat_read, bootstrap, prefix + topics.SETTLEMENT_EVENTS, 4)
+            kcat_read, hospital, prefix + topics.hospital_outcomes(HOSPITAL), 4)
     finally:
         services.stop()
     by_id = {e["data"]["settlement_id"]: e for e in results}
@@ -125,6 +127,7 @@ async def count(database_url: str, sql: str) -> int:
         await conn.close()
 
 
+@pytest.mark.timeout(1200)  # 100,000 signed rows through Kafka and the filing service
 async def test_import_100000_rows_reports_the_bad_row_and_loads_the_rest(
         infra, fresh_database, tmp_path) -> None:
     prefix = new_prefix()
@@ -160,7 +163,8 @@ async def test_import_100000_rows_reports_the_bad_row_and_loads_the_rest(
         assert again.returncode == 1 and "99,999 rows sent" in again.stdout, again.stdout
         while not await caught_up(bootstrap, group, [prefix + topics.FILING_COMMANDS]):
             await asyncio.sleep(1)
-        answers = await asyncio.to_thread(_types, bootstrap, prefix + topics.FILING_EVENTS)
+        answers = await asyncio.to_thread(_types, kcat_config(infra, tmp_path, AUDITOR),
+                                          prefix + topics.FILING_EVENTS)
     finally:
         services.stop()
     assert answers == {"person.enrolled": ROWS - 1}, answers
@@ -172,9 +176,9 @@ async def test_import_100000_rows_reports_the_bad_row_and_loads_the_rest(
                                        f"WHERE person_id = '{bad_person}'") == 0
 
 
-def _types(bootstrap: str, topic: str) -> dict[str, int]:
+def _types(config: Path, topic: str) -> dict[str, int]:
     """Count the event types on `topic`, read with plain kcat from the start to its end."""
-    result = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning",
+    result = subprocess.run(["kcat", "-F", str(config), "-C", "-t", topic, "-o", "beginning",
                              "-e", "-q", "-f", "%s\n"], capture_output=True, timeout=300,
                             check=True)
     found: dict[str, int] = {}

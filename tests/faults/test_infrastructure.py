@@ -168,7 +168,7 @@ async def test_broker_and_database_restarts_mid_run(own_infra: OwnInfra, tmp_pat
     own = own_infra
     work = generate(SETTLEMENTS, seed=7)
     inst = Installation(own.bootstrap, own.database_url, tmp_path)
-    inst.services.env.update(own.env)
+    inst.services.supervisor.env.update(own.env)
     timings = Timings()
     await inst.create_topics()
     inst.start(*SERVICES)
@@ -241,7 +241,7 @@ async def test_services_started_while_kafka_and_database_are_down_wait_for_them(
     database = await _new_database(own.database_url)
     work = generate(300, seed=11)
     inst = Installation(own.bootstrap, database, tmp_path)
-    inst.services.env.update(own.env)
+    inst.services.supervisor.env.update(own.env)
     timings = Timings()
     await inst.create_topics()
     inst.note("stopping Kafka and PostgreSQL")

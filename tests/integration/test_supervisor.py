@@ -38,8 +38,8 @@ async def _group_members(bootstrap: str, group: str) -> int:
 async def test_two_instances_of_a_service_share_its_consumer_group(
         infra, fresh_database, tmp_path: Path) -> None:
     prefix = new_prefix()
-    await create_topics(infra.kafka_bootstrap, prefix)
     group_prefix = prefix.rstrip(".")
+    await create_topics(infra.kafka_bootstrap, prefix, group_prefix)
     supervisor = Supervisor(Deployment(kafka_bootstrap_servers=infra.kafka_bootstrap,
                                        database_url=fresh_database, topic_prefix=prefix,
                                        group_prefix=group_prefix), tmp_path)

@@ -12,7 +12,15 @@ import pytest
 from services.clearing import scheduler
 from shared import topics
 from shared.messaging.clients import AUDITOR, agency_principal, hospital_principal
-from tests.helpers import Services, create_topics, envelope, new_prefix, produce, read_topic
+from tests.helpers import (
+    Services,
+    create_topics,
+    enrol,
+    envelope,
+    new_prefix,
+    produce,
+    read_topic,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -38,8 +46,10 @@ async def test_results_and_outcomes_reach_their_addressees_only(
     bootstrap = infra.kafka_bootstrap
     await create_topics(bootstrap, prefix)
     services = Services(bootstrap, fresh_database, prefix, tmp_path)
-    services.start("settlement", "clearing")
+    services.start("filing", "settlement", "clearing")
     try:
+        await enrol(bootstrap, prefix, [("PJ1", JILIN, "employee"), ("PC1", CHANGCHUN, "employee")],
+                    fresh_database)
         await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS,
                       [_outpatient("S1", IN_CHANGCHUN, "PJ1", JILIN, "3000.00")],
                       principal=hospital_principal(IN_CHANGCHUN))

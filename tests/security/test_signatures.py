@@ -25,7 +25,7 @@ import pytest
 
 from shared import inbound, participant_keys, topics
 from shared.config import REPO_ROOT
-from shared.db import drop_database
+from shared.db import drop_database, prepare_database
 from shared.participant_keys import Signer
 from tests.helpers import (
     Read,
@@ -61,6 +61,7 @@ async def _installation(infra: Any, logs: Path, **env: str) -> AsyncIterator[Ins
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    await prepare_database(infra.database_url, name)  # each service's role owns its schema
     base, _, _ = infra.database_url.rpartition("/")
     prefix = new_prefix()
     await create_topics(infra.kafka_bootstrap, prefix)
