@@ -24,9 +24,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from shared import topics
+from shared import inbound, topics
 from shared.business_time import SHANGHAI
-from shared.events import encode, make_event
 from shared.events.enrolment import PersonEnrolled
 from shared.messaging import clients as kafka_clients
 from shared.money import money_message
@@ -249,9 +248,13 @@ async def _send(producers: dict[str, Any], bootstrap: str, topic: str, command: 
         await producer.start()
         producers[agency] = producer
     data = command.model_dump(mode="json", exclude_none=True)
-    event = make_event(command, id=row_event_id(data), source=f"agency/{agency}",
-                       time=at.replace(microsecond=0), subject=command.person_id)
-    return await producer.send(topic, encode(event), key=command.person_id.encode())
+    source = f"agency/{agency}"
+    value = inbound.envelope(command.TYPE, data, id=row_event_id(data), source=source,
+                             time=at.replace(microsecond=0).isoformat(),
+                             subject=command.person_id)
+    # signed with the agency's key, like every submission (docs/security.md)
+    return await producer.send(topic, value, key=command.person_id.encode(),
+                               headers=inbound.signature_headers(value, source=source))
 
 
 async def _settle(pending: list[Any], progress: Progress, offset: int, line: int,
