@@ -2,6 +2,7 @@
 
     clearinghouse infra up|down|status     local PostgreSQL and Kafka, no Docker
     clearinghouse serve NAME|all           run one service, or all three as child processes
+    clearinghouse serve portal             the agencies' and auditors' portal (HTTP)
     clearinghouse clearing advance --to D  start the clearing calendar's days through D
     clearinghouse demo                     the main job: see README.md
     clearinghouse docs                     regenerate docs/schemas and docs/asyncapi
@@ -21,7 +22,7 @@ from collections.abc import Callable
 SERVICES = ("filing", "settlement", "clearing")
 #: Modules that add their own subcommands: each has ``register(subparsers)``.
 COMMAND_MODULES = ("services.clearing.cli", "services.clearing.reports_cli", "services.audit.cli",
-                   "bench.cli", "services.demo.cli")
+                   "bench.cli", "services.demo.cli", "services.portal.cli")
 
 
 def _infra(args: argparse.Namespace) -> int:
@@ -65,6 +66,10 @@ def _health(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     if args.name == "all":
         return _serve_all()
+    if args.name == "portal":
+        from services.portal.cli import serve
+
+        return serve(args.host, args.port, args.certfile, args.keyfile)
     from services.registry import run_service
 
     return run_service(args.name)
@@ -147,7 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     infra.set_defaults(run=_infra)
 
     serve = sub.add_parser("serve", help="run a service (or all three)")
-    serve.add_argument("name", choices=[*SERVICES, "all"])
+    serve.add_argument("name", choices=[*SERVICES, "all", "portal"])
+    portal = serve.add_argument_group("portal", "only for `serve portal` (docs/portal.md)")
+    portal.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    portal.add_argument("--port", type=int, default=8710, help="port (default 8710)")
+    portal.add_argument("--certfile", help="TLS certificate (PEM): serve https, Secure cookies")
+    portal.add_argument("--keyfile", help="TLS private key (PEM)")
     serve.set_defaults(run=_serve)
 
     for module in COMMAND_MODULES:

@@ -220,3 +220,73 @@ def net_effect(item: ClearingItem, agency: str) -> Decimal:
 
 def total(values: Iterable[Decimal]) -> Decimal:
     return sum(values, ZERO)
+
+
+# ---- paged reads for the portal (services/portal) -------------------------------------------
+# Paged and filtered in SQL, so a page of a large cycle does not load the whole cycle.
+
+_ITEM_FILTER = """($1::text IS NULL OR cycle = $1)
+    AND (care_agency = $2 OR insured_agency = $2) AND care_agency <> insured_agency
+    AND ($3::text IS NULL OR care_agency = $3 OR insured_agency = $3)
+    AND ($4::text[] IS NULL OR settlement_id = ANY($4))"""
+
+
+async def items_page(conn: asyncpg.Connection, agency: str, *, cycle: str | None = None,
+                     counterpart: str | None = None, settlement_ids: Sequence[str] | None = None,
+                     limit: int = 50, offset: int = 0) -> tuple[list[ClearingItem], int]:
+    """One page of the items between `agency` and its counterparts (in business order),
+    and how many match in all."""
+    ids = list(settlement_ids) if settlement_ids is not None else None
+    matching = await conn.fetchval(f"SELECT count(*) FROM items WHERE {_ITEM_FILTER}",
+                                   cycle, agency, counterpart, ids)
+    rows = await conn.fetch(
+        f"""SELECT document::text AS document FROM items WHERE {_ITEM_FILTER}
+            ORDER BY business_date, item_id LIMIT $5 OFFSET $6""",
+        cycle, agency, counterpart, ids, limit, offset)
+    return [store._item(r["document"]) for r in rows], int(matching)
+
+
+async def settlement_items(conn: asyncpg.Connection, settlement_id: str
+                           ) -> list[ClearingItem]:
+    """Every item (the settlement and its refunds) of a settlement id, at any hospital."""
+    rows = await conn.fetch(
+        """SELECT document::text AS document FROM items WHERE settlement_id = $1
+           ORDER BY business_date, item_id""", settlement_id)
+    return [store._item(r["document"]) for r in rows]
+
+
+async def daily_reports(conn: asyncpg.Connection, agency: str
+                        ) -> list[tuple[Any, str | None]]:
+    """The daily reports sent to `agency`, newest first, each with its answer (or None)."""
+    from shared.events.clearing import DailyReport
+
+    reports: list[Any] = await _payloads(conn, DailyReport.TYPE, "AND key = $2", agency)
+    answers = {r["date"]: r["answer"] for r in await conn.fetch(
+        "SELECT date, answer FROM daily_reports WHERE agency = $1", agency)}
+    return [(r, answers.get(r.date)) for r in sorted(reports, key=lambda r: r.date,
+                                                      reverse=True)]
+
+
+async def daily_volumes(conn: asyncpg.Connection, cycle: str, agency: str | None = None
+                        ) -> list[tuple[date, int, Decimal]]:
+    """Per business date of `cycle`: items and their signed cleared amount (of `agency`)."""
+    rows = await conn.fetch(
+        """SELECT business_date, count(*) AS n,
+                  sum(CASE WHEN kind = 'refund' THEN -cleared_amount ELSE cleared_amount END)
+                    AS amount
+           FROM items WHERE cycle = $1 AND care_agency <> insured_agency
+             AND ($2::text IS NULL OR care_agency = $2 OR insured_agency = $2)
+           GROUP BY business_date ORDER BY business_date""", cycle, agency)
+    return [(r["business_date"], r["n"], r["amount"]) for r in rows]
+
+
+async def settlements_of_person(conn: asyncpg.Connection, person_id: str) -> list[str] | None:
+    """The settlement ids of a person, from the settlement service's id table; None when
+    this role may not read it (the portal's role needs SELECT on settlement.settlement_ids)."""
+    try:
+        rows = await conn.fetch(
+            "SELECT settlement_id FROM settlement.settlement_ids WHERE person_id = $1",
+            person_id)
+    except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedTableError):
+        return None
+    return sorted({r["settlement_id"] for r in rows})
