@@ -72,10 +72,10 @@ def net_bars(rows: Sequence[tuple[str, str, Decimal]], title: str) -> str:
         body.append(f'<text x="{_px(x0 + group_w / 2 - 10)}" y="{_px(20 + plot_h + 18)}" '
                     f'text-anchor="middle" {FONT}>{escape(cycle)}</text>')
     for ai, agency in enumerate(agencies):
-        x, y = 80 + 110 * (ai % 4), int(20 + plot_h + 34 + 16 * (ai // 4))
-        body.append(f'<rect x="{x}" y="{y - 9}" width="10" height="10" '
+        lx, ly = 80 + 110 * (ai % 4), int(20 + plot_h + 34 + 16 * (ai // 4))
+        body.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" '
                     f'fill="{PALETTE[ai % len(PALETTE)]}"/>'
-                    f'<text x="{x + 14}" y="{y}" {FONT}>{escape(agency)}</text>')
+                    f'<text x="{lx + 14}" y="{ly}" {FONT}>{escape(agency)}</text>')
     return _svg(max(width, 520), height, body, title)
 
 

@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -128,8 +129,9 @@ async def home(conn: asyncpg.Connection, agency: str) -> dict[str, Any]:
     current = cycle_of_date(today) if today else None
     mine = await instructions(conn, agency)
     reports = await daily_reports(conn, agency)
-    deadlines = []
-    for cycle in sorted(set(state.cycles) | ({previous_cycle(current)} if current else set())):
+    deadlines: list[dict[str, Any]] = []
+    near = {previous_cycle(current), current} if current else set()
+    for cycle in sorted(set(state.cycles) | near):
         record = state.cycles.get(cycle)
         if record is not None and record.status is CycleStatus.CLOSED:
             continue
@@ -294,6 +296,26 @@ async def cycles(conn: asyncpg.Connection) -> list[str]:
 # ---- the auditor -----------------------------------------------------------------------------
 
 
+def last_replay(cache: Path, database: str) -> dict[str, Any] | None:
+    """What ``clearinghouse audit replay`` recorded last (``<cache>/last-audit.json``): its
+    verdict, and whether it replayed this portal's database (`database`, a name)."""
+    path = cache / "last-audit.json"
+    if not path.exists():
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"error": f"cannot read {path}"}
+    live = str(report.get("live_database", ""))
+    return {"recorded_at": report.get("recorded_at"), "match": report.get("match"),
+            "prefix": report.get("prefix"), "live_database": live,
+            "this_database": urlsplit(live).path.strip("/") == database,
+            "differences_total": report.get("differences_total"),
+            "notes": report.get("notes", []),
+            "tables": [{"table": t.get("table"), "match": t.get("match")}
+                       for t in report.get("tables", [])]}
+
+
 async def audit(conn: asyncpg.Connection, cache: Path) -> dict[str, Any]:
     """Every agency's statements, the ledger check (`clearing check`), and the last audit
     replay's report when one was recorded (``<cache>/last-audit.json``)."""
@@ -303,13 +325,7 @@ async def audit(conn: asyncpg.Connection, cache: Path) -> dict[str, Any]:
     state = await queries.state(conn)
     found = await queries.statements(conn)
     latest = {(s.cycle, s.agency): s for s in found}
-    replay_path = cache / "last-audit.json"
-    replay = None
-    if replay_path.exists():
-        try:
-            replay = json.loads(replay_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            replay = {"error": f"cannot read {replay_path}"}
+    database = await conn.fetchval("SELECT current_database()")
     return {
         "business_day": state.today.isoformat() if state.today else None,
         "statements": [statement_document(s, state) for _, s in sorted(latest.items())],
@@ -320,5 +336,5 @@ async def audit(conn: asyncpg.Connection, cache: Path) -> dict[str, Any]:
                   "first_failure": failures[0] if failures else None,
                   "checks": [{"name": r.name, "ok": not r.problems, "problems": r.problems}
                              for r in results]},
-        "last_replay": replay,
+        "last_replay": last_replay(cache, database),
     }

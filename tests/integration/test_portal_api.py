@@ -34,6 +34,7 @@ class Demo:
     base: str
     summary: dict[str, Any]
     database_url: str
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ async def demo(infra, tmp_path_factory) -> AsyncIterator[Demo]:
         add_user(portal_env, login, password)
     try:
         async with running_portal(portal_env, cache / "portal.log") as base:
-            yield Demo(base, summary, database_url)
+            yield Demo(base, summary, database_url, env)
     finally:
         admin = await asyncpg.connect(infra.database_url)
         try:
@@ -254,6 +255,16 @@ async def test_the_auditor_sees_every_agency_and_the_ledger_check(demo: Demo) ->
             s["agency"] for s in demo.summary["statements"]}
         assert sum(Decimal(s["net"]) for s in audit["statements"]) == 0
         assert audit["last_replay"] is None
+        # An auditor replays the log; the portal shows that replay's verdict.
+        replay = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.cli", "audit", "replay", "--json", "--quiet",
+            cwd=REPO_ROOT, env={**os.environ, **demo.env}, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(replay.communicate(), timeout=180)
+        assert replay.returncode == 0, err.decode()[-2000:]
+        last = (await client.get("/api/audit")).json()["last_replay"]
+        assert last["match"] is True and last["this_database"] is True
+        assert last["prefix"] == json.loads(out)["prefix"]
         for agency in (CHANGCHUN, JILIN):
             r = await client.get(f"/api/agencies/{agency}/statements/{CYCLE}")
             assert r.status_code == 200
