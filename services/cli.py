@@ -67,9 +67,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.name == "all":
         return _serve_all()
     if args.name == "portal":
-        from services.portal.cli import serve
+        from services.portal.cli import serve_portal
 
-        return serve(args.host, args.port, args.certfile, args.keyfile)
+        return serve_portal(args.host, args.port, args.certfile, args.keyfile)
     from services.registry import run_service
 
     return run_service(args.name)

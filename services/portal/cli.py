@@ -11,6 +11,7 @@ Users and password hashes (argon2id) live in <cache>/secrets/portal-users.json (
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 
@@ -81,11 +82,47 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, certfile: str | None = None,
-          keyfile: str | None = None) -> int:
-    """Run the portal until SIGINT/SIGTERM (uvicorn)."""
-    import uvicorn
+DEMO_PASSWORDS = "portal-demo-passwords.txt"
 
+
+def demo_portal(cache: Path, *, serve: bool, port: int = DEFAULT_PORT) -> int:
+    """After `clearinghouse demo`: make sure every agency and the auditor have a login, tell
+    (on stderr) where the portal is and how to log in, and with `serve` run it on the
+    demo's namespace and database (``<cache>/last-demo.json``) until Ctrl-C."""
+    import json
+    import os
+
+    try:
+        demo = json.loads((cache / "last-demo.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    created = users.sync(secrets_dir(), _agency_codes())
+    passwords = secrets_dir() / DEMO_PASSWORDS
+    if created:
+        known = passwords.read_text(encoding="utf-8") if passwords.exists() else ""
+        users.write_private(passwords, known + "".join(f"{login}\t{password}\n"
+                                                       for login, password in created.items()))
+    login = "220100" if "220100" in users.logins(secrets_dir()) else users.AUDITOR
+    address = f"http://127.0.0.1:{port}/"
+    shown = (f"password {created[login]}" if login in created
+             else f"passwords in {passwords}")
+    how = "" if serve else (f" — start it with: DATABASE_URL={demo['database_url']} "
+                            f"CLEARINGHOUSE_TOPIC_PREFIX={demo['topic_prefix']} "
+                            f"clearinghouse serve portal --port {port}")
+    print(f"portal     {address} — log in as {login} ({shown}), or as auditor{how}",
+          file=sys.stderr)
+    if not serve:
+        return 0
+    os.environ.update({"DATABASE_URL": demo["database_url"],
+                       "CLEARINGHOUSE_TOPIC_PREFIX": demo["topic_prefix"],
+                       "KAFKA_BOOTSTRAP_SERVERS": demo["kafka_bootstrap_servers"]})
+    print("portal     serving the demo's data until Ctrl-C", file=sys.stderr)
+    return serve_portal(port=port)
+
+
+def serve_portal(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 certfile: str | None = None, keyfile: str | None = None) -> int:
+    """Run the portal until SIGINT/SIGTERM (uvicorn)."""
     from services.portal.app import create_app
     from services.portal.config import load_portal_settings
     from shared.config import load_settings
@@ -94,6 +131,12 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, certfile: str | Non
     configure_logging(load_settings().log_level, service="portal")
     overrides = {"secure_cookies": True} if certfile else {}
     app = create_app(load_portal_settings(**overrides))
-    uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile,
-                log_level="warning", access_log=False, proxy_headers=False)
+    import uvicorn
+
+    from services.portal.server import Server
+
+    config = uvicorn.Config(app, host=host, port=port, ssl_certfile=certfile,
+                            ssl_keyfile=keyfile, log_level="warning", access_log=False,
+                            proxy_headers=False)
+    asyncio.run(Server(config).serve())
     return 0

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ import pytest
 
 from shared.config import REPO_ROOT
 from shared.db import drop_database
-from tests.portal_support import add_user, running_portal
+from tests.helpers import stop_process
+from tests.portal_support import add_user, free_port, running_portal
 
 pytestmark = pytest.mark.infra
 
@@ -289,3 +291,44 @@ async def test_the_openapi_document_and_no_outside_assets(demo: Demo) -> None:
         english = await client.get(f"/agency/{CHANGCHUN}?lang=en")
         assert "Statements" in english.text
         assert "月度清算单" in (await client.get(f"/agency/{CHANGCHUN}?lang=zh")).text
+
+
+async def test_the_demo_serves_the_portal(infra, tmp_path) -> None:
+    """`clearinghouse demo --serve-portal` prints the address and a login, then serves."""
+    port = free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+           "DATABASE_URL": infra.database_url, "CLEARINGHOUSE_CACHE": str(tmp_path)}
+    err = tmp_path / "demo.err"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "demo", "--json", "--no-infra", "--persons",
+         "60", "--settlements", "120", "--serve-portal", "--portal-port", str(port)],
+        cwd=REPO_ROOT, env=env, stdout=(tmp_path / "demo.out").open("wb"),
+        stderr=err.open("wb"))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(900):  # the demo runs first: up to about three minutes
+                assert process.poll() is None, err.read_text()[-3000:]
+                try:
+                    if (await client.get("/login")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+            assert f"http://127.0.0.1:{port}/ — log in as 220100" in err.read_text()
+            passwords = dict(line.split("\t") for line in (
+                tmp_path / "secrets" / "portal-demo-passwords.txt").read_text().splitlines())
+            assert set(passwords) >= {CHANGCHUN, JILIN, "auditor"}
+            r = await client.post("/api/session", json={"login": CHANGCHUN,
+                                                        "password": passwords[CHANGCHUN]})
+            assert r.status_code == 200
+            statements = (await client.get(f"/api/agencies/{CHANGCHUN}/statements")).json()
+            assert [s["cycle"] for s in statements] == [CYCLE]
+    finally:
+        stop_process(process)
+        recorded = json.loads((tmp_path / "last-demo.json").read_text())
+        admin = await asyncpg.connect(infra.database_url)
+        try:
+            await drop_database(admin, recorded["database"])
+        finally:
+            await admin.close()
+    assert process.returncode == 0
