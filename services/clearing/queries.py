@@ -290,3 +290,39 @@ async def settlements_of_person(conn: asyncpg.Connection, person_id: str) -> lis
     except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedTableError):
         return None
     return sorted({r["settlement_id"] for r in rows})
+
+
+async def items_totals(conn: asyncpg.Connection, agency: str, cycle: str,
+                       counterpart: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per counterpart, the statement's figures recomputed from the cycle's items in SQL
+    (the arithmetic of `services.audit.explain.Totals`: a refund counts negative, items
+    carried from an earlier cycle are adjustments, signed from `agency`'s side)."""
+    rows = await conn.fetch(
+        """SELECT CASE WHEN care_agency = $2 THEN insured_agency ELSE care_agency END
+                    AS counterpart, count(*) AS items,
+                  coalesce(sum(s) FILTER (WHERE cycle = origin_cycle AND care_agency = $2), 0)
+                    AS receivable,
+                  coalesce(sum(s) FILTER (WHERE cycle = origin_cycle AND insured_agency = $2),
+                           0) AS payable,
+                  coalesce(sum(CASE WHEN care_agency = $2 THEN s ELSE -s END)
+                           FILTER (WHERE cycle <> origin_cycle), 0) AS adjustments
+           FROM (SELECT care_agency, insured_agency, cycle, origin_cycle,
+                        CASE WHEN kind = 'refund' THEN -cleared_amount ELSE cleared_amount END
+                          AS s
+                 FROM items WHERE cycle = $1 AND (care_agency = $2 OR insured_agency = $2)
+                   AND care_agency <> insured_agency
+                   AND ($3::text IS NULL OR care_agency = $3 OR insured_agency = $3)) AS x
+           GROUP BY 1 ORDER BY 1""", cycle, agency, counterpart)
+    return {r["counterpart"]: {
+        "receivable": r["receivable"], "payable": r["payable"],
+        "adjustments": r["adjustments"],
+        "net": r["receivable"] - r["payable"] + r["adjustments"], "items": r["items"]}
+        for r in rows}
+
+
+async def postings_fingerprint(conn: asyncpg.Connection) -> tuple[int, int]:
+    """(count, largest sequence) of the postings: changes whenever one is appended (the
+    ledgers are append-only), so a ledger check over the same fingerprint is the same."""
+    row = await conn.fetchrow("SELECT count(*) AS n, coalesce(max(sequence), 0) AS top "
+                              "FROM postings")
+    return int(row["n"]), int(row["top"])

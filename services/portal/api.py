@@ -192,7 +192,9 @@ async def instruction(request: Request, instruction_id: str) -> dict[str, Any]:
 
 @router.get("/audit", tags=["auditor"],
             summary="every agency, the ledger check and the last audit replay")
-async def audit(request: Request) -> dict[str, Any]:
+async def audit(request: Request, fresh: bool = Query(
+        False, description="run the ledger check now (else one of the last minute)")
+                ) -> dict[str, Any]:
     auth.require_auditor(request)
     async with _pool(request).acquire() as conn:
-        return await reads.audit(conn, request.app.state.settings.secrets.parent)
+        return await reads.audit(conn, request.app.state.settings.secrets.parent, fresh)

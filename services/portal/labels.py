@@ -100,6 +100,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "daily_volumes": ("每日结算量", "Daily volumes"),
     "audit": ("审计视图", "Auditor's view"),
     "ledger_check": ("账簿校验", "Ledger check"),
+    "check_now": ("立即重新校验", "check again now"),
     "ok": ("通过", "ok"),
     "failed": ("未通过", "FAILED"),
     "violations": ("违规数", "Violations"),

@@ -216,7 +216,8 @@ async def settlement(request: Request, agency: str, settlement_id: str) -> HTMLR
 async def audit(request: Request) -> HTMLResponse:
     auth.require_auditor(request)
     async with request.app.state.pool.acquire() as conn:
-        document = await reads.audit(conn, request.app.state.settings.secrets.parent)
+        document = await reads.audit(conn, request.app.state.settings.secrets.parent,
+                                     request.query_params.get("fresh") == "1")
         cycles = await reads.cycles(conn)
     return _render(request, "audit.html", d=document, cycles=cycles)
 

@@ -6,6 +6,7 @@ clearing calendar's milestones set beside what the clearing service recorded."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -15,7 +16,6 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from services.audit import explain
 from services.clearing import queries
 from services.clearing.domain.items import ClearingItem
 from services.clearing.domain.periods import (
@@ -228,15 +228,40 @@ async def items(conn: asyncpg.Connection, agency: str, search: Search) -> dict[s
         "matching": matching, "pages": max(1, -(-matching // size)),
         "items": [item_document(i, agency) for i in found], "explanation": None}
     if search.cycle and not search.q:
-        try:
-            e = await explain.explain_statement(conn, agency, search.cycle, search.counterpart)
-        except LookupError:
-            pass
-        else:
-            whole = explain.to_json(e)
-            document["explanation"] = {k: whole[k] for k in (
-                "subject", "figure", "totals", "total", "published_lines", "adds_up")}
+        document["explanation"] = await explanation(conn, agency, search.cycle,
+                                                    search.counterpart)
     return document
+
+
+async def explanation(conn: asyncpg.Connection, agency: str, cycle: str,
+                      counterpart: str | None) -> dict[str, Any] | None:
+    """The totals behind a statement (or one of its lines) beside the published figures,
+    as `clearinghouse explain` sets them out; None when no statement was issued."""
+    found = await queries.statement(conn, agency, cycle)
+    if found is None:
+        return None
+    lines = [ln for ln in found.lines if counterpart in (None, ln.counterpart)]
+    published = {ln.counterpart: {"receivable": ln.receivable, "payable": ln.payable,
+                                  "adjustments": ln.adjustments, "net": ln.net}
+                 for ln in lines}
+    totals = await queries.items_totals(conn, agency, cycle, counterpart)
+    figure = lines[0].net if counterpart and lines else found.net
+    every = {k: sum((t[k] for t in totals.values()), ZERO)
+             for k in ("receivable", "payable", "adjustments", "net")}
+    lines_agree = all({k: totals[c][k] for k in published[c]} == published[c]
+                      for c in totals if c in published)
+    adds_up = every["net"] == figure and lines_agree and (counterpart is None or bool(lines))
+    return {
+        "subject": f"statement of {agency} for {cycle}"
+                   + (f" with {counterpart}" if counterpart else ""),
+        "figure": {"what": "net", "value": _m(figure)},
+        "totals": {c: {**{k: _m(v) for k, v in t.items() if k != "items"},
+                       "items": t["items"]} for c, t in totals.items()},
+        "total": {**{k: _m(v) for k, v in every.items()},
+                  "items": sum(t["items"] for t in totals.values())},
+        "published_lines": {c: {k: _m(v) for k, v in p.items()} for c, p in published.items()},
+        "adds_up": adds_up,
+    }
 
 
 async def settlement(conn: asyncpg.Connection, agency: str | None,
@@ -316,25 +341,44 @@ def last_replay(cache: Path, database: str) -> dict[str, Any] | None:
                        for t in report.get("tables", [])]}
 
 
-async def audit(conn: asyncpg.Connection, cache: Path) -> dict[str, Any]:
+#: The last ledger check, by database and postings fingerprint (the ledgers are append-only),
+#: reused for at most CHECK_SECONDS so that a row changed behind the service's back is found
+#: within that time even when nothing was appended.
+_last_check: dict[tuple[str, int, int], tuple[float, dict[str, Any]]] = {}
+CHECK_SECONDS = 60.0
+
+
+async def ledger_check(conn: asyncpg.Connection, database: str,
+                       fresh: bool = False) -> dict[str, Any]:
+    """`clearinghouse clearing check`: the ledger invariants and hash chains."""
+    key = (database, *await queries.postings_fingerprint(conn))
+    now = time.monotonic()
+    if fresh or key not in _last_check or now - _last_check[key][0] > CHECK_SECONDS:
+        rows = await queries.postings(conn)
+        results = queries.check_ledgers(rows)
+        failures = [f"{r.name}: {p}" for r in results for p in r.problems]
+        _last_check.clear()
+        _last_check[key] = (now, {
+            "ok": not failures, "postings": len(rows), "ledgers": len({p.agency for p in rows}),
+            "first_failure": failures[0] if failures else None,
+            "checks": [{"name": r.name, "ok": not r.problems, "problems": r.problems}
+                       for r in results]})
+    return _last_check[key][1]
+
+
+async def audit(conn: asyncpg.Connection, cache: Path, fresh: bool = False) -> dict[str, Any]:
     """Every agency's statements, the ledger check (`clearing check`), and the last audit
     replay's report when one was recorded (``<cache>/last-audit.json``)."""
-    rows = await queries.postings(conn)
-    results = queries.check_ledgers(rows)
-    failures = [f"{r.name}: {p}" for r in results for p in r.problems]
+    database = await conn.fetchval("SELECT current_database()")
+    check = await ledger_check(conn, database, fresh)
     state = await queries.state(conn)
     found = await queries.statements(conn)
     latest = {(s.cycle, s.agency): s for s in found}
-    database = await conn.fetchval("SELECT current_database()")
     return {
         "business_day": state.today.isoformat() if state.today else None,
         "statements": [statement_document(s, state) for _, s in sorted(latest.items())],
         "instructions": await instructions(conn),
         "open_disputes": state.open_disputes(),
-        "check": {"ok": not failures, "postings": len(rows),
-                  "ledgers": len({p.agency for p in rows}),
-                  "first_failure": failures[0] if failures else None,
-                  "checks": [{"name": r.name, "ok": not r.problems, "problems": r.problems}
-                             for r in results]},
+        "check": check,
         "last_replay": last_replay(cache, database),
     }

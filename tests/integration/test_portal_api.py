@@ -163,6 +163,31 @@ async def test_the_drill_down_adds_up_and_pages(demo: Demo) -> None:
         assert any(i["cleared_amount"] == one["cleared_amount"] for i in detail["items"])
 
 
+async def test_the_drill_downs_totals_are_explains(demo: Demo) -> None:
+    """The portal's totals (summed in SQL) are `clearinghouse explain`'s, line by line."""
+    from services.audit import explain
+    from services.clearing import queries
+
+    agencies = sorted(s["agency"] for s in demo.summary["statements"])
+    conn = await queries.connect(demo.database_url)
+    try:
+        refunds = await conn.fetchval("SELECT count(*) FROM items WHERE kind = 'refund' "
+                                      "AND cycle = $1 AND care_agency <> insured_agency", CYCLE)
+        assert refunds > 0  # so that the sign of a refund is put to the test
+        async with _session(demo, "auditor") as (client, _):
+            for agency in agencies:
+                portal = (await client.get(f"/api/agencies/{agency}/items", params={
+                    "cycle": CYCLE, "size": 1})).json()["explanation"]
+                explained = explain.to_json(await explain.explain_statement(conn, agency,
+                                                                            CYCLE))
+                assert portal["totals"] == explained["totals"], agency
+                assert portal["total"] == explained["total"], agency
+                assert portal["published_lines"] == explained["published_lines"], agency
+                assert portal["adds_up"] is explained["adds_up"] is True, agency
+    finally:
+        await conn.close()
+
+
 async def test_search_by_person(demo: Demo) -> None:
     conn = await asyncpg.connect(demo.database_url)
     try:
