@@ -218,7 +218,8 @@ async def audit(request: Request) -> HTMLResponse:
     async with request.app.state.pool.acquire() as conn:
         document = await reads.audit(conn, request.app.state.settings.secrets.parent,
                                      request.query_params.get("fresh") == "1")
-        cycles = await reads.cycles(conn)
+    # Charts of the latest cycle whose statements are out (an open cycle has no flows yet).
+    cycles = sorted({s["cycle"] for s in document["statements"]}, reverse=True)
     return _render(request, "audit.html", d=document, cycles=cycles)
 
 

@@ -313,11 +313,6 @@ async def daily_volumes(conn: asyncpg.Connection, cycle: str, agency: str | None
     return await queries.daily_volumes(conn, cycle, agency)
 
 
-async def cycles(conn: asyncpg.Connection) -> list[str]:
-    state = await queries.state(conn)
-    return sorted(state.cycles, reverse=True)
-
-
 # ---- the auditor -----------------------------------------------------------------------------
 
 
