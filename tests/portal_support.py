@@ -9,8 +9,9 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -56,3 +57,42 @@ async def running_portal(env: dict[str, str], log: Path) -> AsyncIterator[str]:
         yield base
     finally:
         stop_process(process)
+
+
+async def small_month(bootstrap: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """Three settlements of October 2026 between 长春 (220100) and 吉林 (220200) through the
+    running settlement and clearing services, and the calendar to 2 November (daily reports
+    and statements issued, nothing answered); the `settlement.completed` data by id."""
+    from datetime import date
+
+    from services.clearing import scheduler
+    from shared import topics
+    from tests.helpers import produce, read_topic
+    from tests.integration.test_clearing_service import outpatient
+
+    await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, [
+        outpatient("S1", "H220102001", "PJ1", "220200", "2026-10-03", "3000.00"),
+        outpatient("S2", "H220102001", "PJ2", "220200", "2026-10-09", "1500.00"),
+        outpatient("S3", "H220202001", "PC1", "220100", "2026-10-09", "800.00"),
+    ])
+    settled = await read_topic(bootstrap, prefix + topics.SETTLEMENT_EVENTS,
+                               until=lambda r: len(r) >= 3)
+    completed = {e["data"]["settlement_id"]: e["data"] for e in (r.json() for r in settled)
+                 if e["type"] == "settlement.completed"}
+    assert set(completed) == {"S1", "S2", "S3"}, [r.json() for r in settled]
+    await scheduler.advance(bootstrap, date(2026, 11, 2), prefix=prefix, start=date(2026, 10, 1))
+    await read_topic(bootstrap, prefix + topics.CLEARING_RESULTS, timeout=90,
+                     until=lambda rs: sum(r.json()["type"] == "clearing.statement_issued"
+                                          for r in rs) >= 2)
+    return completed
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str,
+                     attempts: int = 300) -> None:
+    """Until `check()` holds (the clearing service answers asynchronously); at most about a
+    minute."""
+    for _ in range(attempts):
+        if await check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")

@@ -326,3 +326,10 @@ async def postings_fingerprint(conn: asyncpg.Connection) -> tuple[int, int]:
     row = await conn.fetchrow("SELECT count(*) AS n, coalesce(max(sequence), 0) AS top "
                               "FROM postings")
     return int(row["n"]), int(row["top"])
+
+
+async def rejections(conn: asyncpg.Connection, agency: str) -> list[Any]:
+    """The submissions of `agency` the clearing service refused, oldest first."""
+    from shared.events.clearing import SubmissionRejected
+
+    return await _payloads(conn, SubmissionRejected.TYPE, "AND key = $2", agency)

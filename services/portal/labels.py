@@ -30,6 +30,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "nothing_due": ("无", "nothing"),
     "open_disputes": ("未结争议", "Open disputes"),
     "overdue": ("逾期未拨付", "Overdue remittances"),
+    "rejected_submissions": ("被清算服务退回的提交", "Answers the clearing service refused"),
     "none": ("无", "none"),
     "revolving_fund": ("周转金余额", "Revolving-fund balance"),
     "no_revolving_fund": ("本系统未记录周转金", "no revolving fund is kept by this system"),

@@ -151,6 +151,8 @@ async def home(conn: asyncpg.Connection, agency: str) -> dict[str, Any]:
         "current_cycle": current, "deadlines": deadlines[:5], "open_disputes": disputes,
         "overdue": [i for i in mine if i["overdue"] and Decimal(i["outstanding"]) > 0],
         "unanswered_daily_reports": sum(r["answer"] is None for r in reports),
+        "rejected_submissions": [r.model_dump(mode="json") for r in reversed(
+            await queries.rejections(conn, agency))][:10],
         "revolving_fund": None,  # no revolving-fund ledger is kept by the clearing service
     }
 

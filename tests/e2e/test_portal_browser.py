@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from services.clearing import queries, scheduler
+from services.clearing import queries
 from shared import topics
-from tests.helpers import Services, create_topics, new_prefix, produce, read_topic
-from tests.integration.test_clearing_service import outpatient
-from tests.portal_support import add_user, running_portal
+from tests.helpers import Services, create_topics, new_prefix, read_topic
+from tests.portal_support import add_user, running_portal, small_month
 
 pytestmark = pytest.mark.infra
 
@@ -27,7 +25,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 CHANGCHUN, JILIN = "220100", "220200"
-IN_CHANGCHUN, IN_JILIN = "H220102001", "H220202001"
 CYCLE = "2026-10"
 PASSWORDS = {CHANGCHUN: "changchun-browser-1", JILIN: "jilin-browser-2"}
 
@@ -61,21 +58,7 @@ async def test_an_agency_confirms_its_statement_in_a_browser(infra, fresh_databa
     shots.mkdir()
     try:
         # A small month: Jilin's insured persons treated in Changchun, and one the other way.
-        await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, [
-            outpatient("S1", IN_CHANGCHUN, "PJ1", JILIN, "2026-10-03", "3000.00"),
-            outpatient("S2", IN_CHANGCHUN, "PJ2", JILIN, "2026-10-09", "1500.00"),
-            outpatient("S3", IN_JILIN, "PC1", CHANGCHUN, "2026-10-09", "800.00"),
-        ])
-        settled = await read_topic(bootstrap, prefix + topics.SETTLEMENT_EVENTS,
-                                   until=lambda r: len(r) >= 3)
-        completed = {e["data"]["settlement_id"]: e["data"] for e in (r.json() for r in settled)
-                     if e["type"] == "settlement.completed"}
-        assert set(completed) == {"S1", "S2", "S3"}
-        await scheduler.advance(bootstrap, date(2026, 11, 2), prefix=prefix,
-                                start=date(2026, 10, 1))
-        await read_topic(bootstrap, prefix + topics.CLEARING_RESULTS, timeout=90,
-                         until=lambda rs: sum(r.json()["type"] == "clearing.statement_issued"
-                                              for r in rs) >= 2)
+        completed = await small_month(bootstrap, prefix)
         assert await _answer(fresh_database) is None
 
         env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": fresh_database,
