@@ -228,21 +228,23 @@ def total(values: Iterable[Decimal]) -> Decimal:
 _ITEM_FILTER = """($1::text IS NULL OR cycle = $1)
     AND (care_agency = $2 OR insured_agency = $2) AND care_agency <> insured_agency
     AND ($3::text IS NULL OR care_agency = $3 OR insured_agency = $3)
-    AND ($4::text[] IS NULL OR settlement_id = ANY($4))"""
+    AND ($4::text[] IS NULL OR settlement_id = ANY($4))
+    AND ($5::date IS NULL OR reported_on = $5)"""
 
 
 async def items_page(conn: asyncpg.Connection, agency: str, *, cycle: str | None = None,
                      counterpart: str | None = None, settlement_ids: Sequence[str] | None = None,
-                     limit: int = 50, offset: int = 0) -> tuple[list[ClearingItem], int]:
+                     reported_on: date | None = None, limit: int = 50, offset: int = 0
+                     ) -> tuple[list[ClearingItem], int]:
     """One page of the items between `agency` and its counterparts (in business order),
-    and how many match in all."""
+    and how many match in all; `reported_on`: those the daily report of that date covers."""
     ids = list(settlement_ids) if settlement_ids is not None else None
     matching = await conn.fetchval(f"SELECT count(*) FROM items WHERE {_ITEM_FILTER}",
-                                   cycle, agency, counterpart, ids)
+                                   cycle, agency, counterpart, ids, reported_on)
     rows = await conn.fetch(
         f"""SELECT document::text AS document FROM items WHERE {_ITEM_FILTER}
-            ORDER BY business_date, item_id LIMIT $5 OFFSET $6""",
-        cycle, agency, counterpart, ids, limit, offset)
+            ORDER BY business_date, item_id LIMIT $6 OFFSET $7""",
+        cycle, agency, counterpart, ids, reported_on, limit, offset)
     return [store._item(r["document"]) for r in rows], int(matching)
 
 

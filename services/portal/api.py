@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from services.portal import actions, auth, reads, users
 
 router = APIRouter(prefix="/api")
+REPORTED_ON = Query(None, description="the items the daily report of this date covered")
 
 
 class Login(BaseModel):
@@ -165,12 +166,13 @@ async def notices(request: Request, agency: str) -> list[dict[str, Any]]:
 async def items(request: Request, agency: str, cycle: str | None = None,
                 counterpart: str | None = None,
                 q: str | None = Query(None, description="a settlement id or a person id"),
+                reported_on: date | None = REPORTED_ON,
                 page: int = Query(1, ge=1),
                 size: int = Query(reads.PAGE_SIZE, ge=1, le=500)) -> dict[str, Any]:
     auth.require_view(request, agency)
     async with _pool(request).acquire() as conn:
         return await reads.items(conn, agency, reads.Search(cycle, counterpart, q or None,
-                                                            page, size))
+                                                            page, size, reported_on))
 
 
 @router.get("/agencies/{agency}/settlements/{settlement_id}", tags=["drill-down"])

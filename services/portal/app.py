@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +27,7 @@ from services.portal.config import PortalSettings, load_portal_settings
 from services.portal.labels import label, money, shanghai
 from services.portal.publish import Publisher
 from services.portal.reads import NotFound
+from shared.messaging.clients import CredentialsError
 from shared.reference import load_reference
 
 HERE = Path(__file__).resolve().parent
@@ -108,6 +110,15 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     async def forbidden(request: Request, exc: PermissionError) -> Response:
         lang = auth.language(request)
         return page_error(request, 403, f"{label('forbidden', lang)}: {exc}")
+
+    @app.exception_handler(KafkaError)
+    async def kafka_down(request: Request, exc: KafkaError) -> Response:
+        return page_error(request, 503, "the answer could not be published on Kafka "
+                          f"({type(exc).__name__}); try again later")
+
+    @app.exception_handler(CredentialsError)
+    async def no_credentials(request: Request, exc: CredentialsError) -> Response:
+        return page_error(request, 503, f"the answer could not be published: {exc}")
 
     @app.exception_handler(Invalid)
     async def invalid(request: Request, exc: Invalid) -> Response:

@@ -27,6 +27,13 @@ def _render(request: Request, template: str, status_code: int = 200,
         "agency_names": request.app.state.agency_names, **context}, status_code=status_code)
 
 
+def _local(target: str | None) -> str:
+    """A redirect target of this site only (no ``//host`` or ``/\\host``), else ``/``."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
 def _back(url: str, flash: str | None = None, request: Request | None = None
           ) -> RedirectResponse:
     if flash and request is not None:
@@ -57,8 +64,7 @@ async def login(request: Request) -> Response:
         return _render(request, "login.html", status_code=401, failed=True,
                        next=form.get("next"))
     auth.log_in(request, user)
-    target = form.get("next") or ""
-    return _back(target if target.startswith("/") and not target.startswith("//") else "/")
+    return _back(_local(form.get("next")))
 
 
 @router.post("/logout")
@@ -72,8 +78,7 @@ async def logout(request: Request) -> Response:
 async def switch_language(request: Request, lang: str) -> Response:
     if lang in ("zh", "en"):
         request.session["lang"] = lang
-    target = request.query_params.get("next") or "/"
-    return _back(target if target.startswith("/") and not target.startswith("//") else "/")
+    return _back(_local(request.query_params.get("next")))
 
 
 @router.get("/")
@@ -185,13 +190,23 @@ async def items(request: Request, agency: str) -> HTMLResponse:
     auth.require_view(request, agency)
     p = request.query_params
     search = reads.Search(p.get("cycle") or None, p.get("counterpart") or None,
-                          (p.get("q") or "").strip() or None, _int(p.get("page"), 1))
+                          (p.get("q") or "").strip() or None, _int(p.get("page"), 1),
+                          reported_on=_date(p.get("reported_on")))
     async with request.app.state.pool.acquire() as conn:
         document = await reads.items(conn, agency, search)
     query = "&".join(f"{k}={quote(v)}" for k, v in (("cycle", search.cycle),
                                                    ("counterpart", search.counterpart),
-                                                   ("q", search.q)) if v)
+                                                   ("q", search.q),
+                                                   ("reported_on", document["reported_on"]))
+                     if v)
     return _render(request, "items.html", agency=agency, d=document, query=query)
+
+
+def _date(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise HTTPException(422, f"reported_on: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _int(text: str | None, default: int) -> int:

@@ -208,6 +208,8 @@ class Search:
     q: str | None = None
     page: int = 1
     size: int = PAGE_SIZE
+    #: The items a daily report covered (the report's date).
+    reported_on: date | None = None
 
 
 async def items(conn: asyncpg.Connection, agency: str, search: Search) -> dict[str, Any]:
@@ -223,13 +225,16 @@ async def items(conn: asyncpg.Connection, agency: str, search: Search) -> dict[s
     page = max(1, search.page)
     found, matching = await queries.items_page(
         conn, agency, cycle=search.cycle, counterpart=search.counterpart,
-        settlement_ids=settlement_ids, limit=size, offset=(page - 1) * size)
+        settlement_ids=settlement_ids, reported_on=search.reported_on, limit=size,
+        offset=(page - 1) * size)
     document: dict[str, Any] = {
         "agency": agency, "cycle": search.cycle, "counterpart": search.counterpart,
-        "q": search.q, "person_search": person_search, "page": page, "size": size,
+        "q": search.q, "person_search": person_search,
+        "reported_on": search.reported_on.isoformat() if search.reported_on else None,
+        "page": page, "size": size,
         "matching": matching, "pages": max(1, -(-matching // size)),
         "items": [item_document(i, agency) for i in found], "explanation": None}
-    if search.cycle and not search.q:
+    if search.cycle and not search.q and search.reported_on is None:
         document["explanation"] = await explanation(conn, agency, search.cycle,
                                                     search.counterpart)
     return document

@@ -163,6 +163,29 @@ async def test_the_drill_down_adds_up_and_pages(demo: Demo) -> None:
         assert any(i["cleared_amount"] == one["cleared_amount"] for i in detail["items"])
 
 
+async def test_a_daily_reports_figures_drill_down_to_its_items(demo: Demo) -> None:
+    async with _session(demo, CHANGCHUN) as (client, _):
+        reports = (await client.get(f"/api/agencies/{CHANGCHUN}/daily-reports")).json()
+        checked = 0
+        for report in reports[:5]:
+            for line in report["counterparts"]:
+                d = (await client.get(f"/api/agencies/{CHANGCHUN}/items", params={
+                    "reported_on": report["date"], "counterpart": line["counterpart"],
+                    "size": 500})).json()
+                owed_to = [i for i in d["items"] if i["care_agency"] == CHANGCHUN]
+                owes = [i for i in d["items"] if i["insured_agency"] == CHANGCHUN]
+                assert len(owed_to) == line["receivable_count"]
+                assert len(owes) == line["payable_count"]
+                assert sum((Decimal(i["effect"]) for i in owed_to), Decimal(0)) == Decimal(
+                    line["receivable"])
+                assert -sum((Decimal(i["effect"]) for i in owes), Decimal(0)) == Decimal(
+                    line["payable"])
+                checked += 1
+        assert checked > 0
+        page = await client.get(f"/agency/{CHANGCHUN}/daily-reports")
+        assert f"reported_on={reports[0]['date']}" in page.text
+
+
 async def test_the_drill_downs_totals_are_explains(demo: Demo) -> None:
     """The portal's totals (summed in SQL) are `clearinghouse explain`'s, line by line."""
     from services.audit import explain
@@ -357,3 +380,18 @@ async def test_the_demo_serves_the_portal(infra, tmp_path) -> None:
         finally:
             await admin.close()
     assert process.returncode == 0
+
+
+async def test_an_answer_kafka_does_not_take_is_reported(demo: Demo, tmp_path) -> None:
+    """With the broker unreachable, an action answers 503 and says nothing was sent."""
+    env = {**demo.env, "DATABASE_URL": demo.database_url,
+           "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    async with running_portal(env, tmp_path / "portal.log") as base, \
+            httpx.AsyncClient(base_url=base) as client:
+        r = await client.post("/api/session", json={"login": CHANGCHUN,
+                                                    "password": PASSWORDS[CHANGCHUN]})
+        token = r.json()["csrf_token"]
+        r = await client.post(f"/api/agencies/{CHANGCHUN}/statements/{CYCLE}/confirm",
+                              headers={"X-CSRF-Token": token})
+        assert r.status_code == 503, r.text
+        assert "could not be published" in r.json()["detail"]
