@@ -51,6 +51,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "deemed_confirmed": ("视同确认", "deemed confirmed"),
     "confirm": ("确认", "Confirm"),
     "dispute": ("提出争议", "Dispute"),
+    "dispute_selected": ("对所选结算提出争议", "Dispute the ticked settlements"),
     "settlement_ids": ("有争议的结算单号（逗号分隔）", "Disputed settlement ids (comma separated)"),
     "reason": ("原因", "Reason"),
     "published": ("已发送至清算服务", "Sent to the clearing service"),

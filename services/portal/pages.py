@@ -42,9 +42,11 @@ def _back(url: str, flash: str | None = None, request: Request | None = None
 
 
 async def _form(request: Request) -> dict[str, str]:
+    """The form's fields (a field given several times, such as ticked settlement ids, joined
+    with commas), after its CSRF token is checked."""
     form = await request.form()
     auth.check_csrf(request, str(form.get("csrf_token") or ""))
-    return {k: str(v) for k, v in form.items()}
+    return {k: ",".join(str(v) for v in form.getlist(k)) for k in form}
 
 
 # ---- session ---------------------------------------------------------------------------------

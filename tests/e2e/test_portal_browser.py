@@ -90,6 +90,11 @@ async def test_an_agency_confirms_its_statement_in_a_browser(infra, fresh_databa
                 await page.screenshot(path=str(shots / "3-items.png"), full_page=True)
                 assert "adds-up" in await page.inner_html("main")
                 assert await page.get_attribute("#adds-up", "class") == "ok"
+                dispute = page.locator("#dispute-selected")  # live once a settlement is ticked
+                assert await dispute.is_disabled()
+                await page.check('input[name="settlement_ids"][value="S1"]')
+                assert await dispute.is_enabled()
+                await page.uncheck('input[name="settlement_ids"][value="S1"]')
 
                 await page.click("a.settlement-link >> text=S1")
                 await page.wait_for_url(f"**/agency/{JILIN}/settlements/S1")

@@ -101,6 +101,10 @@ async def test_answers_go_through_the_clearing_service(month: Month) -> None:
         r = await changchun.post(f"/api/agencies/{CHANGCHUN}/statements/{CYCLE}/dispute",
                                  headers=c, json={"settlement_ids": ["S3"]})
         assert r.status_code == 202, r.text
+        # The drill-down's form: several ticked settlements.
+        form = await changchun.post(f"/agency/{CHANGCHUN}/statements/{CYCLE}/dispute", data={
+            "csrf_token": c["X-CSRF-Token"], "settlement_ids": ["S2", "S3"], "reason": "复核"})
+        assert form.status_code == 303, form.text
 
         async def statement_disputed() -> bool:
             s = await get(changchun, f"/api/agencies/{CHANGCHUN}/statements/{CYCLE}")
@@ -151,11 +155,13 @@ async def test_answers_go_through_the_clearing_service(month: Month) -> None:
 
     # Every answer reached Kafka as the agency's own client writes it.
     records = await read_topic(month.bootstrap, month.prefix + topics.CLEARING_SUBMISSIONS,
-                               until=lambda rs: len(rs) >= 5)
+                               until=lambda rs: len(rs) >= 6)
     sent = [(r.key, r.json()["source"], r.json()["type"]) for r in records]
     assert (JILIN.encode(), f"agency/{JILIN}", "clearing.daily_report_disputed") in sent
     assert (CHANGCHUN.encode(), f"agency/{CHANGCHUN}", "clearing.statement_disputed") in sent
     assert sum(t == "clearing.remittance_reported" for _, _, t in sent) == 2
+    assert {"settlement_ids": ["S2", "S3"], "reason": "复核", "agency": CHANGCHUN,
+            "cycle": CYCLE} in [r.json()["data"] for r in records]
 
 
 async def _truthy(found: Any) -> bool:

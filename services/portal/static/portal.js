@@ -6,3 +6,13 @@ document.addEventListener("submit", function (event) {
     event.preventDefault();
   }
 });
+
+// The drill-down's "dispute the ticked settlements" button is live only while one is ticked.
+document.addEventListener("change", function (event) {
+  var form = event.target.form;
+  if (!form || form.id !== "dispute-items") {
+    return;
+  }
+  var ticked = form.querySelectorAll('input[name="settlement_ids"]:checked').length;
+  form.querySelector("#dispute-selected").disabled = ticked === 0;
+});
