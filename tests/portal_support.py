@@ -59,16 +59,20 @@ async def running_portal(env: dict[str, str], log: Path) -> AsyncIterator[str]:
         stop_process(process)
 
 
-async def small_month(bootstrap: str, prefix: str) -> dict[str, dict[str, Any]]:
+async def small_month(bootstrap: str, prefix: str, database_url: str
+                      ) -> dict[str, dict[str, Any]]:
     """Three settlements of October 2026 between 长春 (220100) and 吉林 (220200) through the
-    running settlement and clearing services, and the calendar to 2 November (daily reports
-    and statements issued, nothing answered); the `settlement.completed` data by id."""
+    running filing, settlement and clearing services (the persons enrolled first), and the
+    calendar to 2 November (daily reports and statements issued, nothing answered); the
+    `settlement.completed` data by id."""
     from datetime import date
 
     from services.clearing import scheduler
     from shared import topics
-    from tests.helpers import produce, read_topic
-    from tests.integration.test_clearing_service import outpatient
+    from tests.helpers import enrol, produce, read_topic
+    from tests.integration.test_clearing_service import PERSONS, outpatient
+
+    await enrol(bootstrap, prefix, [(p, a, "employee") for p, a in PERSONS], database_url)
 
     await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, [
         outpatient("S1", "H220102001", "PJ1", "220200", "2026-10-03", "3000.00"),

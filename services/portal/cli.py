@@ -113,11 +113,27 @@ def demo_portal(cache: Path, *, serve: bool, port: int = DEFAULT_PORT) -> int:
           file=sys.stderr)
     if not serve:
         return 0
-    os.environ.update({"DATABASE_URL": demo["database_url"],
-                       "CLEARINGHOUSE_TOPIC_PREFIX": demo["topic_prefix"],
-                       "KAFKA_BOOTSTRAP_SERVERS": demo["kafka_bootstrap_servers"]})
+    os.environ.update(demo_environment(demo))
     print("portal     serving the demo's data until Ctrl-C", file=sys.stderr)
     return serve_portal(port=port)
+
+
+def demo_environment(demo: dict, database_url: str | None = None  # type: ignore[type-arg]
+                     ) -> dict[str, str]:
+    """The variables that point the portal at a demo run (``last-demo.json``): its database
+    on the configured server (the record keeps no password), its namespace, and the keys
+    its participants sign with (the demo's services verify against them)."""
+    from shared.config import load_settings
+
+    base = (database_url or load_settings().database_url).rpartition("/")[0]
+    env = {"DATABASE_URL": f"{base}/{demo['database']}",
+           "CLEARINGHOUSE_TOPIC_PREFIX": demo["topic_prefix"],
+           "KAFKA_BOOTSTRAP_SERVERS": demo["kafka_bootstrap_servers"]}
+    if demo.get("participant_keys"):
+        env["CLEARINGHOUSE_PARTICIPANT_KEYS"] = demo["participant_keys"]
+    if demo.get("participant_secrets"):
+        env["CLEARINGHOUSE_PARTICIPANT_SECRETS"] = demo["participant_secrets"]
+    return env
 
 
 def serve_portal(host: str = "127.0.0.1", port: int = DEFAULT_PORT,

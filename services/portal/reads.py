@@ -23,13 +23,13 @@ from services.clearing.domain.periods import (
     DISTRIBUTION_DAY,
     INSTRUCTIONS_DAY,
     REMITTANCE_DUE_DAY,
-    SHANGHAI,
     STATEMENTS_DAY,
     cycle_of_date,
     milestone,
     previous_cycle,
 )
 from services.clearing.domain.state import ClearingState, CycleStatus
+from shared.business_time import SHANGHAI
 from shared.events.clearing import HUB, NetTransferInstruction, StatementIssued
 from shared.money import ZERO, format_money
 

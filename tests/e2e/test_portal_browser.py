@@ -53,12 +53,12 @@ async def test_an_agency_confirms_its_statement_in_a_browser(infra, fresh_databa
     bootstrap = infra.kafka_bootstrap
     await create_topics(bootstrap, prefix)
     services = Services(bootstrap, fresh_database, prefix, tmp_path)
-    services.start("settlement", "clearing")
+    services.start("filing", "settlement", "clearing")
     shots = tmp_path / "screenshots"
     shots.mkdir()
     try:
         # A small month: Jilin's insured persons treated in Changchun, and one the other way.
-        completed = await small_month(bootstrap, prefix)
+        completed = await small_month(bootstrap, prefix, fresh_database)
         assert await _answer(fresh_database) is None
 
         env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": fresh_database,

@@ -38,9 +38,9 @@ async def month(infra, fresh_database, tmp_path) -> AsyncIterator[Month]:
     prefix = new_prefix()
     await create_topics(infra.kafka_bootstrap, prefix)
     services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
-    services.start("settlement", "clearing")
+    services.start("filing", "settlement", "clearing")
     try:
-        await small_month(infra.kafka_bootstrap, prefix)
+        await small_month(infra.kafka_bootstrap, prefix, fresh_database)
         env = {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
                "DATABASE_URL": fresh_database, "CLEARINGHOUSE_TOPIC_PREFIX": prefix,
                "CLEARINGHOUSE_CACHE": str(tmp_path)}

@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.portal.cli import demo_environment
 from shared.config import REPO_ROOT
 from shared.db import drop_database
 from tests.helpers import stop_process
@@ -52,9 +53,8 @@ async def demo(infra, tmp_path_factory) -> AsyncIterator[Demo]:
     assert process.returncode == 0, err.decode()[-3000:]
     summary = json.loads(out)
     recorded = json.loads((cache / "last-demo.json").read_text())
-    database_url = recorded["database_url"]
-    portal_env = {**env, "DATABASE_URL": database_url,
-                  "CLEARINGHOUSE_TOPIC_PREFIX": recorded["topic_prefix"]}
+    portal_env = {**env, **demo_environment(recorded, infra.database_url)}
+    database_url = portal_env["DATABASE_URL"]
     for login, password in PASSWORDS.items():
         add_user(portal_env, login, password)
     try:
