@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local infrastructure (infra/local.py) and the tests need on a fresh
 # Debian 12 machine, as root: PostgreSQL server binaries, kcat, Java 17+ and Maven
-# (Kafka runs from Maven-resolved jars), then the project itself with its test extra.
+# (Kafka runs from Maven-resolved jars), Chromium (the portal's browser tests), then the project itself with its test extra.
 # Idempotent: installs only what is missing; `apt-get update` runs at most once.
 #
 #   bash infra/install.sh            # PYTHON=/path/to/python to choose the interpreter
@@ -41,6 +41,9 @@ fi
 id postgres >/dev/null 2>&1 || fail "no 'postgres' system user after installing postgresql"
 
 command -v kcat >/dev/null || apt_install kcat
+
+# The portal's browser tests drive Debian's Chromium with Playwright (no browser download).
+command -v chromium >/dev/null || apt_install chromium fonts-noto-cjk
 
 # Kafka 4.x needs Java 17 or newer; Debian 12 has openjdk-17, later releases a newer default.
 if ! command -v java >/dev/null; then

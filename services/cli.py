@@ -2,7 +2,8 @@
 
     clearinghouse infra up|down|status     local PostgreSQL and Kafka, no Docker
     clearinghouse serve NAME|all           run one service, or all three as child processes
-    clearinghouse participants sync        Kafka logins, certificates and ACLs from reference data
+    clearinghouse participants sync|keys   Kafka logins, certificates, keys and ACLs of participants
+    clearinghouse serve portal             the agencies' and auditors' portal (HTTP)
     clearinghouse clearing advance --to D  start the clearing calendar's days through D
     clearinghouse demo                     the main job: see README.md
     clearinghouse docs                     regenerate docs/schemas and docs/asyncapi
@@ -20,7 +21,7 @@ SERVICES = ("filing", "settlement", "clearing")
 #: Modules that add their own subcommands: each has ``register(subparsers)``.
 COMMAND_MODULES = ("services.clearing.cli", "services.clearing.reports_cli", "services.audit.cli",
                    "bench.cli", "services.demo.cli", "services.enrolment.cli",
-                   "services.participants.cli")
+                   "services.participants.cli", "services.portal.cli")
 
 
 def _infra(args: argparse.Namespace) -> int:
@@ -63,6 +64,10 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.name == "portal":
+        from services.portal.cli import serve_portal
+
+        return serve_portal(args.host, args.port, args.certfile, args.keyfile)
     if args.name == "all" or args.instances > 1:
         return _supervise(SERVICES if args.name == "all" else (args.name,), args.instances)
     from services.registry import run_service
@@ -128,9 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     infra.set_defaults(run=_infra)
 
     serve = sub.add_parser("serve", help="run a service (or all three)")
-    serve.add_argument("name", choices=[*SERVICES, "all"])
+    serve.add_argument("name", choices=[*SERVICES, "all", "portal"])
     serve.add_argument("--instances", type=_positive, default=1, metavar="N",
                        help="processes of each service, sharing its consumer group (default 1)")
+    portal = serve.add_argument_group("portal", "only for `serve portal` (docs/portal.md)")
+    portal.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    portal.add_argument("--port", type=int, default=8710, help="port (default 8710)")
+    portal.add_argument("--certfile", help="TLS certificate (PEM): serve https, Secure cookies")
+    portal.add_argument("--keyfile", help="TLS private key (PEM)")
     serve.set_defaults(run=_serve)
 
     for module in COMMAND_MODULES:

@@ -459,11 +459,27 @@ def _replay(args: argparse.Namespace) -> int:
                  f"audit database {run['audit_database']} "
                  + ("dropped" if not run["kept"] else "kept" if args.keep
                     else "could not be dropped (still in use): drop it by hand"))
+    record_last_replay(report)
     if args.json:
         print_json(report)
     else:
         render(report)
     return 0 if report["match"] else 1
+
+
+def record_last_replay(report: dict[str, Any]) -> None:
+    """Keep the report as ``<cache>/last-audit.json``: the portal's auditor's view shows the
+    last replay's result. A cache that cannot be written only loses that view."""
+    from infra.local import resolve_cache_dir
+
+    path = resolve_cache_dir() / "last-audit.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        recorded = {"recorded_at": datetime.now(UTC).isoformat(timespec="seconds"), **report}
+        path.write_text(json.dumps(recorded, ensure_ascii=False, indent=2, default=str)
+                        + "\n", encoding="utf-8")
+    except OSError:
+        pass
 
 
 def render(report: dict[str, Any]) -> None:

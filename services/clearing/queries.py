@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -211,3 +211,141 @@ def net_effect(item: ClearingItem, agency: str) -> Decimal:
 
 def total(values: Iterable[Decimal]) -> Decimal:
     return sum(values, ZERO)
+
+
+# ---- paged reads for the portal (services/portal) -------------------------------------------
+# Paged and filtered in SQL, so a page of a large cycle does not load the whole cycle.
+
+async def items_page(conn: asyncpg.Connection, agency: str, *, cycle: str | None = None,
+                     counterpart: str | None = None, settlement_ids: Sequence[str] | None = None,
+                     reported_on: date | None = None, limit: int = 50, offset: int = 0
+                     ) -> tuple[list[ClearingItem], int]:
+    """One page of the items between `agency` and its counterparts (in business order),
+    and how many match in all; `reported_on`: those the daily report of that date covers.
+
+    The items owed to the agency and those it owes are read as two ordered branches (each
+    can follow an index on ``(cycle, care_agency | insured_agency, business_date, item_id)``)
+    and merged, so a page costs its offset, not the whole cycle."""
+    args: list[Any] = [agency]
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    common = []
+    if cycle is not None:
+        common.append(f"cycle = {arg(cycle)}")
+    if settlement_ids is not None:
+        common.append(f"settlement_id = ANY({arg(list(settlement_ids))}::text[])")
+    if reported_on is not None:
+        common.append(f"reported_on = {arg(reported_on)}")
+    with_whom = arg(counterpart) if counterpart is not None else None
+
+    def side(mine: str, theirs: str) -> str:
+        where = [f"{mine} = $1", f"{theirs} <> $1", *common]
+        if with_whom is not None:
+            where.append(f"{theirs} = {with_whom}")
+        return " AND ".join(where)
+
+    owed_to, owes = side("care_agency", "insured_agency"), side("insured_agency", "care_agency")
+    matching = await conn.fetchval(f"SELECT (SELECT count(*) FROM items WHERE {owed_to}) + "
+                                   f"(SELECT count(*) FROM items WHERE {owes})", *args)
+    top, size, skip = arg(offset + limit), arg(limit), arg(offset)
+    rows = await conn.fetch(
+        f"""SELECT document::text AS document FROM (
+              (SELECT business_date, item_id, document FROM items WHERE {owed_to}
+               ORDER BY business_date, item_id LIMIT {top})
+              UNION ALL
+              (SELECT business_date, item_id, document FROM items WHERE {owes}
+               ORDER BY business_date, item_id LIMIT {top})) AS x
+            ORDER BY business_date, item_id LIMIT {size} OFFSET {skip}""", *args)
+    return [store._item(r["document"]) for r in rows], int(matching)
+
+
+async def settlement_items(conn: asyncpg.Connection, settlement_id: str
+                           ) -> list[ClearingItem]:
+    """Every item (the settlement and its refunds) of a settlement id, at any hospital."""
+    rows = await conn.fetch(
+        """SELECT document::text AS document FROM items WHERE settlement_id = $1
+           ORDER BY business_date, item_id""", settlement_id)
+    return [store._item(r["document"]) for r in rows]
+
+
+async def daily_reports(conn: asyncpg.Connection, agency: str
+                        ) -> list[tuple[Any, str | None]]:
+    """The daily reports sent to `agency`, newest first, each with its answer (or None)."""
+    from shared.events.clearing import DailyReport
+
+    reports: list[Any] = await _payloads(conn, DailyReport.TYPE, "AND key = $2", agency)
+    answers = {r["date"]: r["answer"] for r in await conn.fetch(
+        "SELECT date, answer FROM daily_reports WHERE agency = $1", agency)}
+    return [(r, answers.get(r.date)) for r in sorted(reports, key=lambda r: r.date,
+                                                      reverse=True)]
+
+
+async def daily_volumes(conn: asyncpg.Connection, cycle: str, agency: str | None = None
+                        ) -> list[tuple[date, int, Decimal]]:
+    """Per business date of `cycle`: items and their signed cleared amount (of `agency`)."""
+    rows = await conn.fetch(
+        """SELECT business_date, count(*) AS n,
+                  sum(CASE WHEN kind = 'refund' THEN -cleared_amount ELSE cleared_amount END)
+                    AS amount
+           FROM items WHERE cycle = $1 AND care_agency <> insured_agency
+             AND ($2::text IS NULL OR care_agency = $2 OR insured_agency = $2)
+           GROUP BY business_date ORDER BY business_date""", cycle, agency)
+    return [(r["business_date"], r["n"], r["amount"]) for r in rows]
+
+
+async def settlements_of_person(conn: asyncpg.Connection, person_id: str) -> list[str] | None:
+    """The settlement ids of a person, from the settlement service's id table; None when
+    this role may not read it (the portal's role needs SELECT on settlement.settlement_ids)."""
+    try:
+        rows = await conn.fetch(
+            "SELECT settlement_id FROM settlement.settlement_ids WHERE person_id = $1",
+            person_id)
+    except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedTableError):
+        return None
+    return sorted({r["settlement_id"] for r in rows})
+
+
+async def items_totals(conn: asyncpg.Connection, agency: str, cycle: str,
+                       counterpart: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per counterpart, the statement's figures recomputed from the cycle's items in SQL
+    (the arithmetic of `services.audit.explain.Totals`: a refund counts negative, items
+    carried from an earlier cycle are adjustments, signed from `agency`'s side)."""
+    rows = await conn.fetch(
+        """SELECT CASE WHEN care_agency = $2 THEN insured_agency ELSE care_agency END
+                    AS counterpart, count(*) AS items,
+                  coalesce(sum(s) FILTER (WHERE cycle = origin_cycle AND care_agency = $2), 0)
+                    AS receivable,
+                  coalesce(sum(s) FILTER (WHERE cycle = origin_cycle AND insured_agency = $2),
+                           0) AS payable,
+                  coalesce(sum(CASE WHEN care_agency = $2 THEN s ELSE -s END)
+                           FILTER (WHERE cycle <> origin_cycle), 0) AS adjustments
+           FROM (SELECT care_agency, insured_agency, cycle, origin_cycle,
+                        CASE WHEN kind = 'refund' THEN -cleared_amount ELSE cleared_amount END
+                          AS s
+                 FROM items WHERE cycle = $1 AND (care_agency = $2 OR insured_agency = $2)
+                   AND care_agency <> insured_agency
+                   AND ($3::text IS NULL OR care_agency = $3 OR insured_agency = $3)) AS x
+           GROUP BY 1 ORDER BY 1""", cycle, agency, counterpart)
+    return {r["counterpart"]: {
+        "receivable": r["receivable"], "payable": r["payable"],
+        "adjustments": r["adjustments"],
+        "net": r["receivable"] - r["payable"] + r["adjustments"], "items": r["items"]}
+        for r in rows}
+
+
+async def postings_fingerprint(conn: asyncpg.Connection) -> tuple[int, int]:
+    """(count, largest sequence) of the postings: changes whenever one is appended (the
+    ledgers are append-only), so a ledger check over the same fingerprint is the same."""
+    row = await conn.fetchrow("SELECT count(*) AS n, coalesce(max(sequence), 0) AS top "
+                              "FROM postings")
+    return int(row["n"]), int(row["top"])
+
+
+async def rejections(conn: asyncpg.Connection, agency: str) -> list[Any]:
+    """The submissions of `agency` the clearing service refused, oldest first."""
+    from shared.events.clearing import SubmissionRejected
+
+    return await _payloads(conn, SubmissionRejected.TYPE, "AND key = $2", agency)

@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                            "are removed when a run starts (default 2)")
     demo.add_argument("--json", action="store_true",
                       help="print one JSON document instead of tables and progress bars")
+    demo.add_argument("--serve-portal", action="store_true",
+                      help="afterwards, serve the portal on the demo's data until Ctrl-C "
+                           "(docs/portal.md)")
+    demo.add_argument("--portal-port", type=int, default=8710,
+                      help="the portal's port with --serve-portal (default 8710)")
     demo.set_defaults(run=_demo)
 
 
@@ -77,7 +82,17 @@ def _demo(args: argparse.Namespace) -> int:
     options = Options(seed=args.seed, persons=args.persons, settlements=args.settlements,
                       month=args.month, local_infra=not args.no_infra,
                       keep=args.keep)
-    return _run_cancellable(_main(options, args.json))
+    status = _run_cancellable(_main(options, args.json))
+    if status in (0, 1):
+        from infra.local import resolve_cache_dir
+        from services.portal.cli import demo_portal
+
+        try:
+            return demo_portal(resolve_cache_dir(), serve=args.serve_portal,
+                               port=args.portal_port) or status
+        except KeyboardInterrupt:
+            return status
+    return status
 
 
 def _run_cancellable(main: Coroutine[Any, Any, int]) -> int:

@@ -103,7 +103,8 @@ class Namespace:
                     "database_url": redact_url(self.database_url),
                     "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
                     "logs": str(self.logs), "started_at": self.started_at,
-                    "participant_keys": str(self.participant_keys), **extra}
+                    "participant_keys": str(self.participant_keys),
+                    "participant_secrets": str(self.participant_secrets), **extra}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 

@@ -1,0 +1,94 @@
+"""Who is asking: the session's user, the 401/403 answers, and CSRF tokens.
+
+The session is Starlette's signed cookie (HttpOnly, SameSite=Strict, Secure over https);
+it holds the login, the role, the agency, the CSRF token and the language, never a
+password. Every action (POST) carries the session's CSRF token: the form field
+``csrf_token`` or the header ``X-CSRF-Token``."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+from services.portal.labels import DEFAULT_LANGUAGE, LANGUAGES
+from services.portal.users import User
+
+CSRF_HEADER = "x-csrf-token"
+
+
+class LoginRequired(Exception):
+    """No session: the API answers 401, a page sends the browser to the login page."""
+
+
+def session_user(request: Request) -> User | None:
+    data: dict[str, Any] = request.session.get("user") or {}
+    if not data.get("login"):
+        return None
+    return User(data["login"], data["role"], data.get("agency") or None)
+
+
+def log_in(request: Request, user: User) -> str:
+    """Start a fresh session for `user` (a new CSRF token); return the token."""
+    language = request.session.get("lang", DEFAULT_LANGUAGE)
+    request.session.clear()
+    request.session["user"] = {"login": user.login, "role": user.role,
+                               "agency": user.agency or ""}
+    request.session["lang"] = language
+    return csrf_token(request)
+
+
+def log_out(request: Request) -> None:
+    language = request.session.get("lang", DEFAULT_LANGUAGE)
+    request.session.clear()
+    request.session["lang"] = language
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        request.session["csrf"] = token
+    return str(token)
+
+
+def check_csrf(request: Request, sent: str | None) -> None:
+    expected = request.session.get("csrf")
+    if not expected or not sent or not secrets.compare_digest(str(expected), sent):
+        raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+
+
+def require_user(request: Request) -> User:
+    user = session_user(request)
+    if user is None:
+        raise LoginRequired()
+    return user
+
+
+def require_view(request: Request, agency: str) -> User:
+    """The user may see `agency`'s data: the agency itself or the auditor; else 403."""
+    user = require_user(request)
+    if not user.may_see(agency):
+        raise HTTPException(403, f"{user.login} may not see agency {agency}'s data")
+    return user
+
+
+def require_actor(request: Request, agency: str) -> User:
+    """Only the agency itself answers for itself (the auditor looks, it does not act)."""
+    user = require_user(request)
+    if user.agency != agency:
+        raise HTTPException(403, f"{user.login} may not act for agency {agency}")
+    return user
+
+
+def require_auditor(request: Request) -> User:
+    user = require_user(request)
+    if not user.is_auditor:
+        raise HTTPException(403, "only the auditor sees every agency")
+    return user
+
+
+def language(request: Request) -> str:
+    chosen = request.query_params.get("lang") or request.session.get("lang")
+    return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
