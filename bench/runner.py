@@ -311,7 +311,8 @@ class Bench:
         say(f"enrolment import: {len(people)} rows")
         started = now()
         result = await import_file(path, bootstrap=self.bootstrap, prefix=env.prefix,
-                                   reference=load_reference(env.reference_dir), restart=True)
+                                   reference=load_reference(env.reference_dir), restart=True,
+                                   signer=self.signer)
         sent = now()
         if result.bad:
             raise RuntimeError(f"the bench's enrolment file has bad rows: {result.bad[:3]}")

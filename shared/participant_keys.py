@@ -97,7 +97,12 @@ def write_registry(registry: KeyRegistry, path: Path | None = None) -> None:
             lines.append(f'revoked_at = "{key.revoked_at.isoformat()}"')
         lines.append("")
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("\n".join(lines), encoding="utf-8")
+    # public keys, but in the secrets folder, where every file is its owner's only: no one
+    # else may read (or, above all, change) which keys the services trust
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines))
+    os.chmod(temporary, 0o600)
     os.replace(temporary, path)
 
 

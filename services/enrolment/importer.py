@@ -157,11 +157,12 @@ def save_progress(path: Path, progress: Progress) -> None:
 async def import_file(path: Path, *, bootstrap: str, prefix: str = "",
                       reference: ReferenceData | None = None, restart: bool = False,
                       max_rows: int | None = None, now: Callable[[], datetime] | None = None,
-                      on_progress: Callable[[int, int, int], None] | None = None
-                      ) -> ImportResult:
+                      on_progress: Callable[[int, int, int], None] | None = None,
+                      signer: Any = None) -> ImportResult:
     """Send the rows of `path` (from the checkpoint on, unless `restart`); `max_rows` stops
     after that many rows (a trial load; the next run resumes). `on_progress(bytes done,
-    rows sent, bad rows)` follows the run."""
+    rows sent, bad rows)` follows the run. Each row is signed by its agency with `signer`
+    (default: the installation's keys, shared.participant_keys)."""
     started = time.monotonic()
     clock = now or (lambda: datetime.now(SHANGHAI))
     progress = None if restart else load_progress(path)
@@ -204,7 +205,7 @@ async def import_file(path: Path, *, bootstrap: str, prefix: str = "",
                                                          f"enrolled by line {earlier}"))
                     else:
                         pending.append(await _send(producers, bootstrap, topic, found,
-                                                   clock()))
+                                                   clock(), signer))
                         sent += 1
                 if len(pending) >= CHUNK or (max_rows is not None and rows >= max_rows):
                     await _settle(pending, progress, lines.offset, line, path)
@@ -237,7 +238,7 @@ def _row(raw: bytes, header: list[str], reference: ReferenceData | None
 
 
 async def _send(producers: dict[str, Any], bootstrap: str, topic: str, command: PersonEnrolled,
-                at: datetime) -> Any:
+                at: datetime, signer: Any = None) -> Any:
     """Queue one row's event; the agency's own producer sends it (principal agency-<code>)."""
     agency = command.insured_agency
     producer = producers.get(agency)
@@ -254,7 +255,8 @@ async def _send(producers: dict[str, Any], bootstrap: str, topic: str, command: 
                              subject=command.person_id)
     # signed with the agency's key, like every submission (docs/security.md)
     return await producer.send(topic, value, key=command.person_id.encode(),
-                               headers=inbound.signature_headers(value, source=source))
+                               headers=inbound.signature_headers(value, source=source,
+                                                                 signer=signer))
 
 
 async def _settle(pending: list[Any], progress: Progress, offset: int, line: int,

@@ -16,28 +16,19 @@ from tests.helpers import (
     Services,
     create_topics,
     enrol,
-    envelope,
     new_prefix,
     produce,
     read_topic,
 )
+from tests.integration.test_clearing_service import (
+    CHANGCHUN,
+    IN_CHANGCHUN,
+    IN_JILIN,
+    JILIN,
+    outpatient,
+)
 
 pytestmark = pytest.mark.infra
-
-CHANGCHUN, JILIN = "220100", "220200"
-IN_CHANGCHUN, IN_JILIN = "H220102001", "H220202001"
-
-
-def _outpatient(sid: str, hospital: str, person: str, agency: str, amount: str
-                ) -> tuple[str, bytes]:
-    day = "2026-10-09"
-    return person, envelope("settlement.submitted", {
-        "settlement_id": sid, "hospital": hospital, "person_id": person,
-        "insured_agency": agency, "insurance_type": "employee", "visit_type": "outpatient",
-        "visit_date": day, "settled_at": f"{day}T10:00:00+08:00", "emergency": False,
-        "referral": False,
-        "items": [{"code": "EXAM", "name": "检查", "category": "A", "amount": amount}],
-    }, id=f"{hospital}-{sid}", source=f"hospital/{hospital}", time=f"{day}T10:00:00+08:00")
 
 
 async def test_results_and_outcomes_reach_their_addressees_only(
@@ -51,10 +42,10 @@ async def test_results_and_outcomes_reach_their_addressees_only(
         await enrol(bootstrap, prefix, [("PJ1", JILIN, "employee"), ("PC1", CHANGCHUN, "employee")],
                     fresh_database)
         await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS,
-                      [_outpatient("S1", IN_CHANGCHUN, "PJ1", JILIN, "3000.00")],
+                      [outpatient("S1", IN_CHANGCHUN, "PJ1", JILIN, "2026-10-09", "3000.00")],
                       principal=hospital_principal(IN_CHANGCHUN))
         await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS,
-                      [_outpatient("S2", IN_JILIN, "PC1", CHANGCHUN, "800.00")],
+                      [outpatient("S2", IN_JILIN, "PC1", CHANGCHUN, "2026-10-09", "800.00")],
                       principal=hospital_principal(IN_JILIN))
         # the days cut the log where it ends when they start: settle first
         outcomes = await read_topic(bootstrap, prefix + topics.SETTLEMENT_EVENTS,
