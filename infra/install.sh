@@ -41,6 +41,8 @@ fi
 id postgres >/dev/null 2>&1 || fail "no 'postgres' system user after installing postgresql"
 
 command -v kcat >/dev/null || apt_install kcat
+# the kcat contract test signs with the shell's tools only (openssl pkeyutl), as a hospital would
+command -v openssl >/dev/null || apt_install openssl
 
 # The portal's browser tests drive Debian's Chromium with Playwright (no browser download).
 command -v chromium >/dev/null || apt_install chromium fonts-noto-cjk
