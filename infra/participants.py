@@ -86,7 +86,9 @@ def upsert_users(bootstrap: str, passwords: dict[str, str]) -> None:
         _wait(admin.alter_user_scram_credentials(changes[start:start + 200]))
 
 
-def current_acls(bootstrap: str) -> list[Grant]:
+def current_acls(bootstrap: str, admin=None) -> list[Grant]:  # type: ignore[no-untyped-def]
+    """Every ACL on the broker (through `admin`, an admin client already connected, or a
+    new one)."""
     from confluent_kafka.admin import (
         AclBindingFilter,
         AclOperation,
@@ -95,7 +97,7 @@ def current_acls(bootstrap: str) -> list[Grant]:
         ResourceType,
     )
 
-    admin = _admin(bootstrap)
+    admin = admin or _admin(bootstrap)
     everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
                                   AclOperation.ANY, AclPermissionType.ANY)
     found = admin.describe_acls(everything).result(timeout=60)
@@ -124,8 +126,9 @@ def _until_visible(bootstrap: str, wanted: set[Grant], timeout: float = 30.0) ->
     import time
 
     deadline = time.monotonic() + timeout
+    admin = _admin(bootstrap)  # one login for every poll
     while True:
-        missing = wanted - set(current_acls(bootstrap))
+        missing = wanted - set(current_acls(bootstrap, admin))
         if not missing:
             return
         if time.monotonic() > deadline:
