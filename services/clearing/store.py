@@ -195,6 +195,16 @@ async def report(conn: asyncpg.Connection, agency: str, day: date) -> ReportReco
                         answer=Answer(row["answer"]) if row["answer"] else None)
 
 
+async def settlement_items(conn: asyncpg.Connection, agency: str, settlement_ids: list[str]
+                           ) -> list[ClearingItem]:
+    """The settlement items with these ids that `agency` is a party to."""
+    rows = await conn.fetch(
+        """SELECT document FROM items
+            WHERE settlement_id = ANY($1::text[]) AND kind = 'settlement'
+              AND (care_agency = $2 OR insured_agency = $2)""", list(settlement_ids), agency)
+    return [_item(r["document"]) for r in rows]
+
+
 async def _save_reports(conn: asyncpg.Connection, reports: Sequence[ReportRecord]) -> None:
     """Insert or update daily report rows in one statement (keys must be distinct)."""
     if reports:
@@ -386,3 +396,8 @@ class Tables:
     async def report(self, agency: str, day: date) -> ReportRecord | None:
         await self.flush()
         return await report(self.conn, agency, day)
+
+    async def settlement_items(self, agency: str, settlement_ids: list[str]
+                               ) -> list[ClearingItem]:
+        await self.flush()
+        return await settlement_items(self.conn, agency, settlement_ids)

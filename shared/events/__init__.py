@@ -61,7 +61,8 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
     topics.CLEARING_RESULTS: _by_type(
         clearing.DailyReport, clearing.StatementIssued, clearing.NetTransferInstruction,
         clearing.DifferenceNotice, clearing.RemittanceOverdue, clearing.CycleClosed,
-        clearing.SubmissionRejected,
+        clearing.SubmissionRejected, clearing.DisputeOpened, clearing.DisputeCorrected,
+        clearing.DisputeResolved,
     ),
     topics.CLEARING_SCHEDULE: _by_type(clearing.DayStarted),
 }
