@@ -61,6 +61,7 @@ def _item_document(item: ClearingItem) -> str:
         "cause": [item.cause.source, item.cause.id], "refund_id": item.refund_id,
         "resettles": item.resettles,
         "reported_on": item.reported_on.isoformat() if item.reported_on else None,
+        **({"other_payers_pay": str(item.other_payers_pay)} if item.other_payers_pay else {}),
     }).decode()
 
 
@@ -75,6 +76,7 @@ def _item(document: str | bytes) -> ClearingItem:
         cleared_amount=Decimal(d["cleared_amount"]), cause=EventRef(*d["cause"]),
         refund_id=d["refund_id"], resettles=d["resettles"],
         reported_on=date.fromisoformat(d["reported_on"]) if d["reported_on"] else None,
+        other_payers_pay=Decimal(d.get("other_payers_pay", "0.00")),
     )
 
 

@@ -44,6 +44,7 @@ class Facts:
         registry: dict[str, Any] = {"enrolment_checked": self.enrolment_check}
         if self.enrolment_check and view is not None:
             registry |= {"enrolment": span_on(view.enrolment, on),
+                         "assistance": view.enrolment.assistance,
                          "balance": balance_at(view.enrolment, submitted.settled_at, agency)}
         hospital = self.reference.hospital(submitted.hospital)
         if hospital is None:

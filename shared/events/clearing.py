@@ -109,6 +109,9 @@ class DifferenceNotice(Payload):
     carried_into: Cycle | None = None
     #: Extension: the hospital of both settlements (settlement ids are unique per hospital).
     hospital: Code | None = None
+    #: Extension: the difference of the further payers (大病保险, 医疗救助), part of
+    #: `cleared_amount`'s difference; absent when neither settlement had any.
+    other_payers_pay: Money | None = None
 
 
 class RemittanceOverdue(Payload):

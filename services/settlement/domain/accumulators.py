@@ -59,6 +59,11 @@ class SettlementRecord:
     resettles: str | None = None
     refund_id: str | None = None
     resettled_by: str | None = None
+    #: Further payers (大病保险, 医疗救助) and the accumulators they used, scope → amount:
+    #: a refund gives these back too.
+    serious_illness_pay: Decimal | None = None
+    medical_assistance_pay: Decimal | None = None
+    other_payer_uses: Mapping[str, Decimal] | None = None
 
     @property
     def refunded(self) -> bool:
@@ -229,7 +234,10 @@ def _completed(state: PersonState, event: SettlementCompleted) -> PersonState:
         settled_at=event.settled_at, total=event.total, deductible=event.deductible,
         fund_pay=event.fund_pay, account_pay=event.account_pay, cash_pay=event.cash_pay,
         cleared_amount=event.cleared_amount, deductible_scope=deductible_scope,
-        cap_scope=cap_scope, resettles=event.resettles)
+        cap_scope=cap_scope, resettles=event.resettles,
+        serious_illness_pay=event.serious_illness_pay,
+        medical_assistance_pay=event.medical_assistance_pay,
+        other_payer_uses=event.other_payer_uses or None)
     settlements = state.settlements
     resettled = (None if event.resettles is None
                  else settlements.index_of(event.hospital, event.resettles))
@@ -240,7 +248,8 @@ def _completed(state: PersonState, event: SettlementCompleted) -> PersonState:
         state,
         settlements=settlements.appended(record),
         deductible_used=_add(state.deductible_used, deductible_scope, event.deductible),
-        cap_used=_add(state.cap_used, cap_scope, event.fund_pay),
+        cap_used=_add_all(_add(state.cap_used, cap_scope, event.fund_pay),
+                          event.other_payer_uses, 1),
         rejected=state.rejected - {(event.hospital, event.settlement_id)},
     )
 
@@ -255,7 +264,8 @@ def _refunded(state: PersonState, event: SettlementRefunded) -> PersonState:
         settlements=state.settlements.replaced(index, replace(record,
                                                               refund_id=event.refund_id)),
         deductible_used=_add(state.deductible_used, record.deductible_scope, -record.deductible),
-        cap_used=_add(state.cap_used, record.cap_scope, -record.fund_pay),
+        cap_used=_add_all(_add(state.cap_used, record.cap_scope, -record.fund_pay),
+                          record.other_payer_uses, -1),
     ), event.refund_id)
 
 
@@ -273,6 +283,14 @@ def _add(totals: Mapping[str, Decimal], scope: str, amount: Decimal) -> dict[str
     else:
         result[scope] = value
     return result
+
+
+def _add_all(totals: Mapping[str, Decimal], uses: Mapping[str, Decimal] | None,
+             sign: int) -> Mapping[str, Decimal]:
+    """Add (sign 1) or give back (sign -1) the further payers' accumulator uses."""
+    for scope, amount in sorted((uses or {}).items()):
+        totals = _add(totals, scope, amount * sign)
+    return totals
 
 
 def scopes_of(event: SettlementCompleted) -> tuple[str, str]:
@@ -294,7 +312,20 @@ _MONEY_FIELDS = ("total", "deductible", "fund_pay", "account_pay", "cash_pay", "
 
 def record_document(s: SettlementRecord) -> dict[str, Any]:
     """A settlement as stored: money as two-decimal strings, the time in RFC 3339."""
-    # The keys in the order they always had (the fields, the time, then _MONEY_FIELDS).
+    # The keys in the order they always had (the fields, the time, then _MONEY_FIELDS);
+    # the further payers only where there are any, so older documents read the same.
+    document = _base_document(s)
+    if s.serious_illness_pay is not None:
+        document["serious_illness_pay"] = format_money(s.serious_illness_pay)
+    if s.medical_assistance_pay is not None:
+        document["medical_assistance_pay"] = format_money(s.medical_assistance_pay)
+    if s.other_payer_uses:
+        document["other_payer_uses"] = {k: format_money(v)
+                                        for k, v in sorted(s.other_payer_uses.items())}
+    return document
+
+
+def _base_document(s: SettlementRecord) -> dict[str, Any]:
     return {
         "settlement_id": s.settlement_id, "hospital": s.hospital,
         "insured_agency": s.insured_agency, "care_agency": s.care_agency,
@@ -313,6 +344,12 @@ def record_from_document(d: Mapping[str, Any]) -> SettlementRecord:
     fields = dict(d)
     fields["settled_at"] = datetime.fromisoformat(d["settled_at"])
     fields.update({k: parse_money(d[k]) for k in _MONEY_FIELDS})
+    for key in ("serious_illness_pay", "medical_assistance_pay"):
+        if key in d:
+            fields[key] = parse_money(d[key])
+    if "other_payer_uses" in d:
+        fields["other_payer_uses"] = {k: parse_money(v)
+                                      for k, v in d["other_payer_uses"].items()}
     return SettlementRecord(**fields)
 
 

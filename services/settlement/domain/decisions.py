@@ -5,6 +5,7 @@ becomes refunded, rejected or held. Pure: the handler looks the facts up and pas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -15,11 +16,12 @@ from services.settlement.domain.accumulators import (
     admission_scope,
     year_scope,
 )
-from services.settlement.domain.compute import applied_ratio, compute
+from services.settlement.domain.compute import applied_ratio, compute, other_payer_pay
 from services.settlement.domain.policy import (
     BenefitRule,
     Catalogue,
     DeductibleMode,
+    OtherPayers,
     SettlementPolicy,
 )
 from services.settlement.domain.tiers import FilingOption, TierChoice, choose_tier, classify_trip
@@ -86,6 +88,8 @@ class SettlementContext:
     enrolment: EnrolmentSpan | None = None
     #: The insuring agency's latest personal-account balance report as of settled_at.
     balance: BalanceReport | None = None
+    #: The person's medical-assistance category (医疗救助对象) from the enrolment, if any.
+    assistance: str | None = None
     #: False only to measure what the registry check costs (the bench's "registry off" run):
     #: then neither enrolment nor balance is looked at, as before the registry existed.
     enrolment_checked: bool = True
@@ -123,7 +127,7 @@ def decide_settlement(
         return _rejected(submitted, problems)
     assert choice is not None
     return _completed(state, submitted, care_agency, policy, rule, catalogue, choice,
-                      context.balance)
+                      context.balance, context.assistance)
 
 
 def decide_refund(
@@ -161,7 +165,8 @@ def decide_refund(
         refunded_at=refund.refunded_at, settled_at=record.settled_at, total=record.total,
         deductible=record.deductible, fund_pay=record.fund_pay,
         account_pay=record.account_pay, cash_pay=record.cash_pay,
-        cleared_amount=record.cleared_amount)
+        cleared_amount=record.cleared_amount, serious_illness_pay=record.serious_illness_pay,
+        medical_assistance_pay=record.medical_assistance_pay)
 
 
 # ---- the completed settlement -------------------------------------------------------------
@@ -170,7 +175,7 @@ def decide_refund(
 def _completed(
     state: PersonState, submitted: SettlementSubmitted, care_agency: str,
     policy: SettlementPolicy, rule: BenefitRule, catalogue: Catalogue, choice: TierChoice,
-    balance: BalanceReport | None = None,
+    balance: BalanceReport | None = None, assistance: str | None = None,
 ) -> SettlementCompleted:
     visit = policy.visits[submitted.visit_type]
     year = business_date(submitted.settled_at).year
@@ -196,6 +201,8 @@ def _completed(
         personal_account_request=request)
     account = {} if held is None else dict(
         account_balance=held, account_capped=request != submitted.personal_account_request)
+    others = other_payers(state, policy.other_payers, submitted.insurance_type, year,
+                          result.eligible - result.fund_pay, result.cash_pay, assistance)
     # The computed total replaces the hospital's stated one (equal to it when given).
     # `__dict__` holds exactly the fields (`dict(model)` builds the same pairs, slower).
     return SettlementCompleted(**(submitted.__dict__ | dict(
@@ -205,7 +212,45 @@ def _completed(
         account_pay=result.account_pay, cash_pay=result.cash_pay,
         cleared_amount=result.cleared_amount, filing_id=choice.filing_id,
         trip=choice.trip.value, deductible_scope=deductible_scope, cap_scope=cap_scope,
-        **account)))
+        **account, **others)))
+
+
+def other_payers(state: PersonState, payers: OtherPayers, insurance_type: InsuranceType,
+                 year: int, compliant_self_pay: Decimal, cash_pay: Decimal,
+                 assistance: str | None) -> dict[str, Any]:
+    """The further payers of the person's cash part, in the order the province applies them:
+    serious-illness insurance (大病保险) on the year's compliant self-pay above its threshold,
+    then medical assistance (医疗救助) for the person's assistance category on what is left.
+    The fields of `SettlementCompleted` they fill; none when the policy has neither."""
+    serious = payers.serious_illness.get(insurance_type)
+    assisted = payers.medical_assistance.get(assistance) if assistance else None
+    if serious is None and assisted is None:
+        return {}
+    insurance = insurance_type.value
+    uses: dict[str, Decimal] = {}
+    fields: dict[str, Any] = {}
+    left_to_pay, left_cash = compliant_self_pay, cash_pay
+    if serious is not None:
+        counted = year_scope(year, insurance, "serious_illness_counted")
+        paid = year_scope(year, insurance, "serious_illness")
+        si = other_payer_pay(compliant_self_pay, cash_pay, ratio=serious.ratio,
+                             threshold=serious.threshold,
+                             counted_before=state.cap_used.get(counted, ZERO),
+                             paid_before=state.cap_used.get(paid, ZERO),
+                             annual_cap=serious.annual_cap)
+        uses[counted], uses[paid] = si.counted, si.pay
+        fields["serious_illness_pay"] = si.pay
+        left_to_pay, left_cash = compliant_self_pay - si.pay, cash_pay - si.pay
+    if assisted is not None:
+        paid = year_scope(year, insurance, "medical_assistance")
+        ma = other_payer_pay(left_to_pay, left_cash, ratio=assisted.ratio,
+                             threshold=ZERO, counted_before=ZERO,
+                             paid_before=state.cap_used.get(paid, ZERO),
+                             annual_cap=assisted.annual_cap)
+        uses[paid] = ma.pay
+        fields["medical_assistance_pay"] = ma.pay
+    fields["other_payer_uses"] = {k: v for k, v in uses.items() if v}
+    return fields
 
 
 def account_holds(state: PersonState, balance: BalanceReport, settled_at: datetime) -> Decimal:

@@ -100,6 +100,26 @@ class VisitRules:
 
 
 @dataclass(frozen=True)
+class OtherPayerRule:
+    """A further payer of the person's cash part (大病保险 serious-illness insurance, 医疗救助
+    medical assistance): `ratio` of the compliant self-pay (合规自付: eligible − fund_pay) above
+    `threshold` in the calendar year, at most `annual_cap` a year."""
+
+    ratio: Decimal
+    annual_cap: Decimal
+    threshold: Decimal = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class OtherPayers:
+    """The insuring agency's further payers: serious-illness insurance by insurance type, and
+    medical assistance by the assistance category the enrolment gives the person."""
+
+    serious_illness: Mapping[InsuranceType, OtherPayerRule] = field(default_factory=dict)
+    medical_assistance: Mapping[str, OtherPayerRule] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SettlementPolicy:
     """The insuring agency's policy (参保地政策) for cross-region direct settlement."""
 
@@ -110,6 +130,7 @@ class SettlementPolicy:
     personal_reason_reduction: Decimal
     visits: Mapping[VisitType, VisitRules]
     rules: Mapping[tuple[InsuranceType, VisitType, int], BenefitRule] = field(repr=False)
+    other_payers: OtherPayers = OtherPayers()
 
     def rule(self, insurance_type: InsuranceType, visit_type: VisitType,
              level: int) -> BenefitRule | None:
@@ -159,6 +180,7 @@ def load_policy(reference_dir: Path, agency: str) -> SettlementPolicy:
         personal_reason_reduction=_ratio(doc, "personal_reason_reduction", path),
         visits=visits,
         rules=rules,
+        other_payers=_other_payers(doc.get("other_payers", {}), path),
     )
 
 
@@ -309,3 +331,38 @@ def _visit_rules(doc: Mapping[str, Any], path: Path, where: str) -> VisitRules:
     return VisitRules(deductible_mode=_enum(DeductibleMode, doc, "deductible_mode", path, where),
                       deductible_pool=_text(doc, "deductible_pool", path, where),
                       cap_pool=_text(doc, "cap_pool", path, where))
+
+
+def _other_payer(doc: Mapping[str, Any], path: Path, where: str, *,
+                 threshold: bool) -> OtherPayerRule:
+    return OtherPayerRule(ratio=_ratio(doc, "ratio", path, where),
+                          annual_cap=_money(doc, "annual_cap", path, where),
+                          threshold=(_money(doc, "threshold", path, where) if threshold
+                                     else Decimal("0.00")))
+
+
+def _other_payers(doc: Any, path: Path) -> OtherPayers:
+    """``[other_payers.serious_illness.<insurance type>]`` (threshold, ratio, annual_cap) and
+    ``[other_payers.medical_assistance.<category>]`` (ratio, annual_cap); both optional."""
+    if not isinstance(doc, dict) or not set(doc) <= {"serious_illness", "medical_assistance"}:
+        raise PolicyError(path, "other_payers", "must be a table of serious_illness and "
+                          "medical_assistance")
+    serious = doc.get("serious_illness", {})
+    assistance = doc.get("medical_assistance", {})
+    for key, table in (("serious_illness", serious), ("medical_assistance", assistance)):
+        if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+            raise PolicyError(path, f"other_payers.{key}", "must be a table of tables")
+    by_type = {}
+    for name, rule in serious.items():
+        where = f"other_payers.serious_illness.{name}"
+        try:
+            insurance = InsuranceType(name)
+        except ValueError:
+            allowed = ", ".join(t.value for t in InsuranceType)
+            raise PolicyError(path, where, f"must name an insurance type ({allowed})") from None
+        by_type[insurance] = _other_payer(rule, path, where, threshold=True)
+    return OtherPayers(
+        serious_illness=by_type,
+        medical_assistance={name: _other_payer(rule, path, f"other_payers.medical_assistance."
+                                               f"{name}", threshold=False)
+                            for name, rule in assistance.items()})
