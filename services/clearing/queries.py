@@ -248,18 +248,25 @@ async def items_page(conn: asyncpg.Connection, agency: str, *, cycle: str | None
         return " AND ".join(where)
 
     owed_to, owes = side("care_agency", "insured_agency"), side("insured_agency", "care_agency")
-    matching = await conn.fetchval(f"SELECT (SELECT count(*) FROM items WHERE {owed_to}) + "
-                                   f"(SELECT count(*) FROM items WHERE {owes})", *args)
+    matching = int(await conn.fetchval(f"SELECT (SELECT count(*) FROM items WHERE {owed_to}) + "
+                                       f"(SELECT count(*) FROM items WHERE {owes})", *args))
+    # A page in the second half is read from the end (descending), so no page skips more
+    # than half the matching items: the last page costs what the first does.
+    backwards = offset > 0 and 2 * offset + limit > matching
+    if backwards:
+        offset, limit = max(0, matching - offset - limit), max(0, min(limit, matching - offset))
+    order = "business_date DESC, item_id DESC" if backwards else "business_date, item_id"
     top, size, skip = arg(offset + limit), arg(limit), arg(offset)
     rows = await conn.fetch(
         f"""SELECT document::text AS document FROM (
               (SELECT business_date, item_id, document FROM items WHERE {owed_to}
-               ORDER BY business_date, item_id LIMIT {top})
+               ORDER BY {order} LIMIT {top})
               UNION ALL
               (SELECT business_date, item_id, document FROM items WHERE {owes}
-               ORDER BY business_date, item_id LIMIT {top})) AS x
-            ORDER BY business_date, item_id LIMIT {size} OFFSET {skip}""", *args)
-    return [store._item(r["document"]) for r in rows], int(matching)
+               ORDER BY {order} LIMIT {top})) AS x
+            ORDER BY {order} LIMIT {size} OFFSET {skip}""", *args)
+    found = [store._item(r["document"]) for r in rows]
+    return (found[::-1] if backwards else found), matching
 
 
 async def settlement_items(conn: asyncpg.Connection, settlement_id: str
