@@ -7,6 +7,7 @@ a decision costs no file or database access.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,12 @@ class Facts:
                 self._catalogues[county] = None
         return self._catalogues[county]
 
-    def context(self, submitted: SettlementSubmitted, view: PersonFilings | None
-                ) -> SettlementContext:
+    def context(self, submitted: SettlementSubmitted, view: PersonFilings | None,
+                care_on: date | None = None) -> SettlementContext:
+        """The facts as of settled_at; the filings in force on `care_on` (`care_date`: the
+        original settlement's date for a re-settlement), settled_at's date by default."""
         on = business_date(submitted.settled_at)
+        filed_on = care_on or on
         agency = submitted.insured_agency
         registry: dict[str, Any] = {"enrolment_checked": self.enrolment_check}
         if self.enrolment_check and view is not None:
@@ -52,7 +56,7 @@ class Facts:
         care = self.reference.pool_covering(hospital.county)
         filings: tuple[FilingFacts, ...] = ()
         status = benefit_status(view, on, agency) if view is not None else None
-        found = in_force(view, on, agency) if view is not None else None
+        found = in_force(view, filed_on, agency) if view is not None else None
         if found is not None and view is not None:
             registered = view.filing(found.filing_id)
             insurance = registered.insurance_type if registered else submitted.insurance_type

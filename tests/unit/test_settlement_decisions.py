@@ -29,6 +29,7 @@ from services.settlement.domain.decisions import (
     FilingFacts,
     HospitalFacts,
     SettlementContext,
+    care_date,
     decide_refund,
     decide_settlement,
 )
@@ -655,3 +656,54 @@ def test_lazy_settlements_equal_their_records_and_round_trip() -> None:
         2, dataclasses.replace(loaded.settlements[2], refund_id="R-9")))
     assert loaded.settlements[2].refund_id is None  # the original is unchanged
     assert resettled.settlements[2].refund_id == "R-9" and resettled != loaded
+
+
+# ---- the year of the care (issue 16) ------------------------------------------------------
+
+#: 220100 employee inpatient cap 300,000.00, of which 295,000.00 used in 2026 already.
+CAP_2026 = "year|2026|employee|inpatient"
+BIG_STAY = [{"code": "S-SURGERY", "name": "手术费", "category": "A", "amount": "20000.00"}]
+
+
+def _stay_of_december() -> tuple[SettlementCompleted, PersonState]:
+    """A 2026-12 referral stay: (20000 − 900) × 0.75 = 14,325.00, capped at the 5,000.00 left."""
+    used = dataclasses.replace(EMPTY, cap_used={CAP_2026: D("295000.00")})
+    return completed(used, submission(admitted_on="2026-12-20", discharged_on="2026-12-28",
+                                      settled_at="2026-12-28T10:00:00+08:00", items=BIG_STAY,
+                                      personal_account_request=None),
+                     filing(FilingCategory.REFERRAL))
+
+
+@pytest.mark.parametrize(("resettled_at", "fund_pay", "cap_scope"), [
+    ("2026-12-30T10:00:00+08:00", "5000.00", CAP_2026),  # same year: the cap binds
+    ("2027-01-05T10:00:00+08:00", "5000.00", CAP_2026),  # next year: still the 2026 cap
+])
+def test_a_resettlement_draws_on_the_cap_of_the_original_care(resettled_at: str, fund_pay: str,
+                                                               cap_scope: str) -> None:
+    first, state = _stay_of_december()
+    assert (first.fund_pay, first.cap_scope) == (D("5000.00"), CAP_2026)
+    outcome = decide_refund(state, refund("S-1", at="2027-01-04T09:00:00+08:00"))
+    assert isinstance(outcome, SettlementRefunded)
+    state = evolve(state, outcome)
+    again, state = completed(state, submission(
+        settlement_id="S-1R", resettles="S-1", admitted_on="2026-12-20",
+        discharged_on="2026-12-28", settled_at=resettled_at, items=BIG_STAY,
+        personal_account_request=None), filing(FilingCategory.REFERRAL))
+    assert (again.fund_pay, again.cap_scope) == (D(fund_pay), cap_scope)
+    assert state.cap_used == {CAP_2026: D("300000.00")}
+
+
+def test_the_care_date_follows_a_chain_of_resettlements_to_the_first() -> None:
+    first, state = _stay_of_december()
+    state = evolve(state, decide_refund(state, refund("S-1", at="2027-01-04T09:00:00+08:00")))
+    second, state = completed(state, submission(
+        settlement_id="S-1R", resettles="S-1", settled_at="2027-01-05T10:00:00+08:00",
+        admitted_on="2026-12-20", discharged_on="2026-12-28", items=BIG_STAY,
+        personal_account_request=None), filing(FilingCategory.REFERRAL))
+    state = evolve(state, decide_refund(state, refund("S-1R", refund_id="R-2",
+                                                      at="2027-02-01T09:00:00+08:00")))
+    third = submission(settlement_id="S-1S", resettles="S-1R", admitted_on="2026-12-20",
+                       discharged_on="2026-12-28", settled_at="2027-02-02T10:00:00+08:00")
+    assert care_date(state, third) == date(2026, 12, 28)
+    assert care_date(state, submission(settled_at="2027-02-02T10:00:00+08:00")) == \
+        date(2027, 2, 2)

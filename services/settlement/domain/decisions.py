@@ -40,7 +40,7 @@ from shared.events.settlement import (
 from shared.money import ZERO
 
 __all__ = [
-    "FilingFacts", "HospitalFacts", "Held", "SettlementContext", "decide_refund",
+    "FilingFacts", "HospitalFacts", "Held", "SettlementContext", "care_date", "decide_refund",
     "decide_settlement",
 ]
 
@@ -173,7 +173,7 @@ def _completed(
     balance: BalanceReport | None = None,
 ) -> SettlementCompleted:
     visit = policy.visits[submitted.visit_type]
-    year = business_date(submitted.settled_at).year
+    year = care_date(state, submitted).year
     insurance = submitted.insurance_type.value
     if visit.deductible_mode is DeductibleMode.PER_ADMISSION:
         assert submitted.admitted_on is not None  # checked by _dates
@@ -206,6 +206,24 @@ def _completed(
         cleared_amount=result.cleared_amount, filing_id=choice.filing_id,
         trip=choice.trip.value, deductible_scope=deductible_scope, cap_scope=cap_scope,
         **account)))
+
+
+def care_date(state: PersonState, submitted: SettlementSubmitted) -> date:
+    """The business date a settlement is decided by (cap and deductible year, filing in
+    force): settled_at's, but for a re-settlement that of the settlement it replaces, down a
+    chain of re-settlements to the first. A correction settles the original care again, so
+    a stay of 2026 re-settled in January 2027 still draws on the 2026 cap."""
+    original = state.find(submitted.hospital, submitted.resettles) if submitted.resettles \
+        else None
+    seen: set[str] = set()
+    while original is not None and original.resettles and original.settlement_id not in seen:
+        seen.add(original.settlement_id)
+        earlier = state.find(original.hospital, original.resettles)
+        if earlier is None:
+            break
+        original = earlier
+    return business_date((original.settled_at if original is not None
+                          else submitted.settled_at))
 
 
 def account_holds(state: PersonState, balance: BalanceReport, settled_at: datetime) -> Decimal:
