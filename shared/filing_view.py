@@ -214,18 +214,29 @@ def fold(state: PersonFilings, event: Payload, event_time: datetime | None = Non
 
 def in_force(state: PersonFilings, at: date, insured_agency: str | None = None
              ) -> FilingInForce | None:
-    """The filing that counts for a settlement on `at` (optionally of one insuring agency),
-    or None. Filings never overlap; should they, the one registered last wins."""
-    for filing in reversed(state.filings):
+    """One filing that counts for a settlement on `at` (optionally of one insuring agency),
+    the one registered last, or None. Filings of kinds the policy lets coexist may be in
+    force together: settlement asks `filings_in_force` for all of them."""
+    found = filings_in_force(state, at, insured_agency)
+    return found[-1] if found else None
+
+
+def filings_in_force(state: PersonFilings, at: date, insured_agency: str | None = None
+                     ) -> list[FilingInForce]:
+    """Every filing that counts for a settlement on `at` (optionally of one insuring
+    agency), in registration order: a long-term filing and a referral or emergency one may
+    both be in force (shared.reference `FilingPolicy.coexisting`)."""
+    found = []
+    for filing in state.filings:
         if filing.counts_on(at) and insured_agency in (None, filing.insured_agency):
             where = filing.destination_on(at)
-            return FilingInForce(
+            found.append(FilingInForce(
                 filing_id=filing.filing_id, insured_agency=filing.insured_agency,
                 category=filing.category, destination=where.destination,
                 destination_hospital=where.destination_hospital, valid_from=filing.valid_from,
                 valid_until=filing.valid_until, emergency_visit=filing.emergency_visit,
-            )
-    return None
+            ))
+    return found
 
 
 def benefit_status(state: PersonFilings, at: date, insured_agency: str | None = None

@@ -45,6 +45,21 @@ LONG_TERM_CATEGORIES = frozenset({
     FilingCategory.RESIDENT_WORKER,
 })
 
+#: Kinds of filing for the rule on filings in force together (`FilingPolicy.coexisting`):
+#: each category's group, emergency split by the visit it was made for.
+FILING_KINDS = ("long_term", "referral", "emergency_outpatient", "emergency_inpatient",
+                "temporary_other")
+
+
+def filing_kind(category: FilingCategory, emergency_visit: str | None) -> str:
+    """The kind of a filing: long-term residence (childbirth included, 按照本类人员管理),
+    referral, emergency outpatient or inpatient, other temporary care."""
+    if category in LONG_TERM_CATEGORIES or category is FilingCategory.CHILDBIRTH:
+        return "long_term"
+    if category is FilingCategory.EMERGENCY:
+        return f"emergency_{emergency_visit or 'inpatient'}"
+    return category.value
+
 
 class ReferenceDataError(ValueError):
     """The reference files are inconsistent; `problems` lists each one with where and what to do."""
@@ -123,6 +138,12 @@ class FilingPolicy:
     no_filing: NoFilingSettlement = "reject"
     no_filing_scope: NoFilingScope = "everywhere"
     exemptions: frozenset[str] = frozenset()
+    #: Pairs of filing kinds (`FILING_KINDS`) that may be in force on the same days (a pair
+    #: of one kind: two filings of that kind). Any other overlap is refused.
+    coexisting: frozenset[frozenset[str]] = frozenset()
+
+    def may_coexist(self, kind: str, other: str) -> bool:
+        return frozenset({kind, other}) in self.coexisting
 
 
 @dataclass(frozen=True)
@@ -466,8 +487,21 @@ def _load_policy(directory: Path, file: Path, problems: list[str]) -> FilingPoli
     top = _Keys(data, label, problems)
     version = top.get("version", str)
     accepted = top.words("accepted_categories", _CATEGORIES, _CATEGORIES)
-    tables = {name: top.get(name, dict) or {} for name in ("validity", "materials", "no_filing")}
+    tables = {name: top.get(name, dict) or {}
+              for name in ("validity", "materials", "no_filing", "coexistence")}
     top.done()
+    coexistence = _Keys(tables["coexistence"], f"{label} [coexistence]", problems)
+    pairs = coexistence.get("pairs", list, [])
+    coexistence.done()
+    coexisting = set()
+    for pair in pairs:
+        if (not isinstance(pair, list) or len(pair) != 2
+                or any(kind not in FILING_KINDS for kind in pair)):
+            problems.append(f"{label} [coexistence] pairs: {pair!r} is not a pair of "
+                            f"{', '.join(FILING_KINDS)}; write it as [\"long_term\", "
+                            "\"referral\"]")
+        else:
+            coexisting.add(frozenset(pair))
     validity = _Keys(tables["validity"], f"{label} [validity]", problems)
     materials = _Keys(tables["materials"], f"{label} [materials]", problems)
     no_filing = _Keys(tables["no_filing"], f"{label} [no_filing]", problems)
@@ -494,6 +528,7 @@ def _load_policy(directory: Path, file: Path, problems: list[str]) -> FilingPoli
     return FilingPolicy(
         name=file.stem, version=version,
         accepted_categories=frozenset(FilingCategory(c) for c in accepted),
+        coexisting=frozenset(coexisting),
         **{**values, "commitment_categories": frozenset(
             FilingCategory(c) for c in values["commitment_categories"])},
     )

@@ -41,7 +41,7 @@ from shared.events.filing import (
     SupplyMaterials,
 )
 from shared.filing_view import in_force
-from shared.reference import DEFAULT_DIRECTORY, load_reference
+from shared.reference import DEFAULT_DIRECTORY, filing_kind, load_reference
 
 REF = load_reference(DEFAULT_DIRECTORY)
 TODAY = date(2026, 3, 1)
@@ -483,7 +483,7 @@ def test_reason_codes_are_unique_and_documented() -> None:
         assert "{" not in code(**{k: "x" for k in re.findall(r"{(\w+)}", code.template)}).message
 
 
-# ---- invariant: a person's filings never overlap -------------------------------------------
+# ---- invariant: filings overlap only where the policy lets their kinds coexist -------------
 
 CATEGORIES = ["referral", "referral", "temporary_other", "resident_worker", "emergency",
               "childbirth"]
@@ -521,12 +521,22 @@ def scenarios(draw: st.DrawFn) -> list[tuple[Any, date]]:
 
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
-def test_filings_never_overlap(commands: list[tuple[Any, date]]) -> None:
+def test_filings_overlap_only_where_their_kinds_may_coexist(
+        commands: list[tuple[Any, date]]) -> None:
+    """Issue 16: filings of kinds the policy lets coexist (a long-term filing and a referral
+    or emergency one) may be in force together; no two others ever are."""
     state = enrolled()
     for command, today in commands:
         state = domain_state.fold_all(state, decide(state, command, today, REF))
+    policy = REF.filing_policy("220281")
+    assert policy is not None
     for day in (date(2026, 1, 1) + timedelta(n) for n in range(0, 900, 2)):
-        assert sum(f.covers(day) for f in state.filings) <= 1, (day, state.filings)
+        covering = [f for f in state.filings if f.covers(day)]
+        for i, first in enumerate(covering):
+            for second in covering[i + 1:]:
+                assert policy.may_coexist(filing_kind(first.category, first.emergency_visit),
+                                          filing_kind(second.category, second.emergency_visit)
+                                          ), (day, first, second)
 
 
 def test_default_directory_is_the_repository_reference() -> None:

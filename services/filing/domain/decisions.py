@@ -45,7 +45,13 @@ from shared.events.filing import (
     SupplyMaterials,
 )
 from shared.filing_view import Filing
-from shared.reference import LONG_TERM_CATEGORIES, Agency, FilingPolicy, ReferenceData
+from shared.reference import (
+    LONG_TERM_CATEGORIES,
+    Agency,
+    FilingPolicy,
+    ReferenceData,
+    filing_kind,
+)
 
 Command = (FilingRequested | RevokeFiling | ExtendFiling | SupplyMaterials | ChangeDestination
            | ChangeBenefitStatus | EnrolmentCommand)
@@ -140,12 +146,17 @@ def missing_materials(category: FilingCategory, materials: set[Material]
 
 
 def _overlapping(state: PersonFilingState, start: date, until: date | None,
-                 ignore: str | None = None) -> list[Reason]:
-    """Filings of the person in force on some day of [start, until] (until None: open)."""
+                 kind: str, policy: FilingPolicy, ignore: str | None = None) -> list[Reason]:
+    """Filings of the person in force on some day of [start, until] (until None: open) whose
+    kind may not be in force together with `kind` under the insuring agency's policy
+    (`FilingPolicy.coexisting`: a long-term filing and a referral or emergency one may, and
+    settlement takes the best tier among them, 择优)."""
     found = []
     for other in state.filings:
         ends = other.ends()
         if other.filing_id == ignore or (ends is not None and ends <= other.valid_from):
+            continue
+        if policy.may_coexist(kind, filing_kind(other.category, other.emergency_visit)):
             continue
         if (until is None or other.valid_from <= until) and (ends is None or start < ends):
             last = "open end" if ends is None else (ends - timedelta(days=1)).isoformat()
@@ -243,7 +254,9 @@ def _request(state: PersonFilingState, command: FilingRequested, today: date,
             found.append(r.VALID_FROM_TOO_EARLY(agency=command.insured_agency, days=days,
                                                 earliest=today - timedelta(days=days),
                                                 valid_from=valid_from))
-        found += _overlapping(state, valid_from, valid_until, ignore=command.filing_id)
+        found += _overlapping(state, valid_from, valid_until,
+                              filing_kind(category, command.emergency_visit), policy,
+                              ignore=command.filing_id)
         found += _terminated(state, command.insured_agency, valid_until)
 
     if found or policy is None:
@@ -297,7 +310,9 @@ def _extend(state: PersonFilingState, command: ExtendFiling, today: date,
                 found.append(r.VALIDITY_TOO_LONG(kind="referral extension",
                                                  agency=filing.insured_agency, latest=latest,
                                                  valid_until=command.valid_until))
-            found += _overlapping(state, start, command.valid_until, ignore=filing.filing_id)
+            found += _overlapping(state, start, command.valid_until,
+                                  filing_kind(filing.category, filing.emergency_visit), policy,
+                                  ignore=filing.filing_id)
     if found or filing is None:
         return [_rejected(command, state, found)]
     return [FilingExtended(filing_id=filing.filing_id, person_id=_person(state, command),
