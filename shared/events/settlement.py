@@ -143,6 +143,10 @@ class SettlementCompleted(SettlementSubmitted):
     #: personal_account_request was cut down to it (then account_pay is at most this).
     account_balance: Money | None = None
     account_capped: bool | None = None
+    #: Extension: the one-stay filings this inpatient settlement ends (an emergency inpatient
+    #: filing, 住院急诊备案一次有效: in force until the discharge settlement of its stay). The
+    #: settlement service folds it into the person's state; later stays do not get them.
+    filings_consumed: list[Code] | None = None
 
 
 class SettlementRejected(Payload):

@@ -74,9 +74,10 @@ async def test_filing_rules_through_kafka(infra, filing) -> None:
         ("P2", "filing.requested", requested("F2", "P2", materials=["credential"])),
         # destination inside the person's own pool
         ("P3", "filing.requested", requested("F3", "P3", destination="220202")),
-        # overlaps P1's filing
-        ("P1", "filing.requested", requested("F4", "P1", category="referral",
-                                             materials=["credential", "referral_certificate"])),
+        # overlaps P1's filing with one of the same kind (long term): since issue 16 a
+        # referral may stand beside a long-term filing, a second long-term one may not
+        ("P1", "filing.requested", requested("F4", "P1", category="resident_worker",
+                                             materials=["credential", "work_proof"])),
         # commitment: accepted without materials, with a deadline
         ("P5", "filing.requested", requested("F5", "P5", materials=["credential"],
                                              commitment=True)),

@@ -707,3 +707,54 @@ def test_the_care_date_follows_a_chain_of_resettlements_to_the_first() -> None:
     assert care_date(state, third) == date(2026, 12, 28)
     assert care_date(state, submission(settled_at="2027-02-02T10:00:00+08:00")) == \
         date(2027, 2, 2)
+
+
+# ---- an emergency inpatient filing is valid for one stay (issue 16) ------------------------
+
+EMERGENCY_STAY = filing(FilingCategory.EMERGENCY, filing_id="F-EM", emergency_visit="inpatient")
+
+
+@pytest.mark.parametrize(("later", "filings", "tier", "filing_id"), [
+    # another stay months later: the filing ended at the first discharge -> tier 3 unfiled
+    (dict(settlement_id="S-2", admitted_on="2027-03-01", discharged_on="2027-03-05",
+          settled_at="2027-03-05T10:00:00+08:00"), (EMERGENCY_STAY,), 3, None),
+    # another stay at another hospital of the same place, the next week: also ended
+    (dict(settlement_id="S-2", hospital="H220204001", admitted_on="2026-10-15",
+          discharged_on="2026-10-20", settled_at="2026-10-20T10:00:00+08:00"),
+     (EMERGENCY_STAY,), 3, None),
+    # a new emergency filing for the new stay gives tier 2 again
+    (dict(settlement_id="S-2", admitted_on="2027-03-01", discharged_on="2027-03-05",
+          settled_at="2027-03-05T10:00:00+08:00"),
+     (EMERGENCY_STAY, dataclasses.replace(EMERGENCY_STAY, filing_id="F-EM2")), 2, "F-EM2"),
+    # a long-term filing is not used up by a stay
+    (dict(settlement_id="S-2", admitted_on="2027-03-01", discharged_on="2027-03-05",
+          settled_at="2027-03-05T10:00:00+08:00"),
+     (filing(FilingCategory.LONG_TERM_RESIDENT, filing_id="F-LT"),), 1, "F-LT"),
+])
+def test_an_emergency_inpatient_filing_ends_at_the_discharge_settlement(
+        later: dict[str, Any], filings: tuple[FilingFacts, ...], tier: int,
+        filing_id: str | None) -> None:
+    first, state = completed(EMPTY, submission(), EMERGENCY_STAY)
+    assert (first.tier, first.filing_id, first.filings_consumed) == (2, "F-EM", ["F-EM"])
+    assert state.consumed_filings == {"F-EM": "admission|H220202001|2026-10-01"}
+    event, _ = completed(state, submission(**later), *filings)
+    assert (event.tier, event.filing_id) == (tier, filing_id)
+
+
+def test_the_same_stay_settled_again_keeps_its_emergency_filing() -> None:
+    _, state = completed(EMPTY, submission(), EMERGENCY_STAY)
+    state = evolve(state, decide_refund(state, refund("S-1")))
+    again, state = completed(state, submission(settlement_id="S-1R", resettles="S-1",
+                                               settled_at="2026-10-10T10:00:00+08:00"),
+                             EMERGENCY_STAY)
+    assert (again.tier, again.filing_id, again.filings_consumed) == (2, "F-EM", ["F-EM"])
+    assert from_json(to_json(state)) == state
+    assert to_document(state)["consumed_filings"] == {
+        "F-EM": "admission|H220202001|2026-10-01"}
+    assert "consumed_filings" not in to_document(EMPTY)  # earlier rows stay as they were
+
+
+def test_an_outpatient_visit_does_not_use_up_an_inpatient_emergency_filing() -> None:
+    event, state = completed(EMPTY, visit(), filing(FilingCategory.EMERGENCY, filing_id="F-EO",
+                                                    emergency_visit="outpatient"))
+    assert event.filings_consumed is None and state.consumed_filings == {}

@@ -111,7 +111,8 @@ def decide_settlement(
 
     trip = classify_trip(submitted.insured_agency, care_agency, hospital.county,
                          hospital.county_area)
-    covering = [f for f in context.filings if _covers(f, hospital, submitted.visit_type)]
+    covering = [f for f in context.filings if _covers(f, hospital, submitted.visit_type)
+                and not _consumed_by_another_stay(state, f, submitted)]
     problems = list(_filing_mismatches(submitted, covering))
     choice = choose_tier(policy.tier_table, trip,
                          [FilingOption(f.filing_id, f.category) for f in covering],
@@ -122,8 +123,10 @@ def decide_settlement(
     if problems:
         return _rejected(submitted, problems)
     assert choice is not None
+    consumed = [f.filing_id for f in covering if _one_stay(f)] \
+        if submitted.visit_type is VisitType.INPATIENT else []
     return _completed(state, submitted, care_agency, policy, rule, catalogue, choice,
-                      context.balance)
+                      context.balance, consumed)
 
 
 def decide_refund(
@@ -170,7 +173,7 @@ def decide_refund(
 def _completed(
     state: PersonState, submitted: SettlementSubmitted, care_agency: str,
     policy: SettlementPolicy, rule: BenefitRule, catalogue: Catalogue, choice: TierChoice,
-    balance: BalanceReport | None = None,
+    balance: BalanceReport | None = None, consumed: list[str] | None = None,
 ) -> SettlementCompleted:
     visit = policy.visits[submitted.visit_type]
     year = care_date(state, submitted).year
@@ -205,7 +208,7 @@ def _completed(
         account_pay=result.account_pay, cash_pay=result.cash_pay,
         cleared_amount=result.cleared_amount, filing_id=choice.filing_id,
         trip=choice.trip.value, deductible_scope=deductible_scope, cap_scope=cap_scope,
-        **account)))
+        **account, **({"filings_consumed": consumed} if consumed else {}))))
 
 
 def care_date(state: PersonState, submitted: SettlementSubmitted) -> date:
@@ -375,6 +378,23 @@ def _covers(filing: FilingFacts, hospital: HospitalFacts, visit_type: VisitType)
     if filing.category is FilingCategory.EMERGENCY and filing.emergency_visit is not None:
         return (filing.emergency_visit == "inpatient") == (visit_type is VisitType.INPATIENT)
     return True
+
+
+def _one_stay(filing: FilingFacts) -> bool:
+    """A filing valid for one stay: 住院急诊备案一次有效，有效期至出院结算 (seed 003)."""
+    return filing.category is FilingCategory.EMERGENCY and filing.emergency_visit == "inpatient"
+
+
+def _consumed_by_another_stay(state: PersonState, filing: FilingFacts,
+                              submitted: SettlementSubmitted) -> bool:
+    """A one-stay filing whose stay was settled at discharge no longer covers another stay;
+    the same stay (its refund and re-settlement) still gets it."""
+    used_by = state.consumed_filings.get(filing.filing_id)
+    if used_by is None:
+        return False
+    if submitted.visit_type is not VisitType.INPATIENT or submitted.admitted_on is None:
+        return True
+    return used_by != admission_scope(submitted.hospital, submitted.admitted_on)
 
 
 def _filing_mismatches(submitted: SettlementSubmitted,
