@@ -414,13 +414,14 @@ def test_the_deductible_is_per_admission_for_inpatient_care() -> None:
 
 def test_the_outpatient_deductible_is_per_year_and_shared_with_pharmacies() -> None:
     """长春 employee outpatient: 200.00 a year for outpatient care and pharmacies together;
-    unfiled in Jilin at tier 3 (0.50 − 0.20 at level 3, 0.50 − 0.20 at a pharmacy)."""
+    unfiled in Jilin, at the local ratio: Jilin's tier reductions are stated for inpatient
+    care only (issue 16; 0.50 at level 3, 0.50 at a pharmacy)."""
     first, state = completed(EMPTY, visit("150.00", hospital="H220204001"))
     assert (first.deductible, first.fund_pay, first.ratio) == (D("150.00"), D("0.00"),
-                                                               D("0.30"))
+                                                               D("0.50"))
     second, state = completed(state, visit("100.00", settlement_id="S-2",
                                            hospital="P220202001", visit_type="pharmacy"))
-    assert (second.deductible, second.fund_pay) == (D("50.00"), D("15.00"))
+    assert (second.deductible, second.fund_pay) == (D("50.00"), D("25.00"))  # 50 × 0.50
     assert state.deductible_used == {"year|2026|employee|outpatient": D("200.00")}
     next_year, _ = completed(state, visit("100.00", settlement_id="S-3",
                                           visit_date="2027-01-02",
@@ -429,9 +430,10 @@ def test_the_outpatient_deductible_is_per_year_and_shared_with_pharmacies() -> N
 
 
 def test_the_annual_cap_binds_and_a_refund_frees_it() -> None:
-    """Outpatient cap 3000.00: (20000 − 200) × 0.50 = 9900.00 is capped at 3000.00."""
+    """Outpatient cap 3000.00: (20000 − 200) × 0.70 = 13860.00 is capped at 3000.00 (the
+    local ratio: Jilin's tier reductions are stated for inpatient care, issue 16)."""
     big, state = completed(EMPTY, visit("20000.00", hospital="H220204002"))
-    assert (big.ratio, big.fund_pay) == (D("0.50"), D("3000.00"))
+    assert (big.ratio, big.fund_pay) == (D("0.70"), D("3000.00"))
     more, capped = completed(state, visit("1000.00", settlement_id="S-2",
                                           hospital="H220204002",
                                           personal_account_request="300.00"))
@@ -442,7 +444,7 @@ def test_the_annual_cap_binds_and_a_refund_frees_it() -> None:
     freed = evolve(state, refunded)
     assert freed.cap_used == {} and freed.deductible_used == {}
     again, _ = completed(freed, visit("1000.00", settlement_id="S-2", hospital="H220204002"))
-    assert again.fund_pay == D("400.00")  # (1000 − 200) × 0.50
+    assert again.fund_pay == D("560.00")  # (1000 − 200) × 0.70
 
 
 # ---- duplicates ---------------------------------------------------------------------------

@@ -117,7 +117,8 @@ def decide_settlement(
     choice = choose_tier(policy.tier_table, trip,
                          [FilingOption(f.filing_id, f.category) for f in covering],
                          unfiled_allowed=policy.no_filing.allows(trip, submitted.visit_type),
-                         emergency=submitted.emergency, referral=submitted.referral)
+                         emergency=submitted.emergency, referral=submitted.referral,
+                         visit_type=submitted.visit_type.value)
     if choice is None:
         problems.append(_no_filing_reason(submitted, context, trip.value))
     if problems:

@@ -198,7 +198,14 @@ def load_tier_table(reference_dir: Path, name: str) -> TierTable:
         for basis in FILED_BASES:
             if not any(r.trip is trip and r.basis is basis for r in rows):
                 raise PolicyError(path, "rows", f"no row for trip {trip} and basis {basis}")
-    return TierTable(name=name, title=_text(doc, "title", path), rows=tuple(rows))
+    visit_types = doc.get("visit_types")
+    known = {v.value for v in VisitType}
+    if visit_types is not None and (not isinstance(visit_types, list) or not visit_types
+                                    or any(v not in known for v in visit_types)):
+        raise PolicyError(path, "visit_types", f"must be a non-empty list of {sorted(known)}, "
+                          f"got {visit_types!r}")
+    return TierTable(name=name, title=_text(doc, "title", path), rows=tuple(rows),
+                     visit_types=None if visit_types is None else frozenset(visit_types))
 
 
 def catalogue_candidates(region: str) -> list[str]:
