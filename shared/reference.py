@@ -22,6 +22,7 @@ from typing import Any, Literal
 from shared import regions
 from shared.events.filing import FilingCategory
 from shared.regions import RegionCodeError, RegionLevel
+from shared.working_days import CalendarError, WorkingDays, load_working_days
 
 ENV_VAR = "CLEARINGHOUSE_REFERENCE_DIR"
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "reference"
@@ -141,6 +142,9 @@ class FilingPolicy:
     #: Pairs of filing kinds (`FILING_KINDS`) that may be in force on the same days (a pair
     #: of one kind: two filings of that kind). Any other overlap is refused.
     coexisting: frozenset[frozenset[str]] = frozenset()
+    #: A hospital files an emergency filing within this many working days of its first day
+    #: (医疗机构 … 应在2个工作日内 … 上传, seed 003); None: no limit.
+    emergency_filing_working_days: int | None = 2
 
     def may_coexist(self, kind: str, other: str) -> bool:
         return frozenset({kind, other}) in self.coexisting
@@ -158,6 +162,9 @@ class ReferenceData:
     agencies: Mapping[str, Agency] = field(repr=False)
     hospitals: Mapping[str, Hospital] = field(repr=False)
     filing_policies: Mapping[str, FilingPolicy] = field(repr=False)
+    #: The working-day calendar (calendars/working-days.toml); None where the directory has
+    #: none (then rules counted in working days are not checked).
+    working_days: WorkingDays | None = field(default=None, repr=False)
 
     def region(self, code: str) -> Region | None:
         return self.regions.get(code)
@@ -511,6 +518,7 @@ def _load_policy(directory: Path, file: Path, problems: list[str]) -> FilingPoli
         emergency_outpatient_days=validity.positive("emergency_outpatient_days", 3),
         extension=validity.get("extension", bool, True),
         retroactive_days_max=validity.positive("retroactive_days_max", None),
+        emergency_filing_working_days=validity.positive("emergency_filing_working_days", 2),
         commitment_categories=materials.words("commitment_categories", _CATEGORIES, frozenset()),
         commitment_due_days=materials.positive("commitment_due_days", 180),
         referral_requires_hospital=materials.get("referral_requires_hospital", bool, False),
@@ -568,7 +576,16 @@ def _load(directory: Path) -> ReferenceData:
     if problems:
         raise ReferenceDataError(problems)
     files = [directory / n for n in ("regions.csv", "agencies.toml", "hospitals.csv")]
+    calendar_file = directory / "calendars" / "working-days.toml"
+    working_days = None
+    if calendar_file.exists():
+        try:
+            working_days = load_working_days(directory)
+        except CalendarError as exc:
+            raise ReferenceDataError([str(exc)]) from exc
+        files.append(calendar_file)
     return ReferenceData(
+        working_days=working_days,
         directory=directory, version=version,
         fingerprint=_fingerprint(files + policy_files, directory),
         regions=MappingProxyType(known), agencies=MappingProxyType(agencies),

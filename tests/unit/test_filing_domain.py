@@ -541,3 +541,21 @@ def test_filings_overlap_only_where_their_kinds_may_coexist(
 
 def test_default_directory_is_the_repository_reference() -> None:
     assert Path(__file__).resolve().parents[2] / "reference" == DEFAULT_DIRECTORY
+
+
+# ---- the hospital's emergency filing within 2 working days (seed 003, issue 16) ------------
+
+@pytest.mark.parametrize(("valid_from", "today", "channel", "expected"), [
+    (date(2026, 3, 12), date(2026, 3, 16), "hospital", None),  # Thu -> Fri 13, Mon 16
+    (date(2026, 3, 12), date(2026, 3, 17), "hospital", {"emergency_filing_late"}),
+    (date(2026, 3, 13), date(2026, 3, 17), "hospital", None),  # Fri -> Mon 16, Tue 17
+    (date(2026, 9, 30), date(2026, 10, 9), "hospital", None),  # 国庆节: Oct 8 and 9
+    (date(2026, 9, 30), date(2026, 10, 10), "hospital", {"emergency_filing_late"}),
+    (date(2026, 9, 30), date(2026, 10, 10), "online", None),  # the rule binds hospitals
+])
+def test_a_hospital_files_an_emergency_within_two_working_days(
+        valid_from: date, today: date, channel: str, expected: set[str] | None) -> None:
+    command = request(category="emergency", emergency_visit="inpatient", channel=channel,
+                      materials=["credential"], valid_from=valid_from)
+    events = decide(enrolled_for(command), command, today, REF)
+    assert (None if isinstance(events[-1], FilingRegistered) else codes(events)) == expected

@@ -165,6 +165,21 @@ def _overlapping(state: PersonFilingState, start: date, until: date | None,
     return found
 
 
+def _emergency_late(command: FilingRequested, today: date, policy: FilingPolicy,
+                    reference: ReferenceData) -> list[Reason]:
+    """A hospital's emergency filing more than the policy's working days after its first day
+    (医疗机构内设医保管理部门应在2个工作日内 … 上传, seed 003), on the working-day calendar."""
+    days, calendar = policy.emergency_filing_working_days, reference.working_days
+    if (command.category is not FilingCategory.EMERGENCY or command.channel.value != "hospital"
+            or days is None or calendar is None):
+        return []
+    latest = calendar.after(command.valid_from, days)
+    if today <= latest:
+        return []
+    return [r.EMERGENCY_FILING_LATE(agency=command.insured_agency, days=days,
+                                    valid_from=command.valid_from, latest=latest)]
+
+
 def _terminated(state: PersonFilingState, agency: str, until: date | None) -> list[Reason]:
     """A termination of the person's benefits with `agency` on or before the filing's end."""
     for change in state.benefit_changes:
@@ -254,6 +269,7 @@ def _request(state: PersonFilingState, command: FilingRequested, today: date,
             found.append(r.VALID_FROM_TOO_EARLY(agency=command.insured_agency, days=days,
                                                 earliest=today - timedelta(days=days),
                                                 valid_from=valid_from))
+        found += _emergency_late(command, today, policy, reference)
         found += _overlapping(state, valid_from, valid_until,
                               filing_kind(category, command.emergency_visit), policy,
                               ignore=command.filing_id)

@@ -112,6 +112,11 @@ VALID_FROM_TOO_EARLY = ReasonCode(
     "valid_from_too_early",
     "pool {agency} accepts retroactive filings (补办) at most {days} days back, until "
     "{earliest}; got valid_from {valid_from}: claim manual reimbursement instead")
+EMERGENCY_FILING_LATE = ReasonCode(
+    "emergency_filing_late",
+    "a hospital files an emergency filing of pool {agency} within {days} working days of its "
+    "first day {valid_from}, by {latest}: the person claims manual reimbursement at the "
+    "insuring agency instead")
 EFFECTIVE_IN_PAST = ReasonCode(
     "effective_in_past",
     "effective {effective} is before the request date {today}; changes take effect from the "
