@@ -226,8 +226,8 @@ def care_date(state: PersonState, submitted: SettlementSubmitted) -> date:
         if earlier is None:
             break
         original = earlier
-    return business_date((original.settled_at if original is not None
-                          else submitted.settled_at))
+    return business_date(original.settled_at if original is not None
+                          else submitted.settled_at)
 
 
 def account_holds(state: PersonState, balance: BalanceReport, settled_at: datetime) -> Decimal:
