@@ -25,6 +25,7 @@ from shared.events.filing import (
     BenefitStatusChanged,
     FilingCategory,
     FilingDestinationChanged,
+    FilingEmergencyReviewed,
     FilingExpired,
     FilingExtended,
     FilingMaterialsOverdue,
@@ -70,6 +71,8 @@ class Filing:
     revoked_from: date | None = None
     #: First day no longer in force because valid_until passed (filing.expired seen).
     expired_on: date | None = None
+    #: The insuring agency's review (核定) of an emergency filing: None while not reviewed.
+    emergency_approved: bool | None = None
 
     def ends(self) -> date | None:
         """The first day this filing is no longer in force, or None while it is open-ended."""
@@ -120,6 +123,7 @@ class FilingInForce:
     valid_from: date
     valid_until: date | None
     emergency_visit: str | None
+    emergency_approved: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,8 @@ def fold(state: PersonFilings, event: Payload, event_time: datetime | None = Non
             return _update(state, event.filing_id, valid_until=event.valid_until, expired_on=None)
         case FilingExpired():
             return _update(state, event.filing_id, expired_on=event.expired_on)
+        case FilingEmergencyReviewed():
+            return _update(state, event.filing_id, emergency_approved=event.approved)
         case FilingMaterialsOverdue():
             return _update(state, event.filing_id, materials_overdue=True)
         case FilingMaterialsSupplied():
@@ -235,6 +241,7 @@ def filings_in_force(state: PersonFilings, at: date, insured_agency: str | None 
                 category=filing.category, destination=where.destination,
                 destination_hospital=where.destination_hospital, valid_from=filing.valid_from,
                 valid_until=filing.valid_until, emergency_visit=filing.emergency_visit,
+                emergency_approved=filing.emergency_approved,
             ))
     return found
 

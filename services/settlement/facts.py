@@ -63,7 +63,8 @@ class Facts:
                 insurance_type=InsuranceType(_insurance_of(view, found.filing_id, submitted)),
                 insured_agency=found.insured_agency,
                 destination_hospital=found.destination_hospital,
-                emergency_visit=found.emergency_visit)
+                emergency_visit=found.emergency_visit,
+                emergency_approved=found.emergency_approved)
                 for found in filings_in_force(view, filed_on, agency))
         context = SettlementContext(
             hospital=HospitalFacts(code=hospital.code, county=hospital.county,

@@ -27,6 +27,7 @@ from shared.events.filing import (
     ExtendFiling,
     FilingCategory,
     FilingDestinationChanged,
+    FilingEmergencyReviewed,
     FilingExpired,
     FilingExtended,
     FilingMaterialsOverdue,
@@ -37,6 +38,7 @@ from shared.events.filing import (
     FilingRevoked,
     InsuranceType,
     Material,
+    ReviewEmergency,
     RevokeFiling,
     SupplyMaterials,
 )
@@ -559,3 +561,33 @@ def test_a_hospital_files_an_emergency_within_two_working_days(
                       materials=["credential"], valid_from=valid_from)
     events = decide(enrolled_for(command), command, today, REF)
     assert (None if isinstance(events[-1], FilingRegistered) else codes(events)) == expected
+
+
+# ---- the review (核定) of an emergency filing (seed 003) -----------------------------------
+
+EMERGENCY = dict(category="emergency", emergency_visit="inpatient", channel="hospital",
+                 materials=["credential"])
+
+
+@pytest.mark.parametrize(("filing", "review", "expected"), [
+    (EMERGENCY, ReviewEmergency(filing_id="F1", approved=True), True),
+    (EMERGENCY, ReviewEmergency(filing_id="F1", approved=False), False),
+    (EMERGENCY, ReviewEmergency(filing_id="F9", approved=True), {"unknown_filing"}),
+    ({}, ReviewEmergency(filing_id="F1", approved=True), {"not_an_emergency_filing"}),
+    (EMERGENCY, ReviewEmergency(filing_id="F1", approved=True, person_id="P-other"),
+     {"person_mismatch"}),
+])
+def test_the_insuring_agency_reviews_an_emergency_filing(
+        filing: dict[str, Any], review: ReviewEmergency, expected: bool | set[str]) -> None:
+    state = registered(request(**filing))
+    events = decide(state, review, TODAY, REF)
+    if isinstance(expected, bool):
+        assert events == [FilingEmergencyReviewed(filing_id="F1", person_id=PERSON,
+                                                  approved=expected, reviewed_on=TODAY)]
+        state = domain_state.fold_all(state, events)
+        assert state.filings[0].emergency_approved is expected
+        again = decide(state, ReviewEmergency(filing_id="F1", approved=True), TODAY, REF)
+        assert codes(again) == {"emergency_already_reviewed"}
+        assert domain_state.PersonFilingState.from_json(state.to_json()) == state
+    else:
+        assert codes(events) == expected

@@ -17,7 +17,13 @@ from services.settlement.domain.decisions import decide_settlement
 from services.settlement.facts import Facts
 from shared import filing_view
 from shared.events.enrolment import PersonEnrolled
-from shared.events.filing import FilingRegistered, FilingRejected, FilingRequested, InsuranceType
+from shared.events.filing import (
+    FilingEmergencyReviewed,
+    FilingRegistered,
+    FilingRejected,
+    FilingRequested,
+    InsuranceType,
+)
 from shared.events.settlement import SettlementCompleted
 from shared.reference import DEFAULT_DIRECTORY, load_reference
 from tests.unit.test_settlement_decisions import submission
@@ -118,3 +124,22 @@ def test_settlement_takes_the_best_tier_among_the_filings_in_force(
     assert (event.filing_id, event.tier, str(event.ratio)) == (filing_id, tier, ratio)
     if fund_pay is not None:
         assert event.fund_pay == Decimal(fund_pay)
+
+
+@pytest.mark.parametrize(("approved", "tier", "filing_id"), [(True, 2, "F-EM"),
+                                                             (False, 3, None)])
+def test_the_review_of_an_emergency_reaches_the_settlement(approved: bool, tier: int,
+                                                           filing_id: str | None) -> None:
+    """filing.emergency_reviewed folded into the settlement side's view decides the tier."""
+    state, answers = file_all(EMERGENCY_STAY)
+    view = filing_view.PersonFilings(person_id=PERSON)
+    for event in [PersonEnrolled(person_id=PERSON, insured_agency="220100",
+                                 insurance_type=InsuranceType.EMPLOYEE,
+                                 effective=date(2020, 1, 1)), *answers,
+                  FilingEmergencyReviewed(filing_id="F-EM", person_id=PERSON,
+                                          approved=approved, reviewed_on=TODAY)]:
+        view = filing_view.fold(view, event)
+    sub = submission(admitted_on="2026-10-01", discharged_on="2026-10-09")
+    decided = decide_settlement(PersonState.empty(PERSON), sub, FACTS.context(sub, view))
+    assert isinstance(decided, SettlementCompleted), decided
+    assert (decided.tier, decided.filing_id) == (tier, filing_id)

@@ -760,3 +760,16 @@ def test_an_outpatient_visit_does_not_use_up_an_inpatient_emergency_filing() -> 
     event, state = completed(EMPTY, visit(), filing(FilingCategory.EMERGENCY, filing_id="F-EO",
                                                     emergency_visit="outpatient"))
     assert event.filings_consumed is None and state.consumed_filings == {}
+
+
+@pytest.mark.parametrize(("approved", "tier", "filing_id", "fund_pay"), [
+    (None, 2, "F-EM", "7430.04"),   # not reviewed yet: the filing counts
+    (True, 2, "F-EM", "7430.04"),   # approved: (10806.72 − 900) × 0.75
+    (False, 3, None, "6439.37"),    # refused: 按自行就医待遇, unfiled tier 3: × 0.65
+])
+def test_a_refused_emergency_settles_as_self_referred_care(approved: bool | None, tier: int,
+                                                           filing_id: str | None,
+                                                           fund_pay: str) -> None:
+    reviewed = dataclasses.replace(EMERGENCY_STAY, emergency_approved=approved)
+    event, _ = completed(EMPTY, submission(), reviewed)
+    assert (event.tier, event.filing_id, event.fund_pay) == (tier, filing_id, D(fund_pay))

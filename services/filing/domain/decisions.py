@@ -32,6 +32,7 @@ from shared.events.filing import (
     ExtendFiling,
     FilingCategory,
     FilingDestinationChanged,
+    FilingEmergencyReviewed,
     FilingExpired,
     FilingExtended,
     FilingMaterialsOverdue,
@@ -41,6 +42,7 @@ from shared.events.filing import (
     FilingRequested,
     FilingRevoked,
     Material,
+    ReviewEmergency,
     RevokeFiling,
     SupplyMaterials,
 )
@@ -54,7 +56,7 @@ from shared.reference import (
 )
 
 Command = (FilingRequested | RevokeFiling | ExtendFiling | SupplyMaterials | ChangeDestination
-           | ChangeBenefitStatus | EnrolmentCommand)
+           | ChangeBenefitStatus | ReviewEmergency | EnrolmentCommand)
 _LONG_TERM_PROOFS = frozenset({Material.RELOCATION_PROOF, Material.RESIDENCE_PROOF,
                                Material.WORK_PROOF})
 
@@ -79,6 +81,8 @@ def decide(state: PersonFilingState, command: Command, today: date,
             answer = _change_destination(state, command, today, reference)
         case ChangeBenefitStatus():
             answer = _change_benefit_status(state, command, reference)
+        case ReviewEmergency():
+            answer = _review_emergency(state, command, today)
         case PersonEnrolled() | InsuranceChanged() | PersonLeft() | BalanceReported():
             answer = decide_enrolment(state, command, reference)
         case _:
@@ -403,8 +407,27 @@ def _change_benefit_status(state: PersonFilingState, command: ChangeBenefitStatu
 # ---- helpers ------------------------------------------------------------------------------
 
 
+def _review_emergency(state: PersonFilingState, command: ReviewEmergency, today: date
+                      ) -> list[Payload]:
+    """The insuring agency's review (核定) of an emergency filing, once (seed 003)."""
+    filing, found = _find(state, command)
+    if filing is not None:
+        if filing.category is not FilingCategory.EMERGENCY:
+            found.append(r.NOT_AN_EMERGENCY_FILING(filing_id=filing.filing_id,
+                                                   category=filing.category.value))
+        elif filing.emergency_approved is not None:
+            found.append(r.EMERGENCY_ALREADY_REVIEWED(
+                filing_id=filing.filing_id,
+                approved="yes" if filing.emergency_approved else "no"))
+    if found or filing is None:
+        return [_rejected(command, state, found)]
+    return [FilingEmergencyReviewed(filing_id=filing.filing_id,
+                                    person_id=_person(state, command),
+                                    approved=command.approved, reviewed_on=today)]
+
+
 def _find(state: PersonFilingState, command: RevokeFiling | ExtendFiling | SupplyMaterials
-          | ChangeDestination) -> tuple[Filing | None, list[Reason]]:
+          | ChangeDestination | ReviewEmergency) -> tuple[Filing | None, list[Reason]]:
     """The filing a command is about, or the reasons it cannot be found for this person."""
     if (command.person_id is not None and state.person_id is not None
             and command.person_id != state.person_id):

@@ -136,6 +136,13 @@ OVERLAPPING_FILING = ReasonCode(
 UNKNOWN_FILING = ReasonCode(
     "unknown_filing",
     "filing {filing_id} is not registered for this person")
+NOT_AN_EMERGENCY_FILING = ReasonCode(
+    "not_an_emergency_filing",
+    "filing {filing_id} is a {category} filing; only emergency filings are reviewed (核定)")
+EMERGENCY_ALREADY_REVIEWED = ReasonCode(
+    "emergency_already_reviewed",
+    "emergency filing {filing_id} was already reviewed (approved: {approved}); a review is "
+    "final: revoke the filing and have the hospital file again if it was wrong")
 FILING_REVOKED = ReasonCode(
     "filing_revoked",
     "filing {filing_id} was revoked from {revoked_from}; register a new filing")

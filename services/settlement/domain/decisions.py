@@ -66,6 +66,8 @@ class FilingFacts:
     insured_agency: str
     destination_hospital: str | None = None
     emergency_visit: str | None = None  # "outpatient" | "inpatient", emergency filings only
+    #: The insuring agency's review (核定): None while not reviewed, False when refused.
+    emergency_approved: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -376,6 +378,8 @@ def _covers(filing: FilingFacts, hospital: HospitalFacts, visit_type: VisitType)
         return False
     if filing.destination_hospital not in (None, hospital.code):
         return False
+    if filing.category is FilingCategory.EMERGENCY and filing.emergency_approved is False:
+        return False  # 未通过的，按自行就医待遇支付比例直接结算 (seed 003): as if unfiled
     if filing.category is FilingCategory.EMERGENCY and filing.emergency_visit is not None:
         return (filing.emergency_visit == "inpatient") == (visit_type is VisitType.INPATIENT)
     return True
