@@ -773,3 +773,37 @@ def test_a_refused_emergency_settles_as_self_referred_care(approved: bool | None
     reviewed = dataclasses.replace(EMERGENCY_STAY, emergency_approved=approved)
     event, _ = completed(EMPTY, submission(), reviewed)
     assert (event.tier, event.filing_id, event.fund_pay) == (tier, filing_id, D(fund_pay))
+
+
+# ---- tier tables chosen by the date of care (issue 16) ------------------------------------
+
+@pytest.mark.parametrize(("settled_at", "expected"), [
+    ("2022-10-31T10:00:00+08:00", reasons.NO_TIER_TABLE),  # before 吉医保联〔2022〕30号
+    ("2022-11-01T10:00:00+08:00", 2),                        # its first day
+    ("2022-12-31T10:00:00+08:00", 2),                        # inside the transition
+    ("2026-10-09T10:00:00+08:00", 2),
+])
+def test_the_tier_table_is_chosen_by_the_date_of_care(settled_at: str,
+                                                      expected: int | str) -> None:
+    day = settled_at[:10]
+    sub = submission(admitted_on=day, discharged_on=day, settled_at=settled_at)
+    outcome = decide_settlement(EMPTY, sub, dataclasses.replace(
+        context(sub, filing(FilingCategory.REFERRAL)),
+        enrolment=EnrolmentSpan(date(2000, 1, 1), "220100", "employee")))
+    if isinstance(expected, str):
+        assert isinstance(outcome, SettlementRejected) and codes(outcome) == [expected]
+    else:
+        assert isinstance(outcome, SettlementCompleted) and outcome.tier == expected
+
+
+def test_an_earlier_table_applies_to_care_before_the_current_one() -> None:
+    """A policy naming an earlier table (as a pool still on its old rules would): care before
+    2022-11-01 takes it, later care the 2022 table."""
+    policy = POLICIES["220100"]
+    older = dataclasses.replace(load_tier_table(REFERENCE, "shanxi"), name="old",
+                                effective_from=date(2020, 1, 1))
+    both = dataclasses.replace(policy, tier_tables=(older, policy.tier_table))
+    assert both.tier_table_on(date(2022, 10, 31)) is older
+    assert both.tier_table_on(date(2022, 11, 1)) is policy.tier_table
+    assert both.tier_table_on(date(2019, 12, 31)) is None
+    assert load_tier_table(REFERENCE, "jilin-2022").transition_until == date(2022, 12, 31)

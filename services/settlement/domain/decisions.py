@@ -116,7 +116,16 @@ def decide_settlement(
     covering = [f for f in context.filings if _covers(f, hospital, submitted.visit_type)
                 and not _consumed_by_another_stay(state, f, submitted)]
     problems = list(_filing_mismatches(submitted, covering))
-    choice = choose_tier(policy.tier_table, trip,
+    table = policy.tier_table_on(care_date(state, submitted))
+    if table is None:
+        first = min((t.effective_from for t in policy.tier_tables if t.effective_from),
+                    default=None)
+        return _rejected(submitted, [*problems, (
+            reasons.NO_TIER_TABLE,
+            f"the care of {care_date(state, submitted)} predates the tier table of "
+            f"{policy.agency} (in force from {first}): the earlier rules are not loaded; "
+            "claim manual reimbursement at the insuring agency")])
+    choice = choose_tier(table, trip,
                          [FilingOption(f.filing_id, f.category) for f in covering],
                          unfiled_allowed=policy.no_filing.allows(trip, submitted.visit_type),
                          emergency=submitted.emergency, referral=submitted.referral,

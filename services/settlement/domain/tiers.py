@@ -12,6 +12,7 @@ import enum
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Literal
 
@@ -90,6 +91,10 @@ class TierTable:
     #: The visit types (VisitType values) the reductions apply to; care of any other type is
     #: settled at the local ratio (tier 1, no reduction). None: every visit type.
     visit_types: frozenset[str] | None = None
+    #: First day of care the table applies to (None: always); the last day of its
+    #: transition period (过渡期), documentation only: the earlier rules are not data here.
+    effective_from: date | None = None
+    transition_until: date | None = None
 
     def reduces(self, visit_type: str | None) -> bool:
         """Whether this table's reductions apply to a visit of `visit_type`."""
