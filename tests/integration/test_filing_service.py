@@ -258,3 +258,28 @@ async def test_the_query_model_is_the_same_rebuilt_from_the_log(infra, fresh_dat
     assert filing_view.in_force(live["V1"], date(2026, 10, 20)).filing_id == "VF1"
     assert filing_view.in_force(live["V1"], date(2026, 11, 2)) is None
     assert filing_view.benefit_status(live["V2"], date(2026, 10, 20)).value == "suspended"
+
+
+async def test_filings_together_and_the_emergency_review_through_kafka(infra, filing) -> None:
+    """Issue 16: a long-term resident (吉林市 -> 北京) files an emergency stay in 长春 beside the
+    long-term filing; the insuring agency reviews (核定) the emergency filing once."""
+    services, prefix = filing
+    emergency = requested("E20", "P20", category="emergency", materials=["credential"],
+                          emergency_visit="inpatient", channel="hospital",
+                          destination="220100")
+    await _send(infra, prefix, [
+        ("P20", "filing.requested", requested("L20", "P20", destination="110000")),
+        ("P20", "filing.requested", emergency),
+        ("P20", "filing.emergency_reviewed", {"filing_id": "E20", "approved": False}),
+        ("P20", "filing.emergency_reviewed", {"filing_id": "E20", "approved": True}),
+        ("P20", "filing.emergency_reviewed", {"filing_id": "L20", "approved": True}),
+    ])
+    events = await _events(infra, prefix, 5)
+    assert [(e["type"], e["data"].get("filing_id")) for e in events] == [
+        ("filing.registered", "L20"), ("filing.registered", "E20"),
+        ("filing.emergency_reviewed", "E20"), ("filing.rejected", "E20"),
+        ("filing.rejected", "L20")]
+    assert events[2]["data"]["approved"] is False
+    assert events[2]["data"]["reviewed_on"] == "2026-10-01"
+    assert [r["code"] for r in events[3]["data"]["reasons"]] == ["emergency_already_reviewed"]
+    assert [r["code"] for r in events[4]["data"]["reasons"]] == ["not_an_emergency_filing"]
