@@ -291,6 +291,8 @@ def _filing_to_dict(filing: Filing) -> dict[str, Any]:
     document["materials"] = list(filing.materials)
     document["destinations"] = [[s.effective.isoformat(), s.destination, s.destination_hospital]
                                 for s in filing.destinations]
+    if filing.emergency_approved is None:  # absent until reviewed: earlier rows unchanged
+        del document["emergency_approved"]
     return document
 
 
