@@ -161,6 +161,10 @@ class SettlementCompleted(SettlementSubmitted):
     @property
     def other_payers_pay(self) -> Decimal:
         return (self.serious_illness_pay or ZERO) + (self.medical_assistance_pay or ZERO)
+    #: Extension: the one-stay filings this inpatient settlement ends (an emergency inpatient
+    #: filing, 住院急诊备案一次有效: in force until the discharge settlement of its stay). The
+    #: settlement service folds it into the person's state; later stays do not get them.
+    filings_consumed: list[Code] | None = None
 
 
 class SettlementRejected(Payload):

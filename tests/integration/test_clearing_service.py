@@ -118,7 +118,8 @@ async def test_a_month_between_two_agencies(infra, running) -> None:
     net = jilin_owes - changchun_owes
     assert sorted((i["payer"], i["payee"], Decimal(i["amount"]), i["due_on"])
                   for i in instructions) == sorted([
-        (JILIN, "hub", net, "2026-11-15"), ("hub", CHANGCHUN, net, "2026-11-20")])
+        # due the 15th, a Sunday in November 2026: moved to Monday the 16th (working days)
+        (JILIN, "hub", net, "2026-11-16"), ("hub", CHANGCHUN, net, "2026-11-20")])
     pay_in = next(i for i in instructions if i["payee"] == "hub")
     await produce(bootstrap, prefix + topics.CLEARING_SUBMISSIONS, [(JILIN, envelope(
         "clearing.remittance_reported",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, overload
@@ -185,6 +185,10 @@ class PersonState:
     #: (hospital, settlement_id) of rejected settlements never completed since.
     rejected: frozenset[tuple[str, str]] = frozenset()
     held_refunds: tuple[RefundRequested, ...] = ()
+    #: One-stay filings (emergency inpatient) ended by a discharge settlement: filing id ->
+    #: the admission (`admission_scope`) that used them; only that stay may use them again
+    #: (its re-settlement), from `settlement.completed`'s ``filings_consumed``.
+    consumed_filings: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, person_id: str) -> PersonState:
@@ -244,8 +248,13 @@ def _completed(state: PersonState, event: SettlementCompleted) -> PersonState:
     if resettled is not None:
         settlements = settlements.replaced(resettled, replace(
             settlements[resettled], resettled_by=event.settlement_id))
+    consumed = state.consumed_filings
+    if event.filings_consumed and event.admitted_on is not None:
+        stay = admission_scope(event.hospital, event.admitted_on)
+        consumed = {**consumed, **{f: stay for f in event.filings_consumed if f not in consumed}}
     return replace(
         state,
+        consumed_filings=consumed,
         settlements=settlements.appended(record),
         deductible_used=_add(state.deductible_used, deductible_scope, event.deductible),
         cap_used=_add_all(_add(state.cap_used, cap_scope, event.fund_pay),
@@ -355,7 +364,7 @@ def record_from_document(d: Mapping[str, Any]) -> SettlementRecord:
 
 def to_document(state: PersonState) -> dict[str, Any]:
     """A JSON-ready dict (for a JSONB column): money as two-decimal strings, times RFC 3339."""
-    return {
+    document: dict[str, Any] = {
         "version": STATE_VERSION,
         "person_id": state.person_id,
         "deductible_used": {k: format_money(v) for k, v in sorted(state.deductible_used.items())},
@@ -364,6 +373,9 @@ def to_document(state: PersonState) -> dict[str, Any]:
         "rejected": [list(key) for key in sorted(state.rejected)],
         "held_refunds": [r.model_dump(mode="json") for r in state.held_refunds],
     }
+    if state.consumed_filings:  # absent while empty: earlier rows read and write unchanged
+        document["consumed_filings"] = dict(sorted(state.consumed_filings.items()))
+    return document
 
 
 def from_document(doc: Mapping[str, Any]) -> PersonState:
@@ -380,6 +392,7 @@ def from_document(doc: Mapping[str, Any]) -> PersonState:
         rejected=frozenset((h, s) for h, s in doc["rejected"]),
         held_refunds=tuple(RefundRequested.model_validate_json(json.dumps(r))
                            for r in doc["held_refunds"]),
+        consumed_filings=dict(doc.get("consumed_filings", {})),
     )
 
 
