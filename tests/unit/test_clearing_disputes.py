@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from services.clearing.domain.ledger import EventRef
 from services.clearing.domain.state import Dispute
 from shared.events.clearing import (
     DailyReportConfirmed,
@@ -17,7 +18,6 @@ from shared.events.clearing import (
     StatementDisputed,
     StatementIssued,
 )
-from services.clearing.domain.ledger import EventRef
 from tests.clearing_book import InMemoryBook
 from tests.unit.test_clearing_ledger import A, B, C, at, completed, ref, refunded
 

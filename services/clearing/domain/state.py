@@ -5,9 +5,9 @@ document; items, reports and postings live in their own tables."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 

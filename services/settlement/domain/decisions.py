@@ -5,9 +5,9 @@ becomes refunded, rejected or held. Pure: the handler looks the facts up and pas
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from services.settlement.domain import reasons
 from services.settlement.domain.accumulators import (
