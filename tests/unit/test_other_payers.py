@@ -119,7 +119,8 @@ def test_policies_without_other_payers_leave_the_event_as_it_was() -> None:
 
 
 def test_the_clearing_clears_the_further_payers_with_the_fund() -> None:
-    sub = _stay("S-1", "30000.00", "2026-03-02", hospital="H140213001")  # a Datong hospital: 140200 advances, 140100 owes
+    # a Datong hospital: 140200 advances, 140100 owes
+    sub = _stay("S-1", "30000.00", "2026-03-02", hospital="H140213001")
     event = decide_settlement(PersonState.empty("P-1"), sub,
                               dataclasses.replace(context(sub), assistance="low_income"))
     assert isinstance(event, SettlementCompleted), event
