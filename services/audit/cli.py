@@ -302,8 +302,14 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
 
         try:
             replay_started = time.perf_counter()
-            done = dict(zip(SERVICES, await asyncio.gather(*(rebuild(s) for s in SERVICES)),
-                            strict=True))
+            outcomes = await asyncio.gather(*(rebuild(s) for s in SERVICES),
+                                            return_exceptions=True)
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            # A service told to stop stops alone: the others go on to their own stop.
+            for outcome in sorted(failed, key=lambda o: isinstance(o, stream.Stopped)):
+                raise outcome
+            done: dict[str, tuple[replay.RebuildResult, compare.Comparison, Any]] = dict(
+                zip(SERVICES, outcomes, strict=True))  # type: ignore[arg-type]
             replay_seconds = max(timings.values())
             compare_seconds = time.perf_counter() - replay_started - replay_seconds
             processors = {s: done[s][0] for s in SERVICES}
