@@ -112,7 +112,9 @@ async def stage_log(audit: asyncpg.Connection, bootstrap: str, prefix: str,
                                       principal=principal or kafka_clients.AUDITOR,
                                       enable_auto_commit=False, auto_offset_reset="earliest",
                                       fetch_max_bytes=8 * 1024 * 1024,
-                                      max_partition_fetch_bytes=4 * 1024 * 1024)
+                                      max_partition_fetch_bytes=4 * 1024 * 1024,
+                                      # one partition at a time: do not wait for more
+                                      fetch_max_wait_ms=10)
     await consumer.start()
     try:
         known = {(r["topic"], r["partition"]): (r["next_offset"], r["end_offset"])
