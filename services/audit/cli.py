@@ -16,6 +16,8 @@ import dataclasses
 import json
 import os
 import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -313,8 +315,7 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
             replay_seconds = max(timings.values())
             compare_seconds = time.perf_counter() - replay_started - replay_seconds
             processors = {s: done[s][0] for s in SERVICES}
-            published = await _published(log, audit_url)
-            report = _compare(published, [done[s][1] for s in SERVICES],
+            report = await _compare(_published(log, audit_url), [done[s][1] for s in SERVICES],
                               [e for s in SERVICES for e in done[s][2]],
                               (await live_side)[1], processors["clearing"].chains)
             if log is not None:
@@ -414,17 +415,19 @@ async def _live_inbox(live_url: str, service: str) -> tuple[bool, bool] | None:
         await conn.close()
 
 
-async def _published(log: Any, audit_url: str) -> dict[str, list[Any]]:
-    """What the live system published on the output and dead-letter topics: from the log in
-    memory, or from the staged log (one topic at a time)."""
-    names = sorted({*compare.OUTPUT_TOPICS, *(topics.rejected(t) for t in topics.CONSUMED)})
-    if log is not None:
-        return {t: log.records(t) for t in names}
-    conn = await asyncpg.connect(audit_url)
-    try:
-        return {t: await stream.staged_records(conn, t) for t in names}
-    finally:
-        await conn.close()
+def _published(log: Any, audit_url: str) -> Callable[[str], Awaitable[list[Any]]]:
+    """What the live system published on a topic: from the log in memory, or from the staged
+    log (the comparison reads one topic at a time)."""
+    async def of(topic: str) -> list[Any]:
+        if log is not None:
+            return list(log.records(topic))
+        conn = await asyncpg.connect(audit_url)
+        try:
+            return await stream.staged_records(conn, topic)
+        finally:
+            await conn.close()
+
+    return of
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:
@@ -517,14 +520,21 @@ async def _compare_service(service: str, live_url: str, audit_url: str,
         await audit.close()
 
 
-def _compare(published: dict[str, list[Any]], parts: list[compare.Comparison],
-             rebuilt: list[compare.Rebuilt], live_chain: Any, replay_chain: Any
-             ) -> dict[str, Any]:
+async def _compare(published: Callable[[str], Awaitable[list[Any]]],
+                   parts: list[compare.Comparison], rebuilt: list[compare.Rebuilt],
+                   live_chain: Any, replay_chain: Any) -> dict[str, Any]:
     result = compare.Comparison()
     for part in parts:
         result.tables += part.tables
         result.differences += part.differences
-    compare.compare_published(rebuilt, published, compare.OUTPUT_TOPICS, result)
+    by_topic: dict[str, list[compare.Rebuilt]] = defaultdict(list)
+    for event in rebuilt:
+        by_topic[event.topic].append(event)
+    for topic in sorted(set(compare.OUTPUT_TOPICS)
+                        | {t for t in by_topic if t.endswith(".rejected")}):
+        compare.compare_published(  # one topic at a time, as compare_published orders them
+            by_topic.get(topic, []), {topic: await published(topic)},
+            [topic] if topic in compare.OUTPUT_TOPICS else [], result)
     result.differences += compare.chain_differences("live", live_chain[2])
     result.differences += compare.chain_differences("replay", replay_chain[2])
     differences = compare.sorted_differences(result.differences)
