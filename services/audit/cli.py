@@ -282,7 +282,7 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
         # The live side of the comparison (read-only, independent of the replay) is read
         # while the services are rebuilt; each service's tables are compared as soon as it
         # is rebuilt.
-        live_side = asyncio.create_task(_live_side(live_url))
+        live_side = asyncio.create_task(_live_side(live_url, digests=in_memory))
 
         async def rebuild(service: str) -> tuple[replay.RebuildResult, compare.Comparison, Any]:
             began = time.perf_counter()
@@ -296,8 +296,9 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
                 if not rebuilt.done():
                     await whole  # it failed: raises
                 timings[service] = time.perf_counter() - began
-                part = await _compare_service(service, live_url, audit_url,
-                                              (await live_side)[0][service])
+                part = await _compare_service(
+                    service, live_url, audit_url,
+                    (await live_side)[0][service] if in_memory else None)
                 return await whole, *part
             finally:
                 await _cancel(whole)
@@ -316,8 +317,9 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
             compare_seconds = time.perf_counter() - replay_started - replay_seconds
             processors = {s: done[s][0] for s in SERVICES}
             report = await _compare(_published(log, audit_url), [done[s][1] for s in SERVICES],
-                              [e for s in SERVICES for e in done[s][2]],
-                              (await live_side)[1], processors["clearing"].chains)
+                                    [e for s in SERVICES for e in done[s][2]],
+                                    (await live_side)[1], processors["clearing"].chains,
+                                    await _moved(live_url, audit_url))
             if log is not None:
                 log_records = len(log)
             finished = True
@@ -490,30 +492,47 @@ async def _read_only(live_url: str) -> asyncpg.Connection:
         "default_transaction_read_only": "on", "application_name": "clearinghouse-audit"})
 
 
-async def _live_side(live_url: str) -> tuple[dict[str, dict[str, compare.Digests]], Any]:
-    """The live database's row digests (per service) and its ledgers' hash chains."""
+async def _live_side(live_url: str, digests: bool = True
+                     ) -> tuple[dict[str, dict[str, compare.Digests]], Any]:
+    """The live database's row digests (per service; none when the tables are compared
+    streaming) and its ledgers' hash chains."""
     live = await _read_only(live_url)
     try:
         await compare.prepare(live)
-        digests = {s: await compare.table_digests(live, s) for s in SERVICES}
-        return digests, await compare.ledger_chains(live)
+        found = {s: await compare.table_digests(live, s) for s in SERVICES} if digests else {}
+        return found, await compare.ledger_chains(live)
     finally:
         await live.close()
 
 
+async def _moved(live_url: str, audit_url: str) -> int:
+    """Postings at another sequence in the rebuilt ledgers than in the live ones."""
+    live = await _read_only(live_url)
+    audit = await asyncpg.connect(audit_url)
+    try:
+        return await compare.moved_postings(live, audit)
+    finally:
+        await live.close()
+        await audit.close()
+
+
 async def _compare_service(service: str, live_url: str, audit_url: str,
-                           live_digests: dict[str, compare.Digests]
+                           live_digests: dict[str, compare.Digests] | None
                            ) -> tuple[compare.Comparison, list[compare.Rebuilt]]:
-    """One service's state tables compared (set-based), and the events it rebuilt."""
+    """One service's state tables compared (set-based; `live_digests` None: both sides read
+    in key order and merged, holding no table), and the events it rebuilt."""
     result = compare.Comparison()
     live = await _read_only(live_url)
     audit = await asyncpg.connect(audit_url)
     try:
         await compare.prepare(live)
         await compare.prepare(audit)
-        await compare.compare_table_digests(
-            service, live_digests, await compare.table_digests(audit, service),
-            live, audit, result)
+        if live_digests is None:
+            await compare.compare_tables_streaming(service, live, audit, result)
+        else:
+            await compare.compare_table_digests(
+                service, live_digests, await compare.table_digests(audit, service),
+                live, audit, result)
         return result, await compare.read_outbox(audit, service)
     finally:
         await live.close()
@@ -522,7 +541,7 @@ async def _compare_service(service: str, live_url: str, audit_url: str,
 
 async def _compare(published: Callable[[str], Awaitable[list[Any]]],
                    parts: list[compare.Comparison], rebuilt: list[compare.Rebuilt],
-                   live_chain: Any, replay_chain: Any) -> dict[str, Any]:
+                   live_chain: Any, replay_chain: Any, moved: int) -> dict[str, Any]:
     result = compare.Comparison()
     for part in parts:
         result.tables += part.tables
@@ -539,8 +558,6 @@ async def _compare(published: Callable[[str], Awaitable[list[Any]]],
     result.differences += compare.chain_differences("replay", replay_chain[2])
     differences = compare.sorted_differences(result.differences)
     postings = next((t for t in result.tables if t.table == "clearing.postings"), None)
-    moved = sum(1 for k, s in live_chain[3].items() if k in replay_chain[3]
-                and replay_chain[3][k] != s)
     notes = []
     if moved:
         notes.append(f"{moved} posting(s) sit at another sequence in the rebuilt ledgers than "
