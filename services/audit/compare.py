@@ -333,9 +333,13 @@ class Rebuilt:
     headers: tuple[tuple[str, str], ...]
 
 
-async def read_outbox(conn: asyncpg.Connection, schema: str) -> list[Rebuilt]:
+async def read_outbox(conn: asyncpg.Connection, schema: str, *,
+                      rejected_only: bool = False) -> list[Rebuilt]:
+    """The events a service's replay put in its outbox, in order (`rejected_only`: the
+    dead-letter copies alone, when the contract topics are compared streaming)."""
     rows = await conn.fetch(
-        f'SELECT topic, key, value, headers::text AS headers FROM "{schema}".outbox ORDER BY seq')
+        f'SELECT topic, key, value, headers::text AS headers FROM "{schema}".outbox '
+        + ("WHERE topic LIKE '%.rejected' " if rejected_only else "") + "ORDER BY seq")
     return [Rebuilt(r["topic"], r["key"], r["value"],
                     tuple(tuple(h) for h in orjson.loads(r["headers"]))) for r in rows]
 

@@ -44,7 +44,7 @@ CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {SCHEMA}.records (
     topic text NOT NULL, "partition" integer NOT NULL, "offset" bigint NOT NULL,
     key bytea, value bytea, headers bytea NOT NULL, timestamp_ms bigint NOT NULL,
-    source text, id text,
+    source text, id text, event_id text,
     PRIMARY KEY (topic, "partition", "offset"));
 CREATE TABLE IF NOT EXISTS {SCHEMA}.positions (
     topic text NOT NULL, "partition" integer NOT NULL, next_offset bigint NOT NULL,
@@ -149,7 +149,7 @@ async def stage_log(audit: asyncpg.Connection, bootstrap: str, prefix: str,
                     rows.append((topic, partition, r.offset, r.key, r.value,
                                  _headers(r.headers or ()), r.timestamp or 0,
                                  identity[0] if identity else None,
-                                 identity[1] if identity else None))
+                                 identity[1] if identity else None, _event_id(r.value)))
                 position = await consumer.position(tp)
                 if not rows and position < end:
                     continue
@@ -158,7 +158,7 @@ async def stage_log(audit: asyncpg.Connection, bootstrap: str, prefix: str,
                         await audit.copy_records_to_table(
                             "records", schema_name=SCHEMA, records=rows,
                             columns=("topic", "partition", "offset", "key", "value",
-                                     "headers", "timestamp_ms", "source", "id"))
+                                     "headers", "timestamp_ms", "source", "id", "event_id"))
                     next_offset = min(position, end)
                     await audit.execute(
                         f"""UPDATE {SCHEMA}.positions SET next_offset = $3
@@ -170,6 +170,91 @@ async def stage_log(audit: asyncpg.Connection, bootstrap: str, prefix: str,
         return int(await audit.fetchval(f"SELECT count(*) FROM {SCHEMA}.records"))
     finally:
         await consumer.stop()
+
+
+def _event_id(value: bytes | None) -> str | None:
+    """The CloudEvent id the comparison matches published and rebuilt events by."""
+    try:
+        document = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    found = document.get("id") if isinstance(document, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
+async def compare_events(audit_url: str, topic: str, schemas: Sequence[str],
+                         result: Any) -> None:
+    """`compare.compare_events` for a staged topic without holding it: the published records
+    (by event id, else position) and the rebuilt events of the services' outboxes (by event
+    id) both read in id order through cursors and merged."""
+    from services.audit.compare import Difference, TopicSummary, _event_differences, _text
+
+    live_query = (f"""SELECT coalesce(event_id, topic || '/' || "partition" || '@' || "offset")
+                          AS eid, key, value FROM {SCHEMA}.records WHERE topic = $1
+                      ORDER BY coalesce(event_id, topic || '/' || "partition" || '@' || "offset")
+                               {C}, "partition", "offset" """)
+    outboxes = " UNION ALL ".join(
+        f"""SELECT coalesce(convert_from(value, 'UTF8')::jsonb ->> 'id', '') AS eid, key,
+                   value, {n} AS rank, seq FROM "{schema}".outbox WHERE topic = $1"""
+        for n, schema in enumerate(schemas))
+    replay_query = f"SELECT * FROM ({outboxes}) AS o ORDER BY eid {C}, rank, seq"
+
+    published = republished = rebuilt = differing = 0
+
+    async def rows(query: str) -> AsyncIterator[tuple[str, bytes | None, bytes]]:
+        reader = await asyncpg.connect(audit_url)
+        try:
+            async with reader.transaction(readonly=True):
+                async for r in reader.cursor(query, topic, prefetch=PAGE):
+                    yield r["eid"], r["key"], bytes(r["value"] or b"")
+        finally:
+            await reader.close()
+
+    async def live_events() -> AsyncIterator[tuple[str, tuple[bytes | None, bytes]]]:
+        nonlocal published, republished
+        first: tuple[str, tuple[bytes | None, bytes]] | None = None
+        async for eid, key, value in rows(live_query):
+            if first is not None and first[0] == eid:
+                republished += 1
+                if first[1] != (key, value):
+                    result.differences.append(Difference(
+                        "event", topic, {"id": eid}, "differs", "published twice",
+                        _text(first[1][1]), _text(value)))
+                continue
+            if first is not None:
+                yield first
+            first = (eid, (key, value))
+            published += 1
+        if first is not None:
+            yield first
+
+    async def replay_events() -> AsyncIterator[tuple[str, tuple[bytes | None, bytes]]]:
+        nonlocal rebuilt
+        last: tuple[str, tuple[bytes | None, bytes]] | None = None
+        async for eid, key, value in rows(replay_query):
+            if last is not None and last[0] != eid:
+                yield last
+                rebuilt += 1
+            last = (eid, (key, value))  # a later copy replaces an earlier one, as a dict
+        if last is not None:
+            yield last
+            rebuilt += 1
+
+    a, b = live_events(), replay_events()
+    x, y = await anext(a, None), await anext(b, None)
+    while x is not None or y is not None:
+        if y is None or (x is not None and x[0] < y[0]):
+            found = _event_differences(topic, x[0], x[1], None)  # type: ignore[index]
+            x = await anext(a, None)
+        elif x is None or y[0] < x[0]:
+            found = _event_differences(topic, y[0], None, y[1])
+            y = await anext(b, None)
+        else:
+            found = _event_differences(topic, x[0], x[1], y[1])
+            x, y = await anext(a, None), await anext(b, None)
+        differing += bool(found)
+        result.differences += found
+    result.topics.append(TopicSummary(topic, published, rebuilt, republished, differing))
 
 
 async def staged_records(conn: asyncpg.Connection, topic: str) -> list[Record]:
