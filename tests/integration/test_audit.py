@@ -347,6 +347,11 @@ async def test_the_streaming_replay_plans_as_the_in_memory_one_and_resumes(month
     assert code == 0 and not in_memory["run"]["streaming"]
     assert {k: v for k, v in in_memory.items() if k != "run"} == {
         k: v for k, v in streamed.items() if k != "run"}
+    by_log = [_replay(month, tmp_path, "--order", "log", *extra)
+              for extra in ((), ("--in-memory",))]  # the log-order plan made in SQL too
+    assert by_log[0][1]["order"] == "log" and by_log[0][1]["run"]["streaming"]
+    assert {k: v for k, v in by_log[0][1].items() if k not in ("run", "notes")} == {
+        k: v for k, v in by_log[1][1].items() if k not in ("run", "notes")}
 
     done = clearinghouse(month, "audit", "replay", "--prefix", month.prefix, "--database-url",
                          month.database_url, "--json", "--quiet", "--keep", "--merge-limit",
