@@ -32,9 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench.add_argument("--cycle-repeat", type=int, help="monthly clearing runs")
     bench.add_argument("--signature-repeat", type=int,
                        help="pairs of throughput runs with signatures on and off (figure 7)")
-    bench.add_argument("--only", choices=["pipeline", "clearing", "portal"],
-                       help="run only the pipeline figures (1, 2, 4, 5, 6), clearing (3) or "
-                            "the portal's page latency (bench/portal.py)")
+    bench.add_argument("--only", choices=["pipeline", "clearing", "portal", "replay"],
+                       help="run only the pipeline figures (1, 2, 4, 5, 6), clearing (3), "
+                            "the portal's page latency (bench/portal.py) or the audit replay "
+                            "of a generated log (bench/replay.py, --replay-records)")
+    bench.add_argument("--replay-records", type=int, metavar="N",
+                       help="generate a log of at least N records with the live services and "
+                            "replay it (events/s, peak RSS of every audit process); in a full "
+                            "run after the other figures")
     bench.add_argument("--portal-settlements", metavar="N[,N]",
                        help="cycle sizes of the portal section (default 5000,1000000; "
                             "--quick: 5000; 0: skip it)")
@@ -82,6 +87,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.only == "portal":
         return _portal(settings.database_url, portal_sizes, args.portal_requests, args.json,
                        args.keep)
+    if args.only == "replay":
+        from bench import replay
+
+        return replay.main([f"--records={args.replay_records or 300_000}",
+                            *([f"--json={args.json}"] if args.json else []),
+                            *(["--keep"] if args.keep else [])])
     workdir = default_workdir()
     skip = frozenset({"pipeline", "clearing"} - {args.only}) if args.only else frozenset()
     run_portal = args.only is None and bool(portal_sizes)  # after the others, below
@@ -108,6 +119,13 @@ def _run(args: argparse.Namespace) -> int:
                                                    args.portal_requests, args.keep))
         for run in results["portal"]["runs"]:
             print(portal.table(run))
+    if args.replay_records:
+        from bench import replay
+
+        results["replay"] = asyncio.run(replay.run(
+            settings.database_url, settings.kafka_bootstrap_servers, args.replay_records,
+            keep=args.keep))
+        print(orjson.dumps(results["replay"], option=orjson.OPT_INDENT_2).decode())
     path = args.json or REPO_ROOT / "bench" / "results" / (
         f"bench-{'quick-' if args.quick else ''}{time.strftime('%Y%m%d-%H%M%S')}.json")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,8 @@ import dataclasses
 import json
 import os
 import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
-from services.audit import compare, explain, replay, signatures
+from services.audit import compare, explain, replay, signatures, stream
 from services.clearing.reports_cli import console, print_json, table
 from services.registry import SERVICES
 from shared import topics
@@ -58,7 +60,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="rebuild each service in a process of its own: from "
                              f"{replay.OWN_PROCESS_FROM} records (auto), always or never")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the audit database afterwards (default: drop it)")
+                        help="keep the audit database afterwards (default: drop it); an "
+                             "interrupted audit kept so goes on with --resume")
+    parser.add_argument("--resume", metavar="AUDIT_DATABASE",
+                        help="go on with an interrupted audit kept with --keep (its staged "
+                             "log, plans and checkpoints) from its last replayed transaction")
+    parser.add_argument("--stop-after", type=int, metavar="N",
+                        help="stop each service's rebuild after N transactions, as an "
+                             "interruption would, keeping the audit database (to try "
+                             "--resume)")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="read the whole log into memory first, as before the streaming "
+                             "replay (no checkpoints)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=_replay)
@@ -191,8 +204,16 @@ class _Rate(ProgressColumn):
 async def run_audit(*, prefix: str | None = None, database_url: str | None = None,
                     order: str = "inbox", keep: bool = False,
                     progress: Progress | None = None, merge_limit: int = replay.MERGE_LIMIT,
-                    processes: str = "auto") -> dict[str, Any]:
-    """Replay, compare and return the report (``run`` holds what differs between runs)."""
+                    processes: str = "auto", in_memory: bool = False,
+                    resume: str | None = None, stop_after: int | None = None
+                    ) -> dict[str, Any]:
+    """Replay, compare and return the report (``run`` holds what differs between runs).
+
+    By default the log is staged in the audit database and replayed from there in bounded
+    memory (`stream`), with a checkpoint per transaction: `resume` names the audit database of
+    an interrupted audit (kept with ``--keep``) to go on with, `stop_after` stops each
+    service's rebuild after that many transactions as an interruption would (the database is
+    kept). `in_memory`: the log read whole into memory, as before."""
     settings = load_settings()
     bootstrap, prefix, live_url = resolve_target(prefix, database_url, settings)
     # The handlers see the audited installation's broker and namespace (the clearing
@@ -206,14 +227,50 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
         if progress is not None and reading is not None:
             progress.update(reading, completed=done, total=total)
 
-    log = await replay.read_log(bootstrap, prefix, replay.topics_to_read(), on_read)
-    read_seconds = time.perf_counter() - started
-    plans, notes = await _plans(log, live_url, order)
-    plan_seconds = time.perf_counter() - started - read_seconds
-    name = datetime.now(UTC).strftime("audit_%Y%m%d_%H%M%S_%f")
-    audit_url = audit_database_url(live_url, name)
-    await _create_database(live_url, name)
+    if resume is not None:
+        name = resume
+        audit_url = audit_database_url(live_url, name)
+        keep = True  # a resumed audit is dropped only once it has finished (below)
+    else:
+        name = datetime.now(UTC).strftime("audit_%Y%m%d_%H%M%S_%f")
+        audit_url = audit_database_url(live_url, name)
+    finished = False
+    if in_memory:
+        log: Any = await replay.read_log(bootstrap, prefix, replay.topics_to_read(), on_read)
+        read_seconds = time.perf_counter() - started
+        plans, notes = await _plans(log, live_url, order)
+        plan_seconds = time.perf_counter() - started - read_seconds
+        await _create_database(live_url, name)
+    else:
+        if resume is None:
+            await _create_database(live_url, name)
+        if keep and resume is None:
+            Console(stderr=True, highlight=False).print(
+                f"audit database {name} (kept; an interrupted audit goes on with "
+                f"--resume {name})")
+        log = None
     try:
+        if not in_memory:
+            staged = await asyncpg.connect(audit_url)
+            try:
+                await stream.prepare(staged)
+                recorded = await stream.get_state(staged, "audit")
+                if recorded is None:
+                    await stream.set_state(staged, "audit", {
+                        "prefix": prefix, "order": order, "merge_limit": merge_limit})
+                elif resume is not None:
+                    if recorded["prefix"] != prefix:
+                        raise ValueError(f"{name} audits the topics '{recorded['prefix']}*', "
+                                         f"not '{prefix}*'")
+                    order, merge_limit = recorded["order"], recorded["merge_limit"]
+                log_records = await stream.stage_log(staged, bootstrap, prefix,
+                                                     replay.topics_to_read(), on_read)
+                read_seconds = time.perf_counter() - started
+                plans, notes = await _staged_plans(staged, audit_url, live_url, order,
+                                                   log_records)
+                plan_seconds = time.perf_counter() - started - read_seconds
+            finally:
+                await staged.close()
         tasks = {s: progress.add_task(f"replaying {s}", total=plans[s].records)
                  for s in SERVICES} if progress else {}
 
@@ -225,7 +282,7 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
         # The live side of the comparison (read-only, independent of the replay) is read
         # while the services are rebuilt; each service's tables are compared as soon as it
         # is rebuilt.
-        live_side = asyncio.create_task(_live_side(live_url))
+        live_side = asyncio.create_task(_live_side(live_url, digests=in_memory))
 
         async def rebuild(service: str) -> tuple[replay.RebuildResult, compare.Comparison, Any]:
             began = time.perf_counter()
@@ -233,44 +290,61 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
             rebuilt: asyncio.Future[replay.RebuildResult] = loop.create_future()
             whole = asyncio.create_task(replay.rebuild_anywhere(
                 service, audit_url, settings, plans[service], on_batch, rebuilt,
-                processes=processes, merge_limit=merge_limit))
+                processes=processes, merge_limit=merge_limit, stop_after=stop_after))
             try:
                 await asyncio.wait({rebuilt, whole}, return_when=asyncio.FIRST_COMPLETED)
                 if not rebuilt.done():
                     await whole  # it failed: raises
                 timings[service] = time.perf_counter() - began
-                part = await _compare_service(service, live_url, audit_url,
-                                              (await live_side)[0][service])
+                part = await _compare_service(
+                    service, live_url, audit_url,
+                    (await live_side)[0][service] if in_memory else None)
                 return await whole, *part
             finally:
                 await _cancel(whole)
 
         try:
             replay_started = time.perf_counter()
-            done = dict(zip(SERVICES, await asyncio.gather(*(rebuild(s) for s in SERVICES)),
-                            strict=True))
+            outcomes = await asyncio.gather(*(rebuild(s) for s in SERVICES),
+                                            return_exceptions=True)
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            # A service told to stop stops alone: the others go on to their own stop.
+            for outcome in sorted(failed, key=lambda o: isinstance(o, stream.Stopped)):
+                raise outcome
+            done: dict[str, tuple[replay.RebuildResult, compare.Comparison, Any]] = dict(
+                zip(SERVICES, outcomes, strict=True))  # type: ignore[arg-type]
             replay_seconds = max(timings.values())
             compare_seconds = time.perf_counter() - replay_started - replay_seconds
             processors = {s: done[s][0] for s in SERVICES}
-            report = _compare(log, [done[s][1] for s in SERVICES],
-                              [e for s in SERVICES for e in done[s][2]],
-                              (await live_side)[1], processors["clearing"].chains)
+            report = await _compare(_published(log, audit_url), [done[s][1] for s in SERVICES],
+                                    [e for s in SERVICES for e in done[s][2]],
+                                    (await live_side)[1], processors["clearing"].chains,
+                                    await _moved(live_url, audit_url),
+                                    None if in_memory else audit_url)
+            if log is not None:
+                log_records = len(log)
+            finished = True
         finally:
             await _cancel(live_side)
+    except stream.Stopped as stopped:
+        keep = True
+        raise stream.Stopped(f"{stopped}; the audit database {name} is kept: go on with "
+                             f"`clearinghouse audit replay --resume {name}`") from None
     finally:
-        if not keep:
+        if not keep or (resume is not None and finished and not stop_after):
             keep = not await _drop_database(live_url, name)
     records = sum(p.records for p in plans.values())
     report = {
         "match": report.pop("match"), "prefix": prefix, "live_database": redact_url(live_url),
         "order": order,
-        "replayed": {s: {"records": plans[s].records, "transactions": len(plans[s].batches),
+        "replayed": {s: {"records": plans[s].records, "transactions": _batches(plans[s]),
                          "taken": processors[s].processed,
                          "duplicates": processors[s].duplicates,
                          "rejected": processors[s].rejected, "unread_by_live": plans[s].unread,
                          "skipped_by_live": plans[s].skipped} for s in SERVICES},
         **report, "notes": notes + report.pop("notes"),
-        "run": {"audit_database": name, "kept": keep, "log_records": len(log),
+        "run": {"audit_database": name, "kept": keep, "log_records": log_records,
+                "streaming": not in_memory, "resumed": resume is not None,
                 "read_seconds": round(read_seconds, 3),
                 "plan_seconds": round(plan_seconds, 3),
                 "replay_seconds": round(replay_seconds, 3),
@@ -284,6 +358,79 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
                                     if timings[s] else None} for s in SERVICES}},
     }
     return report
+
+
+def _batches(plan: Any) -> int:
+    return len(plan.batches) if isinstance(plan, replay.Plan) else int(plan.batches)
+
+
+async def _staged_plans(staged: asyncpg.Connection, audit_url: str, live_url: str, order: str,
+                        log_records: int) -> tuple[dict[str, Any], list[str]]:
+    """Each service's plan made in the audit database (`stream`), or the one made before an
+    interruption; the notes `_plans` gives."""
+    from services.registry import spec_of
+
+    plans: dict[str, Any] = {}
+    notes: list[str] = []
+    if not log_records:
+        notes.append("no topic of this prefix holds any record: is the prefix right?")
+    for service in SERVICES:
+        consumes = spec_of(service).consumes
+        summary = await stream.saved_summary(staged, service)
+        if summary is None:
+            taken = await _live_inbox(live_url, service)
+            if order != "inbox":
+                summary = await stream.plan_log_order(staged, service, consumes)
+            elif taken is None:
+                summary = stream.PlanSummary(service)
+                await stream.save_summary(staged, summary)
+            else:
+                summary = await stream.plan_inbox_order(audit_url, live_url, service,
+                                                        consumes, *taken)
+        plans[service] = summary
+        if order == "inbox" and not summary.records and await _live_inbox(
+                live_url, service) is None:
+            notes.append(f"the live database has no {service} schema: nothing of "
+                         f"{service} was replayed")
+        notes += summary.notes
+        if summary.unread:
+            notes.append(f"{summary.unread} record(s) of {service}'s inputs were not "
+                         "yet read by the live service and were not replayed")
+        if summary.skipped:
+            notes.append(f"the live {service} service passed over {len(summary.skipped)}"
+                         f" record(s) without taking or refusing them: "
+                         f"{', '.join(summary.skipped[:10])}")
+    return plans, notes
+
+
+async def _live_inbox(live_url: str, service: str) -> tuple[bool, bool] | None:
+    """Whether the live service's inbox and rejected tables have ``seq`` (None: the live
+    database has no schema of this service)."""
+    conn = await _read_only(live_url)
+    try:
+        if await conn.fetchval("SELECT to_regclass($1)", f"{service}.inbox") is None:
+            return None
+        columns = {(r["table_name"], r["column_name"]) for r in await conn.fetch(
+            """SELECT table_name, column_name FROM information_schema.columns
+               WHERE table_schema = $1 AND column_name = 'seq'""", service)}
+        return ("inbox", "seq") in columns, ("rejected", "seq") in columns
+    finally:
+        await conn.close()
+
+
+def _published(log: Any, audit_url: str) -> Callable[[str], Awaitable[list[Any]]]:
+    """What the live system published on a topic: from the log in memory, or from the staged
+    log (the comparison reads one topic at a time)."""
+    async def of(topic: str) -> list[Any]:
+        if log is not None:
+            return list(log.records(topic))
+        conn = await asyncpg.connect(audit_url)
+        try:
+            return await stream.staged_records(conn, topic)
+        finally:
+            await conn.close()
+
+    return of
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:
@@ -346,52 +493,79 @@ async def _read_only(live_url: str) -> asyncpg.Connection:
         "default_transaction_read_only": "on", "application_name": "clearinghouse-audit"})
 
 
-async def _live_side(live_url: str) -> tuple[dict[str, dict[str, compare.Digests]], Any]:
-    """The live database's row digests (per service) and its ledgers' hash chains."""
+async def _live_side(live_url: str, digests: bool = True
+                     ) -> tuple[dict[str, dict[str, compare.Digests]], Any]:
+    """The live database's row digests (per service; none when the tables are compared
+    streaming) and its ledgers' hash chains."""
     live = await _read_only(live_url)
     try:
         await compare.prepare(live)
-        digests = {s: await compare.table_digests(live, s) for s in SERVICES}
-        return digests, await compare.ledger_chains(live)
+        found = {s: await compare.table_digests(live, s) for s in SERVICES} if digests else {}
+        return found, await compare.ledger_chains(live)
     finally:
         await live.close()
 
 
+async def _moved(live_url: str, audit_url: str) -> int:
+    """Postings at another sequence in the rebuilt ledgers than in the live ones."""
+    live = await _read_only(live_url)
+    audit = await asyncpg.connect(audit_url)
+    try:
+        return await compare.moved_postings(live, audit)
+    finally:
+        await live.close()
+        await audit.close()
+
+
 async def _compare_service(service: str, live_url: str, audit_url: str,
-                           live_digests: dict[str, compare.Digests]
+                           live_digests: dict[str, compare.Digests] | None
                            ) -> tuple[compare.Comparison, list[compare.Rebuilt]]:
-    """One service's state tables compared (set-based), and the events it rebuilt."""
+    """One service's state tables compared (set-based; `live_digests` None: both sides read
+    in key order and merged, holding no table), and the events it rebuilt."""
     result = compare.Comparison()
     live = await _read_only(live_url)
     audit = await asyncpg.connect(audit_url)
     try:
         await compare.prepare(live)
         await compare.prepare(audit)
-        await compare.compare_table_digests(
-            service, live_digests, await compare.table_digests(audit, service),
-            live, audit, result)
-        return result, await compare.read_outbox(audit, service)
+        if live_digests is None:
+            await compare.compare_tables_streaming(service, live, audit, result)
+        else:
+            await compare.compare_table_digests(
+                service, live_digests, await compare.table_digests(audit, service),
+                live, audit, result)
+        return result, await compare.read_outbox(audit, service,
+                                                 rejected_only=live_digests is None)
     finally:
         await live.close()
         await audit.close()
 
 
-def _compare(log: replay.Log, parts: list[compare.Comparison],
-             rebuilt: list[compare.Rebuilt], live_chain: Any, replay_chain: Any
-             ) -> dict[str, Any]:
+async def _compare(published: Callable[[str], Awaitable[list[Any]]],
+                   parts: list[compare.Comparison], rebuilt: list[compare.Rebuilt],
+                   live_chain: Any, replay_chain: Any, moved: int,
+                   audit_url: str | None = None) -> dict[str, Any]:
     result = compare.Comparison()
     for part in parts:
         result.tables += part.tables
         result.differences += part.differences
-    published = {t: log.records(t) for t in
-                 {*compare.OUTPUT_TOPICS, *(topics.rejected(t) for t in topics.CONSUMED)}}
-    compare.compare_published(rebuilt, published, compare.OUTPUT_TOPICS, result)
+    by_topic: dict[str, list[compare.Rebuilt]] = defaultdict(list)
+    for event in rebuilt:
+        by_topic[event.topic].append(event)
+    for topic in sorted(set(compare.OUTPUT_TOPICS)
+                        | {t for t in by_topic if t.endswith(".rejected")}):
+        if audit_url is not None and topic in compare.OUTPUT_TOPICS:
+            # the staged topic and the outboxes merged in id order (`rebuilt` holds only the
+            # dead-letter copies then)
+            await stream.compare_events(audit_url, topic, SERVICES, result)
+            continue
+        compare.compare_published(  # one topic at a time, as compare_published orders them
+            by_topic.get(topic, []), {topic: await published(topic)},
+            [topic] if topic in compare.OUTPUT_TOPICS else [], result)
     result.differences += compare.chain_differences("live", live_chain[2])
     result.differences += compare.chain_differences("replay", replay_chain[2])
     differences = compare.sorted_differences(result.differences)
     postings = next((t for t in result.tables if t.table == "clearing.postings"), None)
-    moved = sum(1 for k, s in live_chain[3].items() if k in replay_chain[3]
-                and replay_chain[3][k] != s)
     notes = []
     if moved:
         notes.append(f"{moved} posting(s) sit at another sequence in the rebuilt ledgers than "
@@ -435,15 +609,23 @@ def _replay(args: argparse.Namespace) -> int:
                                                order=args.order, keep=args.keep,
                                                progress=progress,
                                                merge_limit=args.merge_limit,
-                                               processes=args.processes))
+                                               processes=args.processes,
+                                               in_memory=args.in_memory,
+                                               resume=args.resume,
+                                               stop_after=args.stop_after))
         else:
             report = run_cancellable(run_audit(prefix=args.prefix, database_url=args.database_url,
                                            order=args.order, keep=args.keep,
                                            merge_limit=args.merge_limit,
-                                           processes=args.processes))
+                                           processes=args.processes,
+                                           in_memory=args.in_memory, resume=args.resume,
+                                           stop_after=args.stop_after))
     except (OSError, asyncpg.PostgresError, ValueError) as exc:
         errors.print(f"audit replay failed: {exc}")
         return 2
+    except stream.Stopped as stopped:
+        errors.print(f"audit replay stopped: {stopped}")
+        return 130
     except Interrupted:
         errors.print("audit replay interrupted; " + (
             "its audit database, if it had made one, is kept (--keep)" if args.keep

@@ -19,7 +19,7 @@ import asyncpg
 import orjson
 
 from services.clearing import store
-from services.clearing.queries import BrokenLink, broken_links
+from services.clearing.queries import BrokenLink
 from shared import topics
 from shared.messaging.records import Record
 
@@ -333,9 +333,13 @@ class Rebuilt:
     headers: tuple[tuple[str, str], ...]
 
 
-async def read_outbox(conn: asyncpg.Connection, schema: str) -> list[Rebuilt]:
+async def read_outbox(conn: asyncpg.Connection, schema: str, *,
+                      rejected_only: bool = False) -> list[Rebuilt]:
+    """The events a service's replay put in its outbox, in order (`rejected_only`: the
+    dead-letter copies alone, when the contract topics are compared streaming)."""
     rows = await conn.fetch(
-        f'SELECT topic, key, value, headers::text AS headers FROM "{schema}".outbox ORDER BY seq')
+        f'SELECT topic, key, value, headers::text AS headers FROM "{schema}".outbox '
+        + ("WHERE topic LIKE '%.rejected' " if rejected_only else "") + "ORDER BY seq")
     return [Rebuilt(r["topic"], r["key"], r["value"],
                     tuple(tuple(h) for h in orjson.loads(r["headers"]))) for r in rows]
 
@@ -438,14 +442,151 @@ def compare_published(rebuilt: Iterable[Rebuilt], published: dict[str, list[Reco
 
 
 async def ledger_chains(conn: asyncpg.Connection) -> tuple[int, int, list[BrokenLink],
-                                                           dict[tuple[str, str, int], int]]:
-    """(postings, ledgers, first broken link of each broken chain, sequence by posting)."""
+                                                           dict[tuple[str, str, int], int] | None]:
+    """(postings, ledgers, first broken link of each broken chain, None): the chains are
+    verified reading the postings in ledger order through a cursor, one at a time (the
+    sequence of each posting, which the comparison needs, is read by `moved_postings`)."""
     if await conn.fetchval("SELECT to_regclass('clearing.postings')") is None:
-        return 0, 0, [], {}
-    await conn.execute("SET search_path TO clearing")
-    rows = await store.postings(conn)
-    sequences = {(p.agency, p.entry_id, p.line): p.sequence for p in rows}
-    return len(rows), len({p.agency for p in rows}), broken_links(rows), sequences
+        return 0, 0, [], None
+    from services.clearing.domain.chain import GENESIS, next_link
+
+    count, ledgers, broken = 0, 0, []
+    agency: str | None = None
+    previous, index, failed = GENESIS, 0, False
+    async with conn.transaction(readonly=True):
+        async for row in conn.cursor(
+                'SELECT * FROM clearing.postings ORDER BY agency COLLATE "C", sequence',
+                prefetch=2000):
+            posting = store.posting_of(row)
+            count += 1
+            if posting.agency != agency:
+                agency, previous, index, failed = posting.agency, GENESIS, 0, False
+                ledgers += 1
+            index += 1
+            if failed:
+                continue
+            if posting.sequence != index or posting.link != next_link(previous, posting):
+                broken.append(BrokenLink(posting.agency, posting.sequence, posting.entry_id,
+                                         posting.line))
+                failed = True
+                continue
+            previous = posting.link
+    return count, ledgers, broken, None
+
+
+async def moved_postings(live: asyncpg.Connection, replay: asyncpg.Connection) -> int:
+    """How many postings (agency, entry, line) of both sides sit at another sequence: both
+    read in key order through cursors and merged, one posting at a time."""
+    query = ("SELECT agency, entry_id, line, sequence FROM clearing.postings "
+             'ORDER BY agency COLLATE "C", entry_id COLLATE "C", line')
+    for conn in (live, replay):
+        if await conn.fetchval("SELECT to_regclass('clearing.postings')") is None:
+            return 0
+
+    async def rows(conn: asyncpg.Connection) -> Any:
+        async with conn.transaction(readonly=True):
+            async for r in conn.cursor(query, prefetch=5000):
+                yield (r["agency"], r["entry_id"], r["line"]), r["sequence"]
+
+    moved = 0
+    a, b = rows(live), rows(replay)
+    x, y = await anext(a, None), await anext(b, None)
+    while x is not None and y is not None:
+        if x[0] == y[0]:
+            moved += x[1] != y[1]
+            x, y = await anext(a, None), await anext(b, None)
+        elif x[0] < y[0]:
+            x = await anext(a, None)
+        else:
+            y = await anext(b, None)
+    for rest in (a, b):
+        await rest.aclose()
+    return moved
+
+
+async def _grouped_digests(conn: asyncpg.Connection, layout: Layout) -> Any:
+    """(key text, digest) of a table in key order (rows sharing a key: one digest of them
+    all, as `table_digests` makes it), and the rows read, through a cursor."""
+    query = (f"SELECT {layout.key_text()} AS k, "
+             f"sha256(convert_to({layout.row_text()}, 'UTF8')) AS d "
+             f'FROM "{layout.schema}"."{layout.name}" ORDER BY {layout.key_text()} COLLATE "C"')
+    async with conn.transaction(readonly=True):
+        key: str | None = None
+        group: list[bytes] = []
+        async for r in conn.cursor(query, prefetch=5000):
+            if r["k"] != key and key is not None:
+                yield key, group[0] if len(group) == 1 else hashlib.sha256(
+                    b"".join(sorted(group))).digest(), len(group)
+                group = []
+            key = r["k"]
+            group.append(bytes(r["d"]))
+        if key is not None:
+            yield key, group[0] if len(group) == 1 else hashlib.sha256(
+                b"".join(sorted(group))).digest(), len(group)
+
+
+async def compare_tables_streaming(schema: str, live_conn: asyncpg.Connection,
+                                   replay_conn: asyncpg.Connection, result: Comparison) -> None:
+    """`compare_table_digests` without holding a table: both sides' digests read in key
+    order and merged; only the keys that differ are kept (and read in full)."""
+    live_layouts = await table_layouts(live_conn, schema)
+    replay_layouts = await table_layouts(replay_conn, schema)
+    for name in sorted(set(live_layouts) | set(replay_layouts)):
+        la, lb = live_layouts.get(name), replay_layouts.get(name)
+        layout = la or lb
+        assert layout is not None
+        sums = [hashlib.sha256(), hashlib.sha256()]
+        counts = [0, 0]
+        differing: list[str] = []
+
+        async def none() -> Any:
+            return
+            yield
+
+        a = _grouped_digests(live_conn, la) if la else none()
+        b = _grouped_digests(replay_conn, lb) if lb else none()
+
+        def add(side: int, item: tuple[str, bytes, int], sums: list[Any] = sums,
+                counts: list[int] = counts) -> None:
+            sums[side].update(item[0].encode() + b"\t" + item[1] + b"\n")
+            counts[side] += item[2]
+
+        x, y = await anext(a, None), await anext(b, None)
+        while x is not None or y is not None:
+            if y is None or (x is not None and x[0] < y[0]):
+                add(0, x)  # type: ignore[arg-type]
+                differing.append(x[0])  # type: ignore[index]
+                x = await anext(a, None)
+            elif x is None or y[0] < x[0]:
+                add(1, y)
+                differing.append(y[0])
+                y = await anext(b, None)
+            else:
+                add(0, x)
+                add(1, y)
+                if x[1] != y[1]:
+                    differing.append(x[0])
+                x, y = await anext(a, None), await anext(b, None)
+        summary = TableSummary(layout.where, list(layout.key), counts[0], counts[1],
+                               sums[0].hexdigest() if la else _EMPTY,
+                               sums[1].hexdigest() if lb else _EMPTY)
+        if differing:
+            differing.sort()
+            full_a = await _rows_by_key(live_conn, la, differing) if la else {}
+            full_b = await _rows_by_key(replay_conn, lb, differing) if lb else {}
+            for k in differing:
+                row_a, texts_a = full_a.get(k, (None, []))
+                row_b, texts_b = full_b.get(k, (None, []))
+                some = row_a if row_a is not None else row_b
+                named = {c: some[c] for c in layout.key} if some is not None else (
+                    dict(zip(layout.key, orjson.loads(k), strict=True)))
+                found = _row_differences(layout.where, named, row_a, row_b, layout.key)
+                if not found:
+                    found = [Difference("table", layout.where, named, "differs", "row text",
+                                        "\n".join(texts_a), "\n".join(texts_b))]
+                summary.differing_rows += 1
+                result.differences += found
+        result.tables.append(summary)
 
 
 def chain_differences(where: str, broken: Sequence[BrokenLink]) -> list[Difference]:

@@ -350,29 +350,72 @@ class RebuildResult:
     cpu_seconds: float | None = None
 
 
-async def rebuild(service: str, audit_url: str, settings: Settings, plan: Plan,
+async def rebuild(service: str, audit_url: str, settings: Settings, plan: Any,
                   on_batch: Callable[[str, int], None] | None = None, *,
-                  verify_chains: bool = True, merge_limit: int = MERGE_LIMIT) -> RebuildResult:
+                  verify_chains: bool = True, merge_limit: int = MERGE_LIMIT,
+                  stop_after: int | None = None) -> RebuildResult:
     """Run `service`'s real handler over the plan against the audit database (and, for the
-    clearing service, verify the rebuilt ledgers' hash chains unless told not to)."""
+    clearing service, verify the rebuilt ledgers' hash chains unless told not to).
+
+    `plan` is a `Plan` in memory, or a `stream.PlanSummary` whose records are staged in the
+    audit database: those are read back a page at a time, and a checkpoint is committed with
+    every transaction, so that a rebuild stopped anywhere goes on from its last transaction
+    (`stop_after`: stop, as an interruption would, after that many transactions)."""
+
     spec = spec_of(service)
     pool = await create_pool(audit_url, service, max_size=2)
     try:
         await apply_migrations(pool, spec.migrations)
         handler = await spec.make_handler(pool, settings)
-        processor = BatchProcessor(pool, handler)
-        for batch in plan.transactions(merge_limit):
-            await processor.process(batch)
-            if on_batch:
-                on_batch(service, len(batch))
+        if isinstance(plan, Plan):
+            processor = BatchProcessor(pool, handler)
+            for batch in plan.transactions(merge_limit):
+                await processor.process(batch)
+                if on_batch:
+                    on_batch(service, len(batch))
+        else:
+            processor = await _rebuild_staged(service, audit_url, pool, handler, on_batch,
+                                              merge_limit, stop_after)
         chains = None
         if service == "clearing" and verify_chains:
             async with pool.acquire() as conn:
                 chains = await _ledger_chains(conn)
         return RebuildResult(processor.processed, processor.duplicates, processor.rejected,
-                       processor.commits, chains)
+                             processor.commits, chains)
     finally:
         await pool.close()
+
+
+async def _rebuild_staged(service: str, audit_url: str, pool: asyncpg.Pool, handler: Any,
+                          on_batch: Callable[[str, int], None] | None, merge_limit: int,
+                          stop_after: int | None) -> BatchProcessor:
+    from services.audit import stream
+
+    reader = await asyncpg.connect(audit_url)
+    try:
+        start = await stream.checkpoint(reader, service)
+        checkpointer = stream.Checkpointer(service)
+        processor = BatchProcessor(pool, handler, in_transaction=checkpointer)
+        if start.ord and on_batch:
+            on_batch(service, start.ord)  # replayed before the interruption
+        done = 0
+        if not start.done:
+            async for transaction, last in stream.transactions(reader, service, start.ord,
+                                                                merge_limit):
+                if stop_after is not None and done >= stop_after:
+                    raise stream.Stopped(f"{service}: stopped after {done} transaction(s)")
+                checkpointer.ord = last
+                await processor.process(transaction)
+                done += 1
+                if on_batch:
+                    on_batch(service, len(transaction))
+            await stream.mark_done(reader, service)
+        final = await stream.checkpoint(reader, service)
+        processor.processed, processor.duplicates = final.processed, final.duplicates
+        processor.rejected, processor.commits = final.rejected, final.commits
+        return processor
+    finally:
+        await reader.close()
 
 
 #: Plans with at least this many records are rebuilt in a process of their own (starting
@@ -384,7 +427,8 @@ async def rebuild_anywhere(service: str, audit_url: str, settings: Settings, pla
                            on_batch: Callable[[str, int], None] | None = None,
                            rebuilt: asyncio.Future[RebuildResult] | None = None, *,
                            processes: str = "auto",
-                           merge_limit: int = MERGE_LIMIT) -> RebuildResult:
+                           merge_limit: int = MERGE_LIMIT,
+                           stop_after: int | None = None) -> RebuildResult:
     """`rebuild`, in a separate (spawned) process when the plan is large: the services'
     rebuilds are independent (each has its own schema and its own inputs from the log),
     and a process each lets them use more than one core.
@@ -395,7 +439,7 @@ async def rebuild_anywhere(service: str, audit_url: str, settings: Settings, pla
     own from `OWN_PROCESS_FROM` records), ``always`` or ``never``."""
     if processes == "never" or (processes == "auto" and plan.records < OWN_PROCESS_FROM):
         here = await rebuild(service, audit_url, settings, plan, on_batch,
-                             merge_limit=merge_limit)
+                             merge_limit=merge_limit, stop_after=stop_after)
         if rebuilt is not None:
             rebuilt.set_result(here)
         return here
@@ -404,7 +448,8 @@ async def rebuild_anywhere(service: str, audit_url: str, settings: Settings, pla
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe(duplex=False)
     process = context.Process(target=_rebuild_process, name=f"audit-{service}",
-                              args=(service, audit_url, settings, plan, child, merge_limit),
+                              args=(service, audit_url, settings, plan, child, merge_limit,
+                                    stop_after),
                               daemon=True)
     process.start()
     child.close()
@@ -449,8 +494,8 @@ def _receive(connection: Any) -> Any:
         return None
 
 
-def _rebuild_process(service: str, audit_url: str, settings: Settings, plan: Plan,
-                     connection: Any, merge_limit: int) -> None:
+def _rebuild_process(service: str, audit_url: str, settings: Settings, plan: Any,
+                     connection: Any, merge_limit: int, stop_after: int | None) -> None:
     """The child's side of `rebuild_anywhere`."""
     import pickle
 
@@ -466,7 +511,8 @@ def _rebuild_process(service: str, audit_url: str, settings: Settings, plan: Pla
 
         result = asyncio.run(rebuild(service, audit_url, settings, plan,
                                      lambda _, n: connection.send(("batch", n)),
-                                     verify_chains=False, merge_limit=merge_limit))
+                                     verify_chains=False, merge_limit=merge_limit,
+                                     stop_after=stop_after))
         result.cpu_seconds = round(time.process_time(), 3)
         connection.send(("done", result))
         if service == "clearing":

@@ -133,8 +133,13 @@ class BatchProcessor:
     """Turns record batches into committed effects for one service."""
 
     def __init__(self, pool: asyncpg.Pool, handler: Handler, *, on_commit: Any = None,
-                 verifier: Verifier | None = None):
+                 verifier: Verifier | None = None, in_transaction: Any = None):
         self._pool = pool
+        #: Awaited inside every transaction committed, last, with (conn, events taken,
+        #: duplicates, records refused, whether the transaction is the whole batch): the
+        #: audit's replay commits its checkpoint with the effects (services/audit/stream.py).
+        self._in_transaction = in_transaction
+        self._splitting = False
         self._handler = handler
         self._verify = verifier or Verifier()
         self._on_commit = on_commit
@@ -172,10 +177,14 @@ class BatchProcessor:
         except Exception as exc:  # a bug or a poison event: isolate it, keep the rest
             if len(decoded) > 1:
                 log.warning("batch.split", error=repr(exc), records=len(decoded))
-                for one in decoded:
-                    await self._process([one], [])
-                if rejections:
-                    await self._retrying([], rejections)
+                self._splitting = True
+                try:
+                    for one in decoded:
+                        await self._process([one], [])
+                    if rejections:
+                        await self._retrying([], rejections)
+                finally:
+                    self._splitting = False
             elif decoded:
                 log.exception("event.failed", position=decoded[0].record.position)
                 failed = Rejection("processing_failed", f"could not be processed: {exc!r}")
@@ -218,6 +227,9 @@ class BatchProcessor:
             outgoing += await self._handler.observe(
                 conn, [i.record for i in decoded] + [r for r, _ in rejections])
             await write_outbox(conn, outgoing)
+            if self._in_transaction is not None:
+                await self._in_transaction(conn, len(fresh), len(decoded) - len(fresh),
+                                           len(rejections), not self._splitting)
         self.commits += 1
         self.processed += len(fresh)
         self.duplicates += len(decoded) - len(fresh)

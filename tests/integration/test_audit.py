@@ -335,6 +335,55 @@ async def test_replay_in_processes_and_unmerged_gives_the_same_report(month, tmp
     assert all(merged[s]["transactions"] <= unmerged[s]["transactions"] for s in merged)
 
 
+async def test_the_streaming_replay_plans_as_the_in_memory_one_and_resumes(month, infra,
+                                                                          tmp_path) -> None:
+    """The replay staged in the audit database (the default) gives exactly the report of the
+    log read whole into memory; one stopped after a few transactions of each service keeps
+    its audit database, and goes on from its checkpoints (--resume) to the same report."""
+    code, streamed, _ = _replay(month, tmp_path)
+    assert code == 0, orjson.dumps(streamed["differences"][:20]).decode()
+    assert streamed["run"]["streaming"] and not streamed["run"]["resumed"]
+    code, in_memory, _ = _replay(month, tmp_path, "--in-memory")
+    assert code == 0 and not in_memory["run"]["streaming"]
+    assert {k: v for k, v in in_memory.items() if k != "run"} == {
+        k: v for k, v in streamed.items() if k != "run"}
+    by_log = [_replay(month, tmp_path, "--order", "log", *extra)
+              for extra in ((), ("--in-memory",))]  # the log-order plan made in SQL too
+    assert by_log[0][1]["order"] == "log" and by_log[0][1]["run"]["streaming"]
+    assert {k: v for k, v in by_log[0][1].items() if k not in ("run", "notes")} == {
+        k: v for k, v in by_log[1][1].items() if k not in ("run", "notes")}
+
+    done = clearinghouse(month, "audit", "replay", "--prefix", month.prefix, "--database-url",
+                         month.database_url, "--json", "--quiet", "--keep", "--merge-limit",
+                         "1", "--stop-after", "3", cache=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert "--resume audit_" in done.stderr, done.stderr
+    name = done.stderr.split("--resume ")[-1].split("`")[0].split()[0].strip(")`")
+    audit_url = f"{infra.database_url.rpartition('/')[0]}/{name}"
+    conn = await asyncpg.connect(audit_url)
+    try:  # stopped part-way: each service's checkpoint is its third transaction's end
+        stopped = {r["service"]: r for r in await conn.fetch(
+            "SELECT * FROM audit_log.checkpoints")}
+        planned = {r["service"]: r["n"] for r in await conn.fetch(
+            "SELECT service, count(*) AS n FROM audit_log.plan GROUP BY service")}
+    finally:
+        await conn.close()
+    assert set(stopped) == {"filing", "settlement", "clearing"}
+    assert all(stopped[s]["commits"] == 3 and not stopped[s]["done"] for s in stopped)
+    assert all(0 < stopped[s]["ord"] < planned[s] for s in stopped)
+    code, resumed, stderr = _replay(month, tmp_path, "--resume", name)
+    assert code == 0, (stderr, orjson.dumps(resumed["differences"][:20]).decode())
+    assert resumed["run"]["resumed"] and resumed["run"]["audit_database"] == name
+    assert {k: v for k, v in resumed.items() if k != "run"} == {
+        k: v for k, v in streamed.items() if k != "run"}
+    admin = await asyncpg.connect(infra.database_url)
+    try:  # a resumed audit that finished drops its database
+        assert not await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1",
+                                        name)
+    finally:
+        await admin.close()
+
+
 async def test_replay_rebuilds_everything_and_names_a_tampered_posting(month, tmp_path) -> None:
     code, report, stderr = _replay(month, tmp_path)
     assert code == 0, orjson.dumps(report["differences"][:20]).decode()

@@ -1,0 +1,191 @@
+"""The audit replay at a log of N records (issue 14, item 4; docs/benchmarks.md).
+
+A fresh namespace and database; the three services run live over generated months of the
+province (enrolment, filings, then months of settlements, refunds and re-settlements, as the
+throughput figure makes them) until the topics the audit reads hold at least N records; then
+`clearinghouse audit replay` (streaming, the default) replays the whole log while every audit
+process (the command and the rebuild processes it spawns) is sampled for its resident memory.
+Reported: records replayed, replay events/s, the match, and the peak RSS of every audit
+process.
+
+    python3 -m bench.replay --records 300000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import province as pv
+from bench.infra import LedgerWatch, MemorySampler, end_offsets, participant_keys_for
+from bench.runner import Bench, Sizes, say
+from services.audit.replay import topics_to_read
+from shared.config import REPO_ROOT
+from shared.db import redact_url
+
+#: Settlements a generated month holds (the log grows by about 5 records a settlement).
+MONTH = 50_000
+
+
+async def log_records(bootstrap: str, prefix: str) -> int:
+    total = 0
+    for topic in topics_to_read():
+        total += sum((await end_offsets(bootstrap, prefix + topic)).values())
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _name(pid: int) -> str:
+    try:
+        return (Path(f"/proc/{pid}/comm").read_text().strip() + f" {pid}")
+    except OSError:
+        return str(pid)
+
+
+async def _sample_tree(pid: int, peaks: dict[str, float], stop: asyncio.Event) -> None:
+    """VmRSS of `pid` and its descendants every 0.2 s; the largest seen per process."""
+    while not stop.is_set():
+        tree, frontier = [pid], [pid]
+        while frontier:
+            frontier = [c for p in frontier for c in _children(p)]
+            tree += frontier
+        for p in tree:
+            mb = MemorySampler.rss_mb(p)
+            if mb:
+                name = "audit (command)" if p == pid else f"audit child {_name(p)}"
+                peaks[name] = max(peaks.get(name, 0.0), mb)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.2)
+
+
+async def run(database_url: str, bootstrap: str, records: int, *, persons: int | None = None,
+              keep: bool = False, workdir: Path | None = None,
+              extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    persons = persons or max(500, min(200_000, records // 10))
+    bench = Bench(Sizes(persons=persons, hospitals=400), bootstrap=bootstrap,
+                  database_url=database_url, workdir=workdir, keep=keep)
+    province = pv.write_reference(workdir / "reference", hospitals=400, seed=1)
+    bench.signer = participant_keys_for(province, workdir / "secrets")
+    env = bench.environment()
+    watch = LedgerWatch()
+    result: dict[str, Any] = {"records_wanted": records, "persons": persons}
+    try:
+        await env.create()
+        people = pv.persons(province, persons, seed=2)
+        env.start("filing", "settlement", "clearing")
+        await watch.start(env)
+        generating = time.perf_counter()
+        await bench._enrolment(env, people)  # noqa: SLF001 - the bench's own steps
+        await bench._filings(env, people)  # noqa: SLF001
+        cycle, n, settlements = "2026-01", 0, 0
+        while (have := await log_records(bootstrap, env.prefix)) < records:
+            size = max(100, min(MONTH, (records - have) // 5 + 100))
+            month = pv.month(province, people, size, cycle=cycle, tag=f"M{n}", seed=10 + n)
+            await bench._throughput_run(env, watch, month, record=False)  # noqa: SLF001
+            settlements += size
+            say(f"log: {await log_records(bootstrap, env.prefix):,} records "
+                f"({settlements:,} settlements)")
+            cycle, n = pv.next_cycle(cycle), n + 1
+        await bench._outbox_empty(env)  # noqa: SLF001 - everything published
+        result["generate_seconds"] = round(time.perf_counter() - generating, 1)
+        result["log_records"] = await log_records(bootstrap, env.prefix)
+        result["settlements"] = settlements
+        env.stop()  # the live side stands still while it is audited
+        result |= await audit(env.env, env.prefix, env.database_url, extra)
+        return result
+    finally:
+        await watch.stop()
+        env.stop()
+        if not keep:
+            await env.drop()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def audit(env: dict[str, str], prefix: str, database_url: str,
+                extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`clearinghouse audit replay` of the namespace, its audit processes sampled."""
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "audit", "replay", "--prefix", prefix,
+        "--database-url", redact_url(database_url), "--json", "--quiet", *extra,
+        env={**os.environ, **env}, cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    peaks: dict[str, float] = {}
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_sample_tree(process.pid, peaks, stop))
+    try:
+        output, errors = await process.communicate()
+    finally:
+        stop.set()
+        await sampler
+    seconds = time.perf_counter() - started
+    try:
+        report = orjson.loads(output)
+    except orjson.JSONDecodeError:
+        return {"measured": False, "exit_code": process.returncode,
+                "why": errors.decode(errors="replace")[-500:]}
+    run = report["run"]
+    replayed = sum(s["records"] for s in report["replayed"].values())
+    return {"measured": True, "match": report["match"], "exit_code": process.returncode,
+            "records_replayed": replayed, "replay_seconds": run["replay_seconds"],
+            "events_per_s": run["events_per_second"], "read_seconds": run["read_seconds"],
+            "plan_seconds": run["plan_seconds"], "compare_seconds": run["compare_seconds"],
+            "wall_seconds": round(seconds, 1),
+            "events_per_s_wall": round(replayed / seconds) if seconds else None,
+            "per_service": run["per_service"], "streaming": run.get("streaming"),
+            "peak_rss_mb": {k: round(v, 1) for k, v in sorted(peaks.items())},
+            "largest_rss_mb": round(max(peaks.values()), 1) if peaks else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from shared.config import load_settings
+
+    parser = argparse.ArgumentParser(prog="python3 -m bench.replay", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=300_000,
+                        help="records in the log (at least)")
+    parser.add_argument("--persons", type=int, help="insured persons (default records/10)")
+    parser.add_argument("--json", type=Path, help="where to write the JSON result")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="replay with the whole log in memory (the former replay)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    result = asyncio.run(run(settings.database_url, settings.kafka_bootstrap_servers,
+                             args.records, persons=args.persons, keep=args.keep,
+                             extra=("--in-memory",) if args.in_memory else ()))
+    path = args.json or REPO_ROOT / "bench" / "results" / (
+        f"bench-replay-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    print(f"JSON: {path}")
+    return 0 if result.get("match") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
