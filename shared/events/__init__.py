@@ -57,11 +57,12 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
     topics.CLEARING_SUBMISSIONS: _by_type(
         clearing.DailyReportConfirmed, clearing.DailyReportDisputed,
         clearing.StatementConfirmed, clearing.StatementDisputed, clearing.RemittanceReported,
+        clearing.RevolvingFundToppedUp,
     ),
     topics.CLEARING_RESULTS: _by_type(
         clearing.DailyReport, clearing.StatementIssued, clearing.NetTransferInstruction,
         clearing.DifferenceNotice, clearing.RemittanceOverdue, clearing.CycleClosed,
-        clearing.SubmissionRejected,
+        clearing.SubmissionRejected, *clearing.REVOLVING_FUND_RESULTS,
     ),
     topics.CLEARING_SCHEDULE: _by_type(clearing.DayStarted),
 }
