@@ -16,7 +16,7 @@ from shared.business_time import business_date
 from shared.enrolment import balance_at, span_on
 from shared.events.filing import InsuranceType
 from shared.events.settlement import SettlementSubmitted
-from shared.filing_view import PersonFilings, benefit_status, in_force
+from shared.filing_view import PersonFilings, benefit_status, in_force, supervision
 from shared.reference import ReferenceData
 
 
@@ -73,4 +73,7 @@ class Facts:
         )
         if status is not None:
             context = replace(context, benefit_status=status)
+        held = supervision(view, submitted.settled_at, care.code) if view and care else None
+        if held is not None:
+            context = replace(context, supervision=held)
         return context

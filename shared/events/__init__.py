@@ -17,7 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from shared import topics
-from shared.events import clearing, enrolment, filing, settlement
+from shared.events import clearing, enrolment, filing, settlement, supervision
 from shared.events.base import SPECVERSION, Envelope, Payload, Reason
 from shared.money import money_message
 
@@ -39,13 +39,14 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
     topics.FILING_COMMANDS: _by_type(
         filing.FilingRequested, filing.RevokeFiling, filing.ExtendFiling,
         filing.SupplyMaterials, filing.ChangeDestination, filing.ChangeBenefitStatus,
-        *enrolment.ENROLMENT_EVENTS,
+        *enrolment.ENROLMENT_EVENTS, *supervision.SUPERVISION_EVENTS,
     ),
     topics.FILING_EVENTS: _by_type(
         filing.FilingRegistered, filing.FilingRejected, filing.FilingRevoked,
         filing.FilingExtended, filing.FilingExpired, filing.FilingMaterialsOverdue,
         filing.FilingMaterialsSupplied, filing.FilingDestinationChanged,
         filing.BenefitStatusChanged, *enrolment.ENROLMENT_EVENTS,
+        *supervision.SUPERVISION_EVENTS,
     ),
     topics.SETTLEMENT_SUBMISSIONS: _by_type(
         settlement.SettlementSubmitted, settlement.RefundRequested,

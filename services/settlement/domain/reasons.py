@@ -28,6 +28,8 @@ NO_BENEFIT_RULE = "no_benefit_rule"
 BENEFIT_SUSPENDED = "benefit_suspended"
 #: The insuring agency has terminated the person's benefits (待遇终止).
 BENEFIT_TERMINATED = "benefit_terminated"
+#: The care-place agency has stopped direct settlement for the person (supervision).
+PERSON_UNDER_SUPERVISION = "person_under_supervision"
 #: An inpatient settlement without admitted_on or discharged_on.
 ADMISSION_DATES_MISSING = "admission_dates_missing"
 #: admitted_on is after discharged_on.
