@@ -19,7 +19,8 @@ from rich.table import Table
 from services.clearing.domain import chain, cycles, ledger
 from services.clearing.domain.ledger import EntryKind, Posting, Side
 from services.clearing.domain.periods import STATEMENTS_DAY, cycle_of, milestone
-from services.demo.run import FILING_ANSWERS, Outcome, Steps, cross_items
+from services.demo import checks as demo_checks
+from services.demo.run import FILING_ANSWERS, Outcome, Steps, cross_items, late_payer
 from shared import topics
 from shared.business_time import business_date
 from shared.db import redact_url
@@ -144,6 +145,22 @@ def counts(outcome: Outcome) -> dict[str, Any]:
         "account_pay": format_money(sum((c.account_pay for c in completed), ZERO)),
         "cash_pay": format_money(sum((c.cash_pay for c in completed), ZERO)),
         "cleared_amount": format_money(sum((c.cleared_amount for c in completed), ZERO)),
+        "revolving_fund": _fund_counts(outcome),
+        "supervisions": len(outcome.of(topics.FILING_EVENTS, "filing.supervision_imposed")),
+    }
+
+
+def _fund_counts(outcome: Outcome) -> dict[str, Any]:
+    def of(kind: str) -> list[Any]:
+        return outcome.of(RESULTS, f"clearing.revolving_fund_{kind}")
+    return {
+        "funds": len(of("opened")),
+        "draws": [f"{d.agency} {format_money(d.amount)}" for d in of("drawn")],
+        "warnings": sorted({f"{w.agency} at {format_money(w.balance)}" for w in of("warning")}),
+        "top_ups": [f"{t.agency} {format_money(t.amount)}" for t in of("top_up_accepted")],
+        "repaid": [f"{r.agency} {format_money(r.amount)}" for r in of("repaid")],
+        "interest_days": len(of("interest_accrued")),
+        "interest_accrued": format_money(sum((e.interest for e in of("interest_accrued")), ZERO)),
     }
 
 
@@ -181,6 +198,12 @@ def run_checks(outcome: Outcome, counted: dict[str, Any], statements: list[State
         ("ledger: hash chains intact", lambda: _chains(postings)),
         (f"{month} paid, distributed and closed", lambda: _closed(outcome, statements)),
         ("a difference notice for every re-settlement", lambda: _notices(outcome, notices)),
+        ("revolving fund: the late payer's remittance advanced, warned, topped up, repaid",
+         lambda: demo_checks.late_payer_fund(outcome, instructions)),
+        ("revolving fund: interest accrued each day, to the fen; ledgers match",
+         lambda: demo_checks.fund_interest_and_ledgers(outcome)),
+        ("supervision: settlements during the stop refused",
+         lambda: demo_checks.supervision_refusals(outcome)),
     ]
     checks = []
     for name, check in found:
@@ -261,8 +284,11 @@ def _closed(outcome: Outcome, statements: list[StatementIssued]) -> list[str]:
     problems = [f"{s.agency}: not closed" if s.agency not in closed else
                 f"{s.agency}: closed with {closed[s.agency]}, statement net {s.net}"
                 for s in statements if closed.get(s.agency) != s.net]
+    late = late_payer(i for i in outcome.of(RESULTS, "clearing.net_transfer_instruction")
+                      if i.cycle == month)
     problems += [f"remittance overdue: {o.instruction_id}"
-                 for o in outcome.of(RESULTS, "clearing.remittance_overdue")]
+                 for o in outcome.of(RESULTS, "clearing.remittance_overdue")
+                 if o.payer != late]  # the demo's late payer is checked with its fund
     problems += [f"{r.agency}'s {r.submission_type} refused: {r.reasons[0].get('code')}"
                  for r in outcome.of(RESULTS, "clearing.submission_rejected")]
     return problems + ledger.check_cycle_settled(outcome.postings, month)
@@ -326,6 +352,14 @@ def render(summary: dict[str, Any], console: Console) -> None:
         ("fund / account / cash",
          f"{_yuan(c['fund_pay'])} / {_yuan(c['account_pay'])} / {_yuan(c['cash_pay'])}"),
         ("cleared between agencies", _yuan(c["cleared_amount"])),
+        ("revolving funds: draws / warnings",
+         f"{', '.join(c['revolving_fund']['draws']) or '-'} / "
+         f"{', '.join(c['revolving_fund']['warnings']) or '-'}"),
+        ("  top-ups / repaid", f"{', '.join(c['revolving_fund']['top_ups']) or '-'} / "
+                               f"{', '.join(c['revolving_fund']['repaid']) or '-'}"),
+        ("  interest accrued", f"{_yuan(c['revolving_fund']['interest_accrued'])} "
+                               f"({c['revolving_fund']['interest_days']} fund-days)"),
+        ("supervision stops", c["supervisions"]),
     )
     for label, value in rows:
         table.add_row(label, str(value))

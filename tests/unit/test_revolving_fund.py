@@ -277,7 +277,7 @@ def test_a_top_up_for_another_agency_is_refused() -> None:
 def test_the_repositorys_reference_data_loads() -> None:
     loaded = load_fund_policy()
     assert loaded is not None and loaded.day_count == 360
-    assert loaded.funds[A].initial_advance == D("3000000.00")
+    assert loaded.funds[A].initial_advance == D("1800000.00")
 
 
 @pytest.mark.parametrize(("terms", "fragment"), [
