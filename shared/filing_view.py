@@ -204,10 +204,11 @@ def fold(state: PersonFilings, event: Payload, event_time: datetime | None = Non
                        enrolment=registry.fold(state.enrolment, event))
     match event:
         case SupervisionImposed() | SupervisionLifted():
-            change = SupervisionChange(event.care_agency, isinstance(event, SupervisionImposed),
-                                       event.effective, event.reason, event.case_id)
+            supervised = SupervisionChange(event.care_agency,
+                                           isinstance(event, SupervisionImposed),
+                                           event.effective, event.reason, event.case_id)
             return replace(state, person_id=state.person_id or event.person_id,
-                           supervisions=state.supervisions + (change,))
+                           supervisions=state.supervisions + (supervised,))
         case FilingRegistered():
             if state.filing(event.filing_id) is not None:
                 return state

@@ -17,7 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from shared import topics
-from shared.events import clearing, enrolment, filing, settlement, supervision
+from shared.events import clearing, enrolment, filing, reimbursement, settlement, supervision
 from shared.events.base import SPECVERSION, Envelope, Payload, Reason
 from shared.money import money_message
 
@@ -66,6 +66,9 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
         clearing.SubmissionRejected, *clearing.REVOLVING_FUND_RESULTS,
     ),
     topics.CLEARING_SCHEDULE: _by_type(clearing.DayStarted),
+    topics.REIMBURSEMENT_CLAIMS: _by_type(reimbursement.ReimbursementClaimed),
+    topics.REIMBURSEMENT_EVENTS: _by_type(reimbursement.ReimbursementApproved,
+                                          reimbursement.ReimbursementRejected),
 }
 
 

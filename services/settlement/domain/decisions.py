@@ -92,6 +92,9 @@ class SettlementContext:
     enrolment_checked: bool = True
     #: The care-place agency's stop of direct settlement for the person at settled_at.
     supervision: SupervisionChange | None = None
+    #: Care without a filing is settled at the tier the table gives unfiled care, whatever
+    #: the policy's direct-settlement rule (a manual reimbursement: reimbursement.py).
+    unfiled_allowed: bool = False
 
 
 def decide_settlement(
@@ -119,7 +122,8 @@ def decide_settlement(
     problems = list(_filing_mismatches(submitted, covering))
     choice = choose_tier(policy.tier_table, trip,
                          [FilingOption(f.filing_id, f.category) for f in covering],
-                         unfiled_allowed=policy.no_filing.allows(trip, submitted.visit_type),
+                         unfiled_allowed=(context.unfiled_allowed or
+                                          policy.no_filing.allows(trip, submitted.visit_type)),
                          emergency=submitted.emergency, referral=submitted.referral)
     if choice is None:
         problems.append(_no_filing_reason(submitted, context, trip.value))
