@@ -121,3 +121,28 @@ def supervision_refusals(outcome: Outcome) -> list[str]:
     if not refused:
         problems.append(f"no settlement of {case.person} refused during the stop")
     return problems
+
+
+def reimbursements(outcome: Outcome) -> list[str]:
+    """Every settlement the stop refused is claimed back by the insuring agency and
+    approved (fund + cash = the bill, at the reduced ratio of a person at fault), and no
+    reimbursement reaches the clearing's ledgers."""
+    case = outcome.supervision
+    if case is None:
+        return ["the month has no person to supervise, so no claim"]
+    refused = {r.settlement_id for r in outcome.of(topics.SETTLEMENT_EVENTS,
+                                                  "settlement.rejected")
+               if r.person_id == case.person
+               and any(x.code == "person_under_supervision" for x in r.reasons)}
+    approved = outcome.of(topics.REIMBURSEMENT_EVENTS, "reimbursement.approved")
+    problems = [f"claim refused: {r.claim_id} {[x.code for x in r.reasons]}"
+                for r in outcome.of(topics.REIMBURSEMENT_EVENTS, "reimbursement.rejected")]
+    if len(approved) != len(refused) or not approved:
+        problems.append(f"{len(refused)} settlement(s) refused during the stop, "
+                        f"{len(approved)} reimbursement(s) approved")
+    problems += [f"{a.claim_id}: fund {a.fund_pay} + cash {a.cash_pay} != {a.total}"
+                 for a in approved if a.fund_pay + a.cash_pay != a.total or not a.at_fault]
+    cleared = {p.settlement_id for p in outcome.postings
+               if p.settlement_id and p.settlement_id.startswith("MR")}
+    problems += [f"{sid}: a reimbursement in the clearing's ledgers" for sid in sorted(cleared)]
+    return problems

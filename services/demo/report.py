@@ -147,6 +147,9 @@ def counts(outcome: Outcome) -> dict[str, Any]:
         "cleared_amount": format_money(sum((c.cleared_amount for c in completed), ZERO)),
         "revolving_fund": _fund_counts(outcome),
         "supervisions": len(outcome.of(topics.FILING_EVENTS, "filing.supervision_imposed")),
+        "reimbursements_approved": len(approved := outcome.of(
+            topics.REIMBURSEMENT_EVENTS, "reimbursement.approved")),
+        "reimbursed": format_money(sum((a.fund_pay for a in approved), ZERO)),
     }
 
 
@@ -204,6 +207,8 @@ def run_checks(outcome: Outcome, counted: dict[str, Any], statements: list[State
          lambda: demo_checks.fund_interest_and_ledgers(outcome)),
         ("supervision: settlements during the stop refused",
          lambda: demo_checks.supervision_refusals(outcome)),
+        ("manual reimbursement: each refused bill claimed and approved, never cleared",
+         lambda: demo_checks.reimbursements(outcome)),
     ]
     checks = []
     for name, check in found:
@@ -360,6 +365,8 @@ def render(summary: dict[str, Any], console: Console) -> None:
         ("  interest accrued", f"{_yuan(c['revolving_fund']['interest_accrued'])} "
                                f"({c['revolving_fund']['interest_days']} fund-days)"),
         ("supervision stops", c["supervisions"]),
+        ("manual reimbursements approved", f"{c['reimbursements_approved']}: "
+                                           f"{_yuan(c['reimbursed'])} paid back"),
     )
     for label, value in rows:
         table.add_row(label, str(value))

@@ -51,10 +51,12 @@ from shared.reference import ReferenceData, load_reference
 
 #: What each service reads (its consumer group must reach the end of these to be idle).
 INPUTS = {"filing": (topics.FILING_COMMANDS, topics.CLEARING_SCHEDULE),
-          "settlement": (topics.SETTLEMENT_SUBMISSIONS, topics.FILING_EVENTS),
+          "settlement": (topics.SETTLEMENT_SUBMISSIONS, topics.FILING_EVENTS,
+                         topics.REIMBURSEMENT_CLAIMS),
           "clearing": (topics.SETTLEMENT_EVENTS, topics.CLEARING_SUBMISSIONS,
                        topics.CLEARING_SCHEDULE)}
-OUTPUTS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS)
+OUTPUTS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS,
+           topics.REIMBURSEMENT_EVENTS)
 FILING_ANSWERS = ("filing.registered", "filing.rejected", "benefit.status_changed",
                   "person.enrolled")
 #: The demo's late payer (the largest net payer) remits on this day of the next month, after
@@ -63,6 +65,9 @@ LATE_REMITTANCE_DAY = REMITTANCE_DUE_DAY + 1
 #: From the start of this day of the month a care agency stops direct settlement for one
 #: person (supervision, docs/filing.md).
 SUPERVISION_DAY = 16
+#: On this day of the next month the supervised person's insuring agency claims manual
+#: reimbursement for every settlement the stop refused (docs/settlement.md).
+REIMBURSEMENT_DAY = 4
 
 
 class DemoError(RuntimeError):
@@ -414,6 +419,24 @@ class Agencies:
             "agency": agency, "top_up_id": f"TU-{day.isoformat()}-{agency}",
             "amount": format_money(amount), "paid_at": _at(day, 11, 0).isoformat()})]
 
+    def claim(self, refused: Message, day: date) -> Message:
+        """The insuring agency's claim for a bill the person paid in full: the refused
+        settlement's own bill, at fault (the stop was for the person's violation)."""
+        data = json.loads(refused.value)["data"]
+        agency = data["insured_agency"]
+        source = f"agency/{agency}"
+        self.serials[source] += 1
+        claim = {k: data[k] for k in ("person_id", "insured_agency", "insurance_type",
+                                      "hospital", "visit_type", "disease_code", "admitted_on",
+                                      "discharged_on", "visit_date", "emergency", "referral",
+                                      "items") if k in data}
+        return make_message(
+            topics.REIMBURSEMENT_CLAIMS, "reimbursement.claimed", source, data["person_id"],
+            _at(day, 9, 30), event_id(source, self.serials[source]),
+            {"claim_id": f"MR-{data['hospital']}-{data['settlement_id']}", **claim,
+             "paid_at": data["settled_at"], "case": "direct_settlement_failed",
+             "at_fault": True, "failed_settlement_id": data["settlement_id"]})
+
     def supervise(self, agency: str, person: str, day: date) -> list[Message]:
         """The care agency stops direct settlement for the person from the start of `day`."""
         source = f"agency/{agency}"
@@ -692,6 +715,8 @@ class _Demo:
             owed = sum(s.net != 0 for s in self._statements())
             await self._expect(lambda: len(self._instructions()) >= owed,
                                f"the net-transfer instructions of {cycle}")
+        if day == milestone(cycle, REIMBURSEMENT_DAY):
+            await self._claim_reimbursements(day)
         late_day = milestone(cycle, LATE_REMITTANCE_DAY)
         if day == late_day:
             await self._top_up_late_payer(day)
@@ -714,6 +739,23 @@ class _Demo:
         if warnings:
             await self.publisher.publish(self.agencies.top_up(late, warnings[-1].shortfall,
                                                               day))
+
+    async def _claim_reimbursements(self, day: date) -> None:
+        """The supervised person paid the refused bills in full; the insuring agency claims
+        each back and waits for the answers."""
+        case = self.supervision
+        if case is None:
+            return
+        refused = {r.settlement_id for r in self.follower.of(topics.SETTLEMENT_EVENTS,
+                                                              "settlement.rejected")
+                   if r.person_id == case.person
+                   and any(x.code == "person_under_supervision" for x in r.reasons)}
+        bills = [m for m in self.province.submissions if m.type == "settlement.submitted"
+                 and json.loads(m.value)["data"]["settlement_id"] in refused
+                 and m.key == case.person]
+        await self.publisher.publish([self.agencies.claim(m, day) for m in bills])
+        await self._expect(lambda: len(self.follower.events[topics.REIMBURSEMENT_EVENTS])
+                           >= len(bills), f"answers to {len(bills)} reimbursement claim(s)")
 
     async def _supervise_on(self, day: date) -> None:
         """The supervision case's care agency stops direct settlement for the person before
