@@ -9,9 +9,8 @@ from decimal import Decimal
 
 from services.clearing.domain.fund import ledger_of
 from services.clearing.domain.ledger import AccountKind
-from services.clearing.domain.periods import milestone
 from services.clearing.fund_reference import load_fund_policy
-from services.demo.run import LATE_REMITTANCE_DAY, Outcome, late_payer
+from services.demo.run import Outcome, late_payer, late_remittance_day
 from shared import topics
 from shared.events.clearing import NetTransferInstruction
 from shared.money import ZERO
@@ -26,7 +25,7 @@ def late_payer_fund(outcome: Outcome, instructions: list[NetTransferInstruction]
     late = late_payer(instructions)
     if late is None:
         return ["no net payer: nothing to pay late"]
-    day = milestone(outcome.province.month, LATE_REMITTANCE_DAY)
+    day = late_remittance_day(outcome.province.month)
     policy = load_fund_policy()
     problems = []
     overdue = [o.payer for o in outcome.of(RESULTS, "clearing.remittance_overdue")]

@@ -59,9 +59,14 @@ OUTPUTS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESUL
            topics.REIMBURSEMENT_EVENTS)
 FILING_ANSWERS = ("filing.registered", "filing.rejected", "benefit.status_changed",
                   "person.enrolled")
-#: The demo's late payer (the largest net payer) remits on this day of the next month, after
-#: the 15th: its revolving fund advances the remittance meanwhile (docs/clearing.md).
-LATE_REMITTANCE_DAY = REMITTANCE_DUE_DAY + 1
+
+
+def late_remittance_day(cycle: str) -> date:
+    """The day after the remittances fall due (the 15th, or the next working day): the
+    demo's late payer (the largest net payer) remits then, after its revolving fund has
+    advanced the remittance at the start of that day (docs/clearing.md)."""
+    return milestone(cycle, REMITTANCE_DUE_DAY) + timedelta(days=1)
+
 #: From the start of this day of the month a care agency stops direct settlement for one
 #: person (supervision, docs/filing.md).
 SUPERVISION_DAY = 16
@@ -330,23 +335,25 @@ class Publisher:
         return producer
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        """Publish in the order given: sends of one participant are pipelined; before the
-        next participant's first send, the previous ones are acknowledged (two producers
-        keep no order between them)."""
+        """Publish in the order given, for every key: one participant's sends are pipelined
+        (one idempotent producer keeps its order per partition); a send of a key whose last
+        send was another participant's waits until that one is acknowledged (two producers
+        keep no order between them). Keys that are not shared are never waited for."""
         if not messages:
             return
         futures: list[Any] = []
-        current = None
+        last: dict[tuple[str, str], tuple[str, Any]] = {}
         for m in messages:
-            if m.source != current and futures:
-                await asyncio.gather(*futures)
-                futures = []
-            current = m.source
+            previous = last.get((m.topic, m.key))
+            if previous is not None and previous[0] != m.source:
+                await previous[1]
             producer = await self._producer(m.source)
-            futures.append(await producer.send(
+            future = await producer.send(
                 self.prefix + m.topic, m.value, key=m.key.encode(),
                 headers=inbound.signature_headers(m.value, source=m.source,
-                                                  signer=self._signer)))
+                                                  signer=self._signer))
+            last[(m.topic, m.key)] = (m.source, future)
+            futures.append(future)
         await asyncio.gather(*futures)
         self.sent.update(m.type for m in messages)
 
@@ -717,7 +724,7 @@ class _Demo:
                                f"the net-transfer instructions of {cycle}")
         if day == milestone(cycle, REIMBURSEMENT_DAY):
             await self._claim_reimbursements(day)
-        late_day = milestone(cycle, LATE_REMITTANCE_DAY)
+        late_day = late_remittance_day(cycle)
         if day == late_day:
             await self._top_up_late_payer(day)
         if instructions_day < day:

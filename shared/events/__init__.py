@@ -39,14 +39,14 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
     topics.FILING_COMMANDS: _by_type(
         filing.FilingRequested, filing.RevokeFiling, filing.ExtendFiling,
         filing.SupplyMaterials, filing.ChangeDestination, filing.ChangeBenefitStatus,
-        *enrolment.ENROLMENT_EVENTS, *supervision.SUPERVISION_EVENTS,
+        filing.ReviewEmergency, *enrolment.ENROLMENT_EVENTS, *supervision.SUPERVISION_EVENTS,
     ),
     topics.FILING_EVENTS: _by_type(
         filing.FilingRegistered, filing.FilingRejected, filing.FilingRevoked,
         filing.FilingExtended, filing.FilingExpired, filing.FilingMaterialsOverdue,
         filing.FilingMaterialsSupplied, filing.FilingDestinationChanged,
-        filing.BenefitStatusChanged, *enrolment.ENROLMENT_EVENTS,
-        *supervision.SUPERVISION_EVENTS,
+        filing.BenefitStatusChanged, filing.FilingEmergencyReviewed,
+        *enrolment.ENROLMENT_EVENTS, *supervision.SUPERVISION_EVENTS,
     ),
     topics.SETTLEMENT_SUBMISSIONS: _by_type(
         settlement.SettlementSubmitted, settlement.RefundRequested,
@@ -63,7 +63,8 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
     topics.CLEARING_RESULTS: _by_type(
         clearing.DailyReport, clearing.StatementIssued, clearing.NetTransferInstruction,
         clearing.DifferenceNotice, clearing.RemittanceOverdue, clearing.CycleClosed,
-        clearing.SubmissionRejected, *clearing.REVOLVING_FUND_RESULTS,
+        clearing.SubmissionRejected, clearing.DisputeOpened, clearing.DisputeCorrected,
+        clearing.DisputeResolved, *clearing.REVOLVING_FUND_RESULTS,
     ),
     topics.CLEARING_SCHEDULE: _by_type(clearing.DayStarted),
     topics.REIMBURSEMENT_CLAIMS: _by_type(reimbursement.ReimbursementClaimed),

@@ -80,31 +80,32 @@ async def test_a_late_payer_draws_on_its_fund_tops_it_up_and_repays(
                       if i["payee"] == "hub")
         assert pay_in["payer"] == JILIN and Decimal(pay_in["amount"]) > Decimal("1000.00")
 
-        # Nothing paid by the 15th: on the 16th the fund advances what it can, all 1,000.00.
-        await scheduler.advance(bootstrap, date(2026, 11, 16), prefix=prefix)
+        # Nothing paid by the due date (Sunday 15 November: Monday the 16th): on the 17th
+        # the fund advances what it can, all 1,000.00.
+        await scheduler.advance(bootstrap, date(2026, 11, 17), prefix=prefix)
         results = await _results(infra, prefix, lambda rs: len(
             _of(rs, "clearing.revolving_fund_warning")) >= 1)
         (drawn,) = _of(results, "clearing.revolving_fund_drawn")
         assert (drawn["agency"], drawn["amount"], drawn["balance"], drawn["date"]) == (
-            JILIN, "1000.00", "0.00", "2026-11-16")
+            JILIN, "1000.00", "0.00", "2026-11-17")
         # one to the agency, one to the province (keyed ``hub``), the same warning
         warning, for_province = _of(results, "clearing.revolving_fund_warning")
         assert warning == for_province
         assert (warning["balance"], warning["threshold"], warning["shortfall"]) == (
             "0.00", "500.00", "1000.00")
 
-        # Jilin tops up 600.00 on the 16th and remits in full on the 17th.
+        # Jilin tops up 600.00 on the 17th and remits in full on the 18th.
         await produce(bootstrap, prefix + topics.CLEARING_SUBMISSIONS, [submission(
             "clearing.revolving_fund_topped_up",
             {"agency": JILIN, "top_up_id": "TU-2026-001", "amount": "600.00",
-             "paid_at": "2026-11-16T15:00:00+08:00"},
-            "top-up-1", "2026-11-16T15:00:00+08:00")])
-        await scheduler.advance(bootstrap, date(2026, 11, 17), prefix=prefix)
+             "paid_at": "2026-11-17T15:00:00+08:00"},
+            "top-up-1", "2026-11-17T15:00:00+08:00")])
+        await scheduler.advance(bootstrap, date(2026, 11, 18), prefix=prefix)
         await produce(bootstrap, prefix + topics.CLEARING_SUBMISSIONS, [submission(
             "clearing.remittance_reported",
             {"instruction_id": pay_in["instruction_id"], "amount": pay_in["amount"],
-             "paid_at": "2026-11-17T14:00:00+08:00", "agency": JILIN},
-            "remit-1", "2026-11-17T14:00:00+08:00")])
+             "paid_at": "2026-11-18T14:00:00+08:00", "agency": JILIN},
+            "remit-1", "2026-11-18T14:00:00+08:00")])
         await scheduler.advance(bootstrap, date(2026, 11, 20), prefix=prefix)
         results = await _results(infra, prefix,
                                  lambda rs: len(_of(rs, "clearing.cycle_closed")) >= 2)
@@ -115,11 +116,11 @@ async def test_a_late_payer_draws_on_its_fund_tops_it_up_and_repays(
     assert (accepted["top_up_id"], accepted["balance"]) == ("TU-2026-001", "600.00")
     (repaid,) = _of(results, "clearing.revolving_fund_repaid")
     assert (repaid["amount"], repaid["balance"]) == ("1000.00", "1600.00")
-    # 1 October to 15 November: 46 days at 1.00; the 16th on the 600.00 booked that day:
-    # 0.60; 17 to 19 November on 1,600.00: 3 × 1.60; in all 51.40 (credited at year end)
+    # 1 October to 16 November: 47 days at 1.00; the 17th on the 600.00 booked that day:
+    # 0.60; 18 and 19 November on 1,600.00: 2 × 1.60; in all 50.80 (credited at year end)
     accrued = _of(results, "clearing.revolving_fund_interest_accrued")
-    assert [a["interest"] for a in accrued] == ["1.00"] * 46 + ["0.60"] + ["1.60"] * 3
-    assert accrued[-1]["accrued_this_year"] == "51.40"
+    assert [a["interest"] for a in accrued] == ["1.00"] * 47 + ["0.60"] + ["1.60"] * 2
+    assert accrued[-1]["accrued_this_year"] == "50.80"
     assert len(_of(results, "clearing.revolving_fund_warning")) == 2  # no second warning
 
     conn = await queries.connect(fresh_database)
@@ -128,7 +129,7 @@ async def test_a_late_payer_draws_on_its_fund_tops_it_up_and_repays(
     finally:
         await conn.close()
     assert explanation.adds_up
-    assert (explanation.balance, explanation.accrued) == (Decimal("1600.00"), Decimal("51.40"))
+    assert (explanation.balance, explanation.accrued) == (Decimal("1600.00"), Decimal("50.80"))
     assert [m["kind"] for m in explanation.movements if m["kind"] != "interest_accrual"] == [
         "fund_opened", "fund_draw", "fund_top_up", "fund_repayment"]
     assert {m["cause_source"] for m in explanation.movements} == {scheduler.SOURCE,

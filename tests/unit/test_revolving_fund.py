@@ -187,11 +187,12 @@ def story() -> InMemoryBook:
 
 
 def test_overdue_remittances_are_drawn_from_the_payers_fund(story: InMemoryBook) -> None:
-    # C paid 200.00 of 350.00 by the 15th: 150.00 drawn on 16 November; B paid nothing of
-    # November's 220.00 by 15 December: 220.00 drawn on the 16th
+    # C paid 200.00 of 350.00 by the due date (Sunday 15 November moves to Monday the
+    # 16th): 150.00 drawn on the 17th; B paid nothing of November's 220.00 by Tuesday
+    # 15 December: 220.00 drawn on the 16th
     assert [(d.agency, str(d.date), d.cycle, str(d.amount), str(d.balance))
             for d in story.payloads(RevolvingFundDrawn)] == [
-        (C, "2026-11-16", "2026-10", "150.00", "300.00"),
+        (C, "2026-11-17", "2026-10", "150.00", "300.00"),
         (B, "2026-12-16", "2026-11", "220.00", "780.00")]
 
 
@@ -207,8 +208,8 @@ def test_a_draw_to_exactly_the_threshold_warns_agency_and_province_once(
     warnings = [r for r in story.results if isinstance(r.payload, RevolvingFundWarning)]
     assert [(r.key, r.payload.agency, str(r.payload.date), str(r.payload.balance),
              str(r.payload.threshold), str(r.payload.shortfall)) for r in warnings] == [
-        (C, C, "2026-11-16", "300.00", "300.00", "300.00"),
-        (HUB, C, "2026-11-16", "300.00", "300.00", "300.00")]
+        (C, C, "2026-11-17", "300.00", "300.00", "300.00"),
+        (HUB, C, "2026-11-17", "300.00", "300.00", "300.00")]
     assert story.state.funds[C].warned is False  # re-armed by the repayment on the 22nd
 
 
