@@ -10,8 +10,9 @@ user, configured on the broker itself, never granted here).
   ``.rejected`` twins of what it consumes, and uses only its own consumer group;
 - a hospital writes ``settlement.submissions`` and ``filing.commands`` (emergency filings)
   and reads only ``settlement.events.<its code>``;
-- an agency writes ``filing.commands`` and ``clearing.submissions`` and reads only
-  ``clearing.results.<its code>`` (and ``filing.events``, see docs/security.md);
+- an agency writes ``filing.commands``, ``clearing.submissions`` and
+  ``reimbursement.claims`` and reads only ``clearing.results.<its code>`` and
+  ``reimbursement.events.<its code>`` (and ``filing.events``, see docs/security.md);
 - the auditor reads (and describes) every topic of the namespace.
 
 Kafka grants nothing that is not listed (``allow.everyone.if.no.acl.found=false``).
@@ -95,6 +96,9 @@ def grants(*, hospitals: Iterable[str], agencies: Iterable[str],
         out.add(_topic(who, p + topics.FILING_COMMANDS, "write"))
         out.add(_topic(who, p + topics.CLEARING_SUBMISSIONS, "write"))
         out.add(_topic(who, p + topics.agency_results(code), "read"))
+        # manual reimbursement: the agency's claims, and its own copy of the answers
+        out.add(_topic(who, p + topics.REIMBURSEMENT_CLAIMS, "write"))
+        out.add(_topic(who, p + topics.addressed(topics.REIMBURSEMENT_EVENTS, code), "read"))
         # Filing outcomes are keyed by person and not yet copied per agency: every agency
         # reads filing.events, as the contract says (docs/security.md, "What is not done").
         out.add(_topic(who, p + topics.FILING_EVENTS, "read"))

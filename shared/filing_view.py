@@ -33,6 +33,7 @@ from shared.events.filing import (
     FilingRegistered,
     FilingRevoked,
 )
+from shared.events.supervision import SupervisionImposed, SupervisionLifted
 
 _FORMAT = 1
 
@@ -112,6 +113,27 @@ class BenefitChange:
 
 
 @dataclass(frozen=True)
+class SupervisionChange:
+    """A care-place agency's stop of direct settlement (imposed) or its end (lifted)."""
+
+    care_agency: str
+    imposed: bool
+    effective: datetime
+    reason: str | None = None
+    case_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"care_agency": self.care_agency, "imposed": self.imposed,
+                "effective": self.effective.isoformat(), "reason": self.reason,
+                "case_id": self.case_id}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SupervisionChange:
+        return cls(d["care_agency"], d["imposed"], datetime.fromisoformat(d["effective"]),
+                   d.get("reason"), d.get("case_id"))
+
+
+@dataclass(frozen=True)
 class FilingInForce:
     """The answer to "which filing covers this person on this date?"."""
 
@@ -135,6 +157,8 @@ class PersonFilings:
     filings: tuple[Filing, ...] = ()
     benefit_changes: tuple[BenefitChange, ...] = ()
     enrolment: Enrolment = Enrolment()
+    #: Care-place agencies' supervision (in arrival order): docs/filing.md, "Supervision".
+    supervisions: tuple[SupervisionChange, ...] = ()
 
     def filing(self, filing_id: str) -> Filing | None:
         return next((f for f in self.filings if f.filing_id == filing_id), None)
@@ -149,6 +173,8 @@ class PersonFilings:
                                                         for c in self.benefit_changes]}
         if not self.enrolment.empty():  # absent before any enrolment: earlier rows unchanged
             document["enrolment"] = self.enrolment.to_dict()
+        if self.supervisions:  # likewise absent while no agency ever supervised the person
+            document["supervisions"] = [c.to_dict() for c in self.supervisions]
         # The same text as json.dumps(..., ensure_ascii=False, sort_keys=True,
         # separators=(",", ":")) wrote before (ASCII keys, no floats), in a fraction of the time.
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
@@ -167,6 +193,8 @@ class PersonFilings:
                                   for c in document["benefit_changes"]),
             enrolment=(Enrolment.from_dict(document["enrolment"]) if "enrolment" in document
                        else Enrolment()),
+            supervisions=tuple(SupervisionChange.from_dict(c)
+                               for c in document.get("supervisions", ())),
         )
 
 
@@ -179,6 +207,12 @@ def fold(state: PersonFilings, event: Payload, event_time: datetime | None = Non
         return replace(state, person_id=state.person_id or getattr(event, "person_id", None),
                        enrolment=registry.fold(state.enrolment, event))
     match event:
+        case SupervisionImposed() | SupervisionLifted():
+            supervised = SupervisionChange(event.care_agency,
+                                           isinstance(event, SupervisionImposed),
+                                           event.effective, event.reason, event.case_id)
+            return replace(state, person_id=state.person_id or event.person_id,
+                           supervisions=state.supervisions + (supervised,))
         case FilingRegistered():
             if state.filing(event.filing_id) is not None:
                 return state
@@ -257,6 +291,18 @@ def benefit_status(state: PersonFilings, at: date, insured_agency: str | None = 
     if not changes:
         return BenefitStatus.ACTIVE
     return max(enumerate(changes), key=lambda pair: (pair[1].effective, pair[0]))[1].status
+
+
+def supervision(state: PersonFilings, at: datetime, care_agency: str
+                ) -> SupervisionChange | None:
+    """The supervision `care_agency` holds over the person at `at`, or None: its latest
+    change effective at or before `at` (a later arrival wins a tie), when that imposed it."""
+    changes = [(c.effective, n, c) for n, c in enumerate(state.supervisions)
+               if c.care_agency == care_agency and c.effective <= at]
+    if not changes:
+        return None
+    latest = max(changes, key=lambda item: item[:2])[2]
+    return latest if latest.imposed else None
 
 
 def _registered(event: FilingRegistered) -> Filing:

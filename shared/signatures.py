@@ -35,7 +35,7 @@ ALGORITHM = "EdDSA"
 #: Topics whose records participants sign and the services verify. The services' own
 #: outputs and the clearing calendar (clearing.schedule) are not signed by participants.
 SIGNED_TOPICS = frozenset({topics.FILING_COMMANDS, topics.SETTLEMENT_SUBMISSIONS,
-                           topics.CLEARING_SUBMISSIONS})
+                           topics.CLEARING_SUBMISSIONS, topics.REIMBURSEMENT_CLAIMS})
 #: ``source`` prefixes of participants and the participant ids they name.
 _KINDS = {"hospital/": "hospital-", "agency/": "agency-"}
 

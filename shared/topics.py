@@ -20,22 +20,28 @@ CLEARING_SUBMISSIONS = "clearing.submissions"
 CLEARING_RESULTS = "clearing.results"
 #: Internal: the clearing calendar's schedule events (time is an event).
 CLEARING_SCHEDULE = "clearing.schedule"
+#: Extension: agencies' manual reimbursement claims, and the settlement service's answers.
+REIMBURSEMENT_CLAIMS = "reimbursement.claims"
+REIMBURSEMENT_EVENTS = "reimbursement.events"
 
 PERSON_KEYED = (FILING_COMMANDS, FILING_EVENTS, SETTLEMENT_SUBMISSIONS, SETTLEMENT_EVENTS)
 AGENCY_KEYED = (CLEARING_SUBMISSIONS, CLEARING_RESULTS)
 INTERNAL = (CLEARING_SCHEDULE,)
 CONTRACT_TOPICS = PERSON_KEYED + AGENCY_KEYED
+#: Extensions keyed by person id (co-partitioned with the contract's person-keyed topics).
+EXTENSION_PERSON_KEYED = (REIMBURSEMENT_CLAIMS, REIMBURSEMENT_EVENTS)
 
 #: Topics that consumers read and that therefore have a ``.rejected`` twin.
 CONSUMED = (FILING_COMMANDS, FILING_EVENTS, SETTLEMENT_SUBMISSIONS, SETTLEMENT_EVENTS,
-            CLEARING_SUBMISSIONS, CLEARING_SCHEDULE)
+            CLEARING_SUBMISSIONS, CLEARING_SCHEDULE, REIMBURSEMENT_CLAIMS)
 
 
 #: Topics whose events are also published on a topic per addressee (Kafka ACLs cannot
 #: filter by key, so that a participant may read only what is addressed to it):
-#: ``clearing.results.<agency>`` and ``settlement.events.<hospital>``. The ``addressee``
+#: ``clearing.results.<agency>``, ``settlement.events.<hospital>`` and
+#: ``reimbursement.events.<agency>`` (the insuring agency of a claim). The ``addressee``
 #: header of an outgoing event names the code; the outbox relay publishes both copies.
-ADDRESSED = (CLEARING_RESULTS, SETTLEMENT_EVENTS)
+ADDRESSED = (CLEARING_RESULTS, SETTLEMENT_EVENTS, REIMBURSEMENT_EVENTS)
 ADDRESSEE_HEADER = "addressee"
 
 
@@ -59,6 +65,8 @@ def addressed_topics(topic: str, *, hospitals: Iterable[str], agencies: Iterable
         return [agency_results(a) for a in sorted(set(agencies))]
     if topic == SETTLEMENT_EVENTS:
         return [hospital_outcomes(h) for h in sorted(set(hospitals))]
+    if topic == REIMBURSEMENT_EVENTS:
+        return [addressed(REIMBURSEMENT_EVENTS, a) for a in sorted(set(agencies))]
     return []
 
 
@@ -89,7 +97,8 @@ def participants(reference_dir: str | None = None) -> tuple[list[str], list[str]
 @functools.lru_cache(maxsize=8)
 def _addressees(reference_dir: str) -> dict[str, frozenset[str]]:
     hospitals, agencies = participants(reference_dir)
-    return {CLEARING_RESULTS: frozenset(agencies), SETTLEMENT_EVENTS: frozenset(hospitals)}
+    return {CLEARING_RESULTS: frozenset(agencies), SETTLEMENT_EVENTS: frozenset(hospitals),
+            REIMBURSEMENT_EVENTS: frozenset(agencies)}
 
 
 def addressee_known(topic: str, code: str) -> bool:
@@ -109,7 +118,7 @@ def all_topics(prefix: str = "", reference_dir: str | None = None) -> list[Topic
     every hospital and agency of the reference data.
     """
     n = person_partitions()
-    specs = [TopicSpec(t, n) for t in PERSON_KEYED]
+    specs = [TopicSpec(t, n) for t in PERSON_KEYED + EXTENSION_PERSON_KEYED]
     specs += [TopicSpec(t, 3) for t in AGENCY_KEYED]
     specs += [TopicSpec(t, 1) for t in INTERNAL]
     specs += [TopicSpec(rejected(t), 1) for t in CONSUMED]

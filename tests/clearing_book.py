@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from services.clearing import dispatch
 from services.clearing.domain.cycles import CycleTotals, cycle_totals
 from services.clearing.domain.decisions import Decision, Result
+from services.clearing.domain.fund import FundPolicy
 from services.clearing.domain.items import ClearingItem, ItemKind
 from services.clearing.domain.ledger import EventRef, Posting
 from services.clearing.domain.reports import ReportRecord
@@ -43,6 +44,8 @@ class InMemoryBook:
     reports: dict[tuple[str, date], ReportRecord] = field(default_factory=dict)
     postings: list[Posting] = field(default_factory=list)
     results: list[Result] = field(default_factory=list)
+    #: The revolving funds' reference data (None: no funds, as before they existed).
+    fund_policy: FundPolicy | None = None
 
     def apply(self, payload: Payload, cause: EventRef) -> Decision:
         """Decide on one event, loading what the decision needs, and store the outcome."""
@@ -80,6 +83,9 @@ class InMemoryBook:
         return [i for i in self.items.values()
                 if i.kind is ItemKind.SETTLEMENT and i.settlement_id in wanted
                 and agency in (i.care_agency, i.insured_agency)]
+
+    def revolving_fund_policy(self) -> FundPolicy | None:
+        return self.fund_policy
 
     # ---- what the handler writes in one transaction (plus inbox and outbox) --------------
 

@@ -600,4 +600,5 @@ def sorted_differences(found: Iterable[Difference]) -> list[Difference]:
     return sorted(found, key=Difference.sort_key)
 
 
-OUTPUT_TOPICS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS)
+OUTPUT_TOPICS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS,
+                 topics.REIMBURSEMENT_EVENTS)

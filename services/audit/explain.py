@@ -2,6 +2,7 @@
 
     clearinghouse explain NTI-2026-10-220100-hub            an instruction's amount
     clearinghouse explain 220100 2026-10 [220200]           a statement's net (or one line)
+    clearinghouse explain fund 220100                      a revolving fund's balance
 
 A figure of the monthly clearing is the sum of the cycle's items between the parties: each
 settlement adds its cleared amount to what the insuring agency owes the care agency, each
@@ -21,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from services.audit import fund_explain
 from services.clearing import queries
 from services.clearing.domain.items import ClearingItem
 from services.clearing.reports_cli import console, print_json, table
@@ -186,7 +188,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", nargs="+", metavar="ARG",
                         help="an instruction id, or AGENCY CYCLE [COUNTERPART] "
-                             "(optionally after the word `statement`)")
+                             "(optionally after the word `statement`), or `fund AGENCY`")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--database-url", help="default: DATABASE_URL")
     parser.set_defaults(run=_explain)
@@ -195,6 +197,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _explain(args: argparse.Namespace) -> int:
     target = [t for t in args.target if t not in ("statement", "statement:")]
     url = args.database_url or load_settings().database_url
+    if len(target) == 2 and target[0] == "fund":
+        return _explain_fund(url, target[1], args.json)
 
     async def go() -> Explanation:
         conn = await queries.connect(url)
@@ -216,6 +220,26 @@ def _explain(args: argparse.Namespace) -> int:
         print_json(to_json(explanation))
     else:
         _print(explanation)
+    return 0 if explanation.adds_up else 1
+
+
+def _explain_fund(url: str, agency: str, as_json: bool) -> int:
+    async def go() -> fund_explain.FundExplanation:
+        conn = await queries.connect(url)
+        try:
+            return await fund_explain.explain_fund(conn, agency)
+        finally:
+            await conn.close()
+
+    try:
+        explanation = asyncio.run(go())
+    except LookupError as exc:
+        print(f"explain: {exc.args[0]}", file=sys.stderr)
+        return 2
+    if as_json:
+        print_json(fund_explain.to_json(explanation))
+    else:
+        fund_explain.print_fund(explanation)
     return 0 if explanation.adds_up else 1
 
 

@@ -44,7 +44,8 @@ from shared.messaging.records import Record
 Partition = tuple[str, int]
 Position = tuple[str, int, int]
 #: Published topics compared with what the replay rebuilt.
-OUTPUTS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS)
+OUTPUTS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS,
+           topics.REIMBURSEMENT_EVENTS)
 #: Batch size of a replay in log order (inbox order reproduces the live batches).
 LOG_BATCH = 500
 #: At most this many records in one replay transaction made of merged live transactions

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Protocol
 
-from services.clearing.domain import calendar, submissions
+from services.clearing.domain import calendar, fund, submissions
 from services.clearing.domain.cycles import CycleTotals
 from services.clearing.domain.decisions import (
     Decision,
@@ -28,6 +28,7 @@ from shared.events.clearing import (
     DailyReportDisputed,
     DayStarted,
     RemittanceReported,
+    RevolvingFundToppedUp,
     StatementConfirmed,
     StatementDisputed,
 )
@@ -61,6 +62,10 @@ class Lookups(Protocol):
         """The settlement items with these ids that `agency` is a party to (a dispute's)."""
         ...
 
+    def revolving_fund_policy(self) -> fund.FundPolicy | None:
+        """The revolving funds' reference data; None when no agency keeps a fund."""
+        ...
+
 
 async def decide(state: ClearingState, payload: Payload, cause: EventRef,
                  tables: Lookups) -> Decision | None:
@@ -79,7 +84,8 @@ async def decide(state: ClearingState, payload: Payload, cause: EventRef,
                 unreported=(await tables.unreported_items(needs.unreported_through,
                                                           payload.watermarks)
                             if needs.unreported_through else []),
-                cycle_totals={c: await tables.cycle_totals(c) for c in needs.statement_cycles})
+                cycle_totals={c: await tables.cycle_totals(c) for c in needs.statement_cycles},
+                fund_policy=tables.revolving_fund_policy())
             return calendar.on_day_started(state, payload, cause, inputs)
         case DailyReportConfirmed():
             return submissions.on_daily_report_confirmed(
@@ -96,4 +102,6 @@ async def decide(state: ClearingState, payload: Payload, cause: EventRef,
                 await tables.settlement_items(payload.agency, payload.settlement_ids))
         case RemittanceReported():
             return submissions.on_remittance_reported(state, payload, cause)
+        case RevolvingFundToppedUp():
+            return fund.on_top_up(state, payload, cause, tables.revolving_fund_policy())
     return None

@@ -19,6 +19,7 @@ import orjson
 
 from services.clearing.domain.cycles import CycleTotals, LineTotals
 from services.clearing.domain.decisions import Decision
+from services.clearing.domain.fund import FundPolicy
 from services.clearing.domain.items import ClearingItem, ItemKind
 from services.clearing.domain.ledger import (
     AccountKind,
@@ -30,6 +31,7 @@ from services.clearing.domain.ledger import (
 )
 from services.clearing.domain.reports import Answer, ReportRecord
 from services.clearing.domain.state import ClearingState
+from services.clearing.fund_reference import load_fund_policy
 from shared.events import make_event
 from shared.money import FEN
 
@@ -403,3 +405,6 @@ class Tables:
                                ) -> list[ClearingItem]:
         await self.flush()
         return await settlement_items(self.conn, agency, settlement_ids)
+
+    def revolving_fund_policy(self) -> FundPolicy | None:
+        return load_fund_policy()

@@ -19,7 +19,8 @@ from rich.table import Table
 from services.clearing.domain import chain, cycles, ledger
 from services.clearing.domain.ledger import EntryKind, Posting, Side
 from services.clearing.domain.periods import STATEMENTS_DAY, cycle_of, milestone
-from services.demo.run import FILING_ANSWERS, Outcome, Steps, cross_items
+from services.demo import checks as demo_checks
+from services.demo.run import FILING_ANSWERS, Outcome, Steps, cross_items, late_payer
 from shared import topics
 from shared.business_time import business_date
 from shared.db import redact_url
@@ -149,6 +150,25 @@ def counts(outcome: Outcome) -> dict[str, Any]:
         "medical_assistance_pay": format_money(sum((c.medical_assistance_pay or ZERO
                                                     for c in completed), ZERO)),
         "with_other_payers": sum(bool(c.other_payers_pay) for c in completed),
+        "revolving_fund": _fund_counts(outcome),
+        "supervisions": len(outcome.of(topics.FILING_EVENTS, "filing.supervision_imposed")),
+        "reimbursements_approved": len(approved := outcome.of(
+            topics.REIMBURSEMENT_EVENTS, "reimbursement.approved")),
+        "reimbursed": format_money(sum((a.fund_pay for a in approved), ZERO)),
+    }
+
+
+def _fund_counts(outcome: Outcome) -> dict[str, Any]:
+    def of(kind: str) -> list[Any]:
+        return outcome.of(RESULTS, f"clearing.revolving_fund_{kind}")
+    return {
+        "funds": len(of("opened")),
+        "draws": [f"{d.agency} {format_money(d.amount)}" for d in of("drawn")],
+        "warnings": sorted({f"{w.agency} at {format_money(w.balance)}" for w in of("warning")}),
+        "top_ups": [f"{t.agency} {format_money(t.amount)}" for t in of("top_up_accepted")],
+        "repaid": [f"{r.agency} {format_money(r.amount)}" for r in of("repaid")],
+        "interest_days": len(of("interest_accrued")),
+        "interest_accrued": format_money(sum((e.interest for e in of("interest_accrued")), ZERO)),
     }
 
 
@@ -186,6 +206,14 @@ def run_checks(outcome: Outcome, counted: dict[str, Any], statements: list[State
         ("ledger: hash chains intact", lambda: _chains(postings)),
         (f"{month} paid, distributed and closed", lambda: _closed(outcome, statements)),
         ("a difference notice for every re-settlement", lambda: _notices(outcome, notices)),
+        ("revolving fund: the late payer's remittance advanced, warned, topped up, repaid",
+         lambda: demo_checks.late_payer_fund(outcome, instructions)),
+        ("revolving fund: interest accrued each day, to the fen; ledgers match",
+         lambda: demo_checks.fund_interest_and_ledgers(outcome)),
+        ("supervision: settlements during the stop refused",
+         lambda: demo_checks.supervision_refusals(outcome)),
+        ("manual reimbursement: each refused bill claimed and approved, never cleared",
+         lambda: demo_checks.reimbursements(outcome)),
     ]
     checks = []
     for name, check in found:
@@ -267,8 +295,11 @@ def _closed(outcome: Outcome, statements: list[StatementIssued]) -> list[str]:
     problems = [f"{s.agency}: not closed" if s.agency not in closed else
                 f"{s.agency}: closed with {closed[s.agency]}, statement net {s.net}"
                 for s in statements if closed.get(s.agency) != s.net]
+    late = late_payer(i for i in outcome.of(RESULTS, "clearing.net_transfer_instruction")
+                      if i.cycle == month)
     problems += [f"remittance overdue: {o.instruction_id}"
-                 for o in outcome.of(RESULTS, "clearing.remittance_overdue")]
+                 for o in outcome.of(RESULTS, "clearing.remittance_overdue")
+                 if o.payer != late]  # the demo's late payer is checked with its fund
     problems += [f"{r.agency}'s {r.submission_type} refused: {r.reasons[0].get('code')}"
                  for r in outcome.of(RESULTS, "clearing.submission_rejected")]
     return problems + ledger.check_cycle_settled(outcome.postings, month)
@@ -335,6 +366,16 @@ def render(summary: dict[str, Any], console: Console) -> None:
         ("serious illness / assistance", f"{_yuan(c['serious_illness_pay'])} / "
          f"{_yuan(c['medical_assistance_pay'])}  ({c['with_other_payers']} settlements; "
          "cleared with the fund's share)"),
+        ("revolving funds: draws / warnings",
+         f"{', '.join(c['revolving_fund']['draws']) or '-'} / "
+         f"{', '.join(c['revolving_fund']['warnings']) or '-'}"),
+        ("  top-ups / repaid", f"{', '.join(c['revolving_fund']['top_ups']) or '-'} / "
+                               f"{', '.join(c['revolving_fund']['repaid']) or '-'}"),
+        ("  interest accrued", f"{_yuan(c['revolving_fund']['interest_accrued'])} "
+                               f"({c['revolving_fund']['interest_days']} fund-days)"),
+        ("supervision stops", c["supervisions"]),
+        ("manual reimbursements approved", f"{c['reimbursements_approved']}: "
+                                           f"{_yuan(c['reimbursed'])} paid back"),
     )
     for label, value in rows:
         table.add_row(label, str(value))

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +31,7 @@ from services.clearing.domain.ledger import Posting
 from services.clearing.domain.periods import (
     DISTRIBUTION_DAY,
     INSTRUCTIONS_DAY,
+    REMITTANCE_DUE_DAY,
     STATEMENTS_DAY,
     cycle_of,
     milestone,
@@ -45,15 +47,32 @@ from shared.events.clearing import DailyReport, NetTransferInstruction, Statemen
 from shared.events.settlement import SettlementCompleted, SettlementRefunded
 from shared.messaging import clients as kafka_clients
 from shared.money import format_money
+from shared.reference import ReferenceData, load_reference
 
 #: What each service reads (its consumer group must reach the end of these to be idle).
 INPUTS = {"filing": (topics.FILING_COMMANDS, topics.CLEARING_SCHEDULE),
-          "settlement": (topics.SETTLEMENT_SUBMISSIONS, topics.FILING_EVENTS),
+          "settlement": (topics.SETTLEMENT_SUBMISSIONS, topics.FILING_EVENTS,
+                         topics.REIMBURSEMENT_CLAIMS),
           "clearing": (topics.SETTLEMENT_EVENTS, topics.CLEARING_SUBMISSIONS,
                        topics.CLEARING_SCHEDULE)}
-OUTPUTS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS)
+OUTPUTS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS,
+           topics.REIMBURSEMENT_EVENTS)
 FILING_ANSWERS = ("filing.registered", "filing.rejected", "benefit.status_changed",
                   "person.enrolled")
+
+
+def late_remittance_day(cycle: str) -> date:
+    """The day after the remittances fall due (the 15th, or the next working day): the
+    demo's late payer (the largest net payer) remits then, after its revolving fund has
+    advanced the remittance at the start of that day (docs/clearing.md)."""
+    return milestone(cycle, REMITTANCE_DUE_DAY) + timedelta(days=1)
+
+#: From the start of this day of the month a care agency stops direct settlement for one
+#: person (supervision, docs/filing.md).
+SUPERVISION_DAY = 16
+#: On this day of the next month the supervised person's insuring agency claims manual
+#: reimbursement for every settlement the stop refused (docs/settlement.md).
+REIMBURSEMENT_DAY = 4
 
 
 class DemoError(RuntimeError):
@@ -120,6 +139,8 @@ class Outcome:
     published: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: The person a care agency stopped direct settlement for (None: no case in the month).
+    supervision: SupervisionCase | None = None
 
     def of(self, topic: str, *types: str) -> list[Any]:
         """Payloads of `topic` of the given types, in arrival order."""
@@ -388,13 +409,86 @@ class Agencies:
                 for n, s in enumerate(sorted(statements, key=lambda s: s.agency))]
 
     def remit(self, instructions: Iterable[NetTransferInstruction], day: date,
-              first_day: date) -> list[Message]:
-        """Payer number i pays on `first_day` + i % 4, at 14:00, in full."""
+              first_day: date, late_day: date | None = None) -> list[Message]:
+        """Payer number i pays on `first_day` + i % 4, at 14:00, in full; with `late_day`,
+        the largest payer (`late_payer`) pays on that day instead."""
         payers = sorted((i for i in instructions if i.payee == "hub"), key=lambda i: i.payer)
+        late = late_payer(payers) if late_day else None
         return [self._message(i.payer, "clearing.remittance_reported", _at(day, 14, 0), {
                     "instruction_id": i.instruction_id, "amount": format_money(i.amount),
                     "paid_at": _at(day, 14, 0).isoformat(), "agency": i.payer})
-                for n, i in enumerate(payers) if first_day + timedelta(days=n % 4) == day]
+                for n, i in enumerate(payers)
+                if (late_day if i.payer == late else first_day + timedelta(days=n % 4)) == day]
+
+    def top_up(self, agency: str, amount: Decimal, day: date) -> list[Message]:
+        """A top-up (调增) of the agency's revolving fund, at 11:00."""
+        return [self._message(agency, "clearing.revolving_fund_topped_up", _at(day, 11, 0), {
+            "agency": agency, "top_up_id": f"TU-{day.isoformat()}-{agency}",
+            "amount": format_money(amount), "paid_at": _at(day, 11, 0).isoformat()})]
+
+    def claim(self, refused: Message, day: date) -> Message:
+        """The insuring agency's claim for a bill the person paid in full: the refused
+        settlement's own bill, at fault (the stop was for the person's violation)."""
+        data = json.loads(refused.value)["data"]
+        agency = data["insured_agency"]
+        source = f"agency/{agency}"
+        self.serials[source] += 1
+        claim = {k: data[k] for k in ("person_id", "insured_agency", "insurance_type",
+                                      "hospital", "visit_type", "disease_code", "admitted_on",
+                                      "discharged_on", "visit_date", "emergency", "referral",
+                                      "items") if k in data}
+        return make_message(
+            topics.REIMBURSEMENT_CLAIMS, "reimbursement.claimed", source, data["person_id"],
+            _at(day, 9, 30), event_id(source, self.serials[source]),
+            {"claim_id": f"MR-{data['hospital']}-{data['settlement_id']}", **claim,
+             "paid_at": data["settled_at"], "case": "direct_settlement_failed",
+             "at_fault": True, "failed_settlement_id": data["settlement_id"]})
+
+    def supervise(self, agency: str, person: str, day: date) -> list[Message]:
+        """The care agency stops direct settlement for the person from the start of `day`."""
+        source = f"agency/{agency}"
+        self.serials[source] += 1
+        return [make_message(topics.FILING_COMMANDS, "filing.supervision_imposed", source,
+                             person, _at(day, 0, 0), event_id(source, self.serials[source]), {
+                                 "person_id": person, "care_agency": agency,
+                                 "effective": _at(day, 0, 0).isoformat(),
+                                 "reason": "挂床住院 bed occupied without treatment",
+                                 "case_id": f"SV-{day.isoformat()}-{person}"})]
+
+
+def late_payer(payers: Iterable[NetTransferInstruction]) -> str | None:
+    """The demo's late payer: the agency paying the hub most (ties: the lowest code)."""
+    into_hub = [i for i in payers if i.payee == "hub"]
+    return min(into_hub, key=lambda i: (-i.amount, i.payer)).payer if into_hub else None
+
+
+@dataclass(frozen=True)
+class SupervisionCase:
+    """Who the demo's supervision stops, where and from when."""
+
+    person: str
+    care_agency: str
+    day: date
+
+
+def supervision_case(province: Province, reference: ReferenceData) -> SupervisionCase | None:
+    """The first person (by day, then id) settling at another pool's hospital from the
+    `SUPERVISION_DAY` on, none of whose settlements is refunded or settled again."""
+    first = date.fromisoformat(f"{province.month}-01")
+    start = first.replace(day=SUPERVISION_DAY)
+    corrected = set()
+    candidates = []
+    for message in province.submissions:
+        data = json.loads(message.value)["data"]
+        if message.type != "settlement.submitted" or data.get("resettles"):
+            corrected.add(message.key)
+            continue
+        hospital = reference.hospital(data["hospital"])
+        care = reference.pool_covering(hospital.county) if hospital else None
+        if message.day >= start and care is not None and care.code != data["insured_agency"]:
+            candidates.append((message.day, message.key, care.code))
+    chosen = [c for c in sorted(candidates) if c[1] not in corrected]
+    return SupervisionCase(chosen[0][1], chosen[0][2], start) if chosen else None
 
 
 def _at(day: date, hour: int, minute: int) -> datetime:
@@ -498,7 +592,8 @@ async def run(options: Options, namespace: Namespace, province: Province, steps:
         services.stop()
     return Outcome(namespace=namespace, province=province, events=follower.events,
                    postings=postings, published=sent.sent,
-                   problems=demo.problems + follower.broken, seconds=demo.seconds)
+                   problems=demo.problems + follower.broken, seconds=demo.seconds,
+                   supervision=demo.supervision)
 
 
 class _Demo:
@@ -513,6 +608,7 @@ class _Demo:
         self.problems: list[str] = []
         self.seconds: dict[str, float] = {}
         self.first = date.fromisoformat(f"{province.month}-01")
+        self.supervision = supervision_case(province, load_reference())
         self._answered: set[str] = set()
         self._scanned = 0
 
@@ -562,6 +658,7 @@ class _Demo:
             await scheduler.advance(self.namespace.kafka_bootstrap_servers, day,
                                     prefix=self.namespace.topic_prefix, start=self.first)
             await self._agencies_on(day)
+            await self._supervise_on(day)
             await self._hospitals_on(day, by_day.get(day, []))
             self.steps.advance("days", description=f"calendar {day}")
         await self._expect(self._closed, f"{self.province.month} to close for every agency")
@@ -625,9 +722,61 @@ class _Demo:
             owed = sum(s.net != 0 for s in self._statements())
             await self._expect(lambda: len(self._instructions()) >= owed,
                                f"the net-transfer instructions of {cycle}")
+        if day == milestone(cycle, REIMBURSEMENT_DAY):
+            await self._claim_reimbursements(day)
+        late_day = late_remittance_day(cycle)
+        if day == late_day:
+            await self._top_up_late_payer(day)
         if instructions_day < day:
             await self.publisher.publish(self.agencies.remit(
-                self._instructions(), day, instructions_day + timedelta(days=1)))
+                self._instructions(), day, instructions_day + timedelta(days=1), late_day))
+
+    async def _top_up_late_payer(self, day: date) -> None:
+        """The late payer's fund advanced its remittance; warned, it tops the fund up by
+        the shortfall the warning names."""
+        late = late_payer(self._instructions())
+        if late is None:
+            return
+        await self._expect(lambda: any(d.agency == late for d in self.follower.of(
+            topics.CLEARING_RESULTS, "clearing.revolving_fund_drawn")),
+            f"the revolving fund of {late} to advance its remittance")
+        warnings = [w for w in self.follower.of(topics.CLEARING_RESULTS,
+                                                "clearing.revolving_fund_warning")
+                    if w.agency == late]
+        if warnings:
+            await self.publisher.publish(self.agencies.top_up(late, warnings[-1].shortfall,
+                                                              day))
+
+    async def _claim_reimbursements(self, day: date) -> None:
+        """The supervised person paid the refused bills in full; the insuring agency claims
+        each back and waits for the answers."""
+        case = self.supervision
+        if case is None:
+            return
+        refused = {r.settlement_id for r in self.follower.of(topics.SETTLEMENT_EVENTS,
+                                                              "settlement.rejected")
+                   if r.person_id == case.person
+                   and any(x.code == "person_under_supervision" for x in r.reasons)}
+        bills = [m for m in self.province.submissions if m.type == "settlement.submitted"
+                 and json.loads(m.value)["data"]["settlement_id"] in refused
+                 and m.key == case.person]
+        await self.publisher.publish([self.agencies.claim(m, day) for m in bills])
+        await self._expect(lambda: len(self.follower.events[topics.REIMBURSEMENT_EVENTS])
+                           >= len(bills), f"answers to {len(bills)} reimbursement claim(s)")
+
+    async def _supervise_on(self, day: date) -> None:
+        """The supervision case's care agency stops direct settlement for the person before
+        the day's settlements; the settlement service must have read it first."""
+        case = self.supervision
+        if case is None or day != case.day:
+            return
+        await self.publisher.publish(self.agencies.supervise(case.care_agency, case.person,
+                                                             day))
+        await self._expect(lambda: bool(self.follower.of(
+            topics.FILING_EVENTS, "filing.supervision_imposed")),
+            f"the filing service to accept the supervision of {case.person}")
+        if not await self._caught_up("settlement", [topics.FILING_EVENTS]):
+            self.problems.append("the settlement service did not read the supervision")
 
     # -- reading the results --
 

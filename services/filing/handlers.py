@@ -17,6 +17,7 @@ from services.filing import store
 from services.filing.domain import reasons
 from services.filing.domain.decisions import decide, expire
 from services.filing.domain.state import PersonFilingState, empty, fold_all
+from services.filing.domain.supervision import decide_supervision
 from shared import topics
 from shared.business_time import business_date
 from shared.config import Settings
@@ -25,6 +26,7 @@ from shared.events.base import Payload
 from shared.events.clearing import DayStarted
 from shared.events.enrolment import ENROLMENT_EVENTS
 from shared.events.filing import FilingRejected, FilingRequested
+from shared.events.supervision import SupervisionImposed, SupervisionLifted
 from shared.logging import bind_event
 from shared.messaging.processing import refusal_copies
 from shared.messaging.records import Incoming, Outgoing, Record
@@ -35,7 +37,7 @@ SOURCE = "service/filing"
 
 #: Refusals of bad input (codes that name nothing known), also kept on the .rejected topic.
 INPUT_REFUSALS = frozenset({"unknown_insured_agency", "unknown_destination",
-                            "unknown_hospital"})
+                            "unknown_hospital", "unknown_care_agency", "source_mismatch"})
 
 
 class FilingHandler:
@@ -78,7 +80,10 @@ class FilingHandler:
             return [FilingRejected(
                 filing_id=command.filing_id, person_id=person, command_type=command.TYPE,
                 reasons=[reasons.DUPLICATE_FILING_ID(filing_id=command.filing_id)])]
-        events = decide(state, command, business_date(event.time), self.reference)
+        if isinstance(command, SupervisionImposed | SupervisionLifted):
+            events = decide_supervision(state, command, event.source, self.reference)
+        else:
+            events = decide(state, command, business_date(event.time), self.reference)
         for payload in events:
             # Enrolment comes in bulk (hundreds of thousands of rows): one line each at debug.
             emit = log.debug if isinstance(payload, ENROLMENT_EVENTS) else log.info

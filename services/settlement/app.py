@@ -1,7 +1,8 @@
 """The settlement service's FastStream app: subscriptions and publications, no business logic.
 
-Reads ``settlement.submissions`` (hospitals) and ``filing.events`` (the filing query
-model, co-partitioned by person); publishes ``settlement.events``.
+Reads ``settlement.submissions`` (hospitals), ``filing.events`` (the filing query
+model, co-partitioned by person) and ``reimbursement.claims`` (agencies' manual
+reimbursement claims); publishes ``settlement.events`` and ``reimbursement.events``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ SPEC = ServiceSpec(
     name="settlement",
     description="Direct settlement (直接结算): insuring-place policy, benefit tiers, refunds "
                 "and re-settlements.",
-    consumes=(topics.SETTLEMENT_SUBMISSIONS, topics.FILING_EVENTS),
-    publishes=(topics.SETTLEMENT_EVENTS,),
+    consumes=(topics.SETTLEMENT_SUBMISSIONS, topics.FILING_EVENTS,
+              topics.REIMBURSEMENT_CLAIMS),
+    publishes=(topics.SETTLEMENT_EVENTS, topics.REIMBURSEMENT_EVENTS),
     migrations=Path(__file__).parent / "migrations",
     make_handler=make_handler,
 )

@@ -17,7 +17,12 @@ from shared.business_time import business_date
 from shared.enrolment import balance_at, span_on
 from shared.events.filing import InsuranceType
 from shared.events.settlement import SettlementSubmitted
-from shared.filing_view import PersonFilings, benefit_status, filings_in_force
+from shared.filing_view import (
+    PersonFilings,
+    benefit_status,
+    filings_in_force,
+    supervision,
+)
 from shared.reference import ReferenceData
 
 
@@ -78,6 +83,9 @@ class Facts:
         )
         if status is not None:
             context = replace(context, benefit_status=status)
+        held = supervision(view, submitted.settled_at, care.code) if view and care else None
+        if held is not None:
+            context = replace(context, supervision=held)
         return context
 
 

@@ -22,11 +22,13 @@ from services.settlement import store
 from services.settlement.domain import reasons
 from services.settlement.domain.accumulators import Held, Outcome, PersonState, evolve
 from services.settlement.domain.decisions import care_date, decide_refund, decide_settlement
+from services.settlement.domain.reimbursement import as_settlement, decide_reimbursement
 from services.settlement.facts import Facts
 from shared import filing_view, topics
 from shared.config import Settings
 from shared.events import Envelope, Rejection, derived_id, make_event
 from shared.events.base import Payload, Reason
+from shared.events.reimbursement import ReimbursementApproved, ReimbursementRejected
 from shared.events.settlement import (
     RefundRejected,
     RefundRequested,
@@ -77,6 +79,13 @@ class SettlementHandler:
                 views[person] = changed_views[person] = filing_view.fold(view, data, event.time)
                 continue
             state = states.get(person) or PersonState.empty(person)
+            if incoming.record.topic == topics.REIMBURSEMENT_CLAIMS:
+                answer, state = self._claim(state, event, views.get(person))
+                states[person] = changed_states[person] = state
+                outcomes_by_type[answer.TYPE] += 1
+                out += _answer(event, person, [answer], topics.REIMBURSEMENT_EVENTS)
+                out += refusal_copies(incoming.record, [answer], INPUT_REFUSALS)
+                continue
             outcomes, state = self._decide(owners, state, event, views.get(person))
             states[person] = changed_states[person] = state
             outcomes_by_type.update(
@@ -124,6 +133,24 @@ class SettlementHandler:
             _log(outcome)
         return outcomes, state
 
+    def _claim(self, state: PersonState, event: Envelope[Any], view: PersonFilings | None
+               ) -> tuple[ReimbursementApproved | ReimbursementRejected, PersonState]:
+        """A manual reimbursement claim: only the person's insuring agency may claim; an
+        approval uses the person's deductible and cap like a settlement."""
+        claim = event.data
+        if event.source != f"agency/{claim.insured_agency}":
+            sender = event.source.removeprefix("agency/")
+            return ReimbursementRejected(
+                claim_id=claim.claim_id, person_id=claim.person_id,
+                insured_agency=sender if re.fullmatch(r"[1-8][0-9]{5}", sender) else None,
+                reasons=[Reason(code=reasons.SOURCE_MISMATCH, message=(
+                    f"sent by {event.source} for insuring agency {claim.insured_agency}: only "
+                    f"the person's insuring agency claims, with source "
+                    f"agency/{claim.insured_agency}"))]), state
+        answer, settled = decide_reimbursement(
+            state, claim, self.facts.context(as_settlement(claim), view))
+        return answer, evolve(state, settled) if settled is not None else state
+
     async def observe(self, conn: asyncpg.Connection, records: Sequence[Record]) -> list[Outgoing]:
         return []
 
@@ -132,6 +159,8 @@ class SettlementHandler:
         data = rejection.document.get("data")
         data = data if isinstance(data, dict) else {}
         kind = rejection.document.get("type")
+        if record.topic == topics.REIMBURSEMENT_CLAIMS:
+            return _claim_refused(record, rejection, data)
         fields = {k: data.get(k) for k in ("settlement_id", "refund_id", "hospital", "person_id")
                   if isinstance(data.get(k), str)}
         payload: Payload
@@ -176,9 +205,24 @@ def _log(outcome: Outcome) -> None:
                   reasons=[r.code for r in getattr(outcome, "reasons", [])] or None)
 
 
-def _answer(cause: Envelope[Any], person: str, outcomes: Sequence[Payload]) -> list[Outgoing]:
+def _claim_refused(record: Record, rejection: Rejection, data: dict[str, Any]
+                   ) -> list[Outgoing]:
+    """A claim that broke the contract is answered to its agency when it can be named."""
+    try:
+        payload = ReimbursementRejected(
+            claim_id=data.get("claim_id"), person_id=data.get("person_id"),  # type: ignore[arg-type]
+            insured_agency=data.get("insured_agency"), reasons=[rejection.reason])
+    except Exception:
+        return []
+    answer = make_event(payload, id=derived_id("reimbursement.rejected", record.position),
+                        source=SOURCE, time=record.time, subject=payload.person_id)
+    return [Outgoing.event(topics.REIMBURSEMENT_EVENTS, payload.person_id, answer)]
+
+
+def _answer(cause: Envelope[Any], person: str, outcomes: Sequence[Payload],
+            topic: str = topics.SETTLEMENT_EVENTS) -> list[Outgoing]:
     return [
-        Outgoing.event(topics.SETTLEMENT_EVENTS, person, make_event(
+        Outgoing.event(topic, person, make_event(
             payload, id=derived_id("settlement", cause.source, cause.id, str(n)), source=SOURCE,
             time=cause.time, subject=person, correlationid=cause.correlationid or cause.id,
             causationid=cause.id))

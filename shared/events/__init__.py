@@ -17,7 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from shared import topics
-from shared.events import clearing, enrolment, filing, settlement
+from shared.events import clearing, enrolment, filing, reimbursement, settlement, supervision
 from shared.events.base import SPECVERSION, Envelope, Payload, Reason
 from shared.money import money_message
 
@@ -39,14 +39,14 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
     topics.FILING_COMMANDS: _by_type(
         filing.FilingRequested, filing.RevokeFiling, filing.ExtendFiling,
         filing.SupplyMaterials, filing.ChangeDestination, filing.ChangeBenefitStatus,
-        filing.ReviewEmergency, *enrolment.ENROLMENT_EVENTS,
+        filing.ReviewEmergency, *enrolment.ENROLMENT_EVENTS, *supervision.SUPERVISION_EVENTS,
     ),
     topics.FILING_EVENTS: _by_type(
         filing.FilingRegistered, filing.FilingRejected, filing.FilingRevoked,
         filing.FilingExtended, filing.FilingExpired, filing.FilingMaterialsOverdue,
         filing.FilingMaterialsSupplied, filing.FilingDestinationChanged,
         filing.BenefitStatusChanged, filing.FilingEmergencyReviewed,
-        *enrolment.ENROLMENT_EVENTS,
+        *enrolment.ENROLMENT_EVENTS, *supervision.SUPERVISION_EVENTS,
     ),
     topics.SETTLEMENT_SUBMISSIONS: _by_type(
         settlement.SettlementSubmitted, settlement.RefundRequested,
@@ -58,14 +58,18 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
     topics.CLEARING_SUBMISSIONS: _by_type(
         clearing.DailyReportConfirmed, clearing.DailyReportDisputed,
         clearing.StatementConfirmed, clearing.StatementDisputed, clearing.RemittanceReported,
+        clearing.RevolvingFundToppedUp,
     ),
     topics.CLEARING_RESULTS: _by_type(
         clearing.DailyReport, clearing.StatementIssued, clearing.NetTransferInstruction,
         clearing.DifferenceNotice, clearing.RemittanceOverdue, clearing.CycleClosed,
         clearing.SubmissionRejected, clearing.DisputeOpened, clearing.DisputeCorrected,
-        clearing.DisputeResolved,
+        clearing.DisputeResolved, *clearing.REVOLVING_FUND_RESULTS,
     ),
     topics.CLEARING_SCHEDULE: _by_type(clearing.DayStarted),
+    topics.REIMBURSEMENT_CLAIMS: _by_type(reimbursement.ReimbursementClaimed),
+    topics.REIMBURSEMENT_EVENTS: _by_type(reimbursement.ReimbursementApproved,
+                                          reimbursement.ReimbursementRejected),
 }
 
 

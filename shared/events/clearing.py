@@ -180,6 +180,107 @@ class DisputeResolved(Payload):
     counterpart: Code | None = None
 
 
+# ---- the revolving fund (周转金): results and an agency's top-up ----------------------------
+
+
+class RevolvingFundOpened(Payload):
+    """Extension: an agency's revolving fund opened with its initial advance (reference data
+    reference/revolving-fund.toml), on the first calendar day the clearing service acts on."""
+
+    TYPE = "clearing.revolving_fund_opened"
+    agency: Code
+    date: date
+    initial_advance: NonNegativeMoney
+    required_level: NonNegativeMoney
+    balance: Money
+    policy_version: str
+
+
+class RevolvingFundWarning(Payload):
+    """Extension: the fund's balance is at or below the warning share of its required level;
+    addressed to the agency and to the provincial centre (key ``hub``)."""
+
+    TYPE = "clearing.revolving_fund_warning"
+    agency: Code
+    date: date
+    balance: Money
+    required_level: NonNegativeMoney
+    warning_share: str
+    threshold: NonNegativeMoney
+    #: What the agency should pay in (a top-up) to bring the fund back to its required level.
+    shortfall: NonNegativeMoney
+
+
+class RevolvingFundDrawn(Payload):
+    """Extension: the fund advanced an overdue net payer's outstanding remittance."""
+
+    TYPE = "clearing.revolving_fund_drawn"
+    agency: Code
+    date: date
+    instruction_id: Code
+    cycle: Cycle
+    amount: NonNegativeMoney
+    balance: Money
+
+
+class RevolvingFundRepaid(Payload):
+    """Extension: a late remittance paid back what the fund had advanced for it."""
+
+    TYPE = "clearing.revolving_fund_repaid"
+    agency: Code
+    instruction_id: Code
+    amount: NonNegativeMoney
+    paid_at: AwareDatetime
+    balance: Money
+
+
+class RevolvingFundTopUpAccepted(Payload):
+    """Extension: an agency's top-up (调增) was booked to its fund."""
+
+    TYPE = "clearing.revolving_fund_top_up_accepted"
+    agency: Code
+    top_up_id: Code
+    amount: NonNegativeMoney
+    paid_at: AwareDatetime
+    balance: Money
+
+
+class RevolvingFundInterestAccrued(Payload):
+    """Extension: one day's interest (计息) on the fund's balance, accrued, not yet credited."""
+
+    TYPE = "clearing.revolving_fund_interest_accrued"
+    agency: Code
+    date: date
+    balance: Money
+    annual_rate: str
+    day_count: int
+    interest: NonNegativeMoney
+    accrued_this_year: NonNegativeMoney
+
+
+class RevolvingFundInterestCredited(Payload):
+    """Extension: the year's accrued interest credited to the fund's balance at year end."""
+
+    TYPE = "clearing.revolving_fund_interest_credited"
+    agency: Code
+    year: int
+    amount: NonNegativeMoney
+    balance: Money
+
+
+class RevolvingFundRequiredLevelSet(Payload):
+    """Extension: the fund's required level recalculated from the last 12 cycles' payables."""
+
+    TYPE = "clearing.revolving_fund_required_level_set"
+    agency: Code
+    date: date
+    required_level: NonNegativeMoney
+    previous_level: NonNegativeMoney
+    cycles: list[Cycle]
+    average_payable: NonNegativeMoney
+    months_covered: str
+
+
 class SubmissionRejected(Payload):
     """Extension: an agency's submission that was refused, addressed back to it."""
 
@@ -228,3 +329,21 @@ class RemittanceReported(Payload):
     amount: NonNegativeMoney
     paid_at: AwareDatetime
     agency: Code | None = None
+
+
+class RevolvingFundToppedUp(Payload):
+    """Extension: an agency paid money into its revolving fund (调增)."""
+
+    TYPE = "clearing.revolving_fund_topped_up"
+    agency: Code
+    top_up_id: Code
+    amount: NonNegativeMoney
+    paid_at: AwareDatetime
+
+
+#: The revolving fund's results on ``clearing.results``.
+REVOLVING_FUND_RESULTS: tuple[type[Payload], ...] = (
+    RevolvingFundOpened, RevolvingFundWarning, RevolvingFundDrawn, RevolvingFundRepaid,
+    RevolvingFundTopUpAccepted, RevolvingFundInterestAccrued, RevolvingFundInterestCredited,
+    RevolvingFundRequiredLevelSet,
+)

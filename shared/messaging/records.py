@@ -10,6 +10,7 @@ from shared.events import Envelope, encode
 from shared.topics import (
     ADDRESSEE_HEADER,
     CLEARING_RESULTS,
+    REIMBURSEMENT_EVENTS,
     SETTLEMENT_EVENTS,
     addressee_known,
 )
@@ -76,6 +77,8 @@ def _addressee(topic: str, key: str, event: Envelope[Any]) -> str | None:
         code = key
     elif topic == SETTLEMENT_EVENTS:
         code = getattr(event.data, "hospital", None)
+    elif topic == REIMBURSEMENT_EVENTS:
+        code = getattr(event.data, "insured_agency", None)
     else:
         return None
     return code if code and addressee_known(topic, code) else None

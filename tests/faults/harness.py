@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import signal
 import time
 from collections import Counter, defaultdict
@@ -184,6 +185,17 @@ async def produce(bootstrap: str, prefix: str, messages: Iterable[Message], *,
 # ---- a running installation ------------------------------------------------------------------
 
 
+def reference_without_funds(where: Path) -> Path:
+    """A copy of the reference data without reference/revolving-fund.toml."""
+    from shared.reference import DEFAULT_DIRECTORY
+
+    copy = where / "reference-without-funds"
+    if not copy.exists():
+        shutil.copytree(DEFAULT_DIRECTORY, copy, ignore=shutil.ignore_patterns(
+            "revolving-fund.toml"))
+    return copy
+
+
 class Installation:
     """The three services on a topic namespace and database of their own, and the controls a
     fault test needs: kill -9, restart, and the log of what happened."""
@@ -194,6 +206,11 @@ class Installation:
         self.prefix = prefix or new_prefix()
         self.logs = logs
         self.services = Services(bootstrap, database_url, self.prefix, logs)
+        # The expectations are worked out for settlements, refunds and the clearing between
+        # agencies; the revolving funds (reference data) are left out of this installation
+        # (their determinism is the business of test_properties and test_audit).
+        self.services.supervisor.env["CLEARINGHOUSE_REFERENCE_DIR"] = str(
+            reference_without_funds(logs))
         self.kills: Counter[str] = Counter()
         self.starts: Counter[str] = Counter()
         self.timeline: list[str] = []

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from services.clearing.app import SPEC as CLEARING
 from services.clearing.domain.ledger import EventRef
+from services.clearing.fund_reference import load_fund_policy
 from services.settlement.domain.accumulators import PersonState, evolve
 from services.settlement.domain.decisions import decide_refund, decide_settlement
 from services.settlement.facts import Facts
@@ -260,7 +261,8 @@ async def live(database_url: str, batches: list[list[Record]]) -> dict[str, Any]
 
 
 def replay(log: Log) -> InMemoryBook:
-    book = InMemoryBook()
+    """The in-memory book under the same reference data as the live handler (funds too)."""
+    book = InMemoryBook(fund_policy=load_fund_policy(REPO_ROOT / "reference"))
     for record in log.order:
         event = decode(record.topic, record.value)
         book.apply(event.data, EventRef(event.source, event.id))

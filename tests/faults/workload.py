@@ -470,14 +470,22 @@ class Expected:
 
     def instructions(self, cycle: str = CYCLE) -> dict[str, dict[str, str]]:
         """instruction_id → payer, payee, amount, due_on (netting through the hub)."""
+        # the due dates of the working-day calendar (Sunday 15 November 2026 → Monday 16th)
+        from services.clearing.domain.periods import (
+            DISTRIBUTION_DAY,
+            REMITTANCE_DUE_DAY,
+            milestone,
+        )
+        pay_in = milestone(cycle, REMITTANCE_DUE_DAY).isoformat()
+        pay_out = milestone(cycle, DISTRIBUTION_DAY).isoformat()
         out = {}
         for agency, net in sorted(self.nets().items()):
             if net < 0:
                 out[f"NTI-{cycle}-{agency}-{HUB}"] = {
-                    "payer": agency, "payee": HUB, "amount": money(-net), "due_on": "2026-11-15"}
+                    "payer": agency, "payee": HUB, "amount": money(-net), "due_on": pay_in}
             elif net > 0:
                 out[f"NTI-{cycle}-{HUB}-{agency}"] = {
-                    "payer": HUB, "payee": agency, "amount": money(net), "due_on": "2026-11-20"}
+                    "payer": HUB, "payee": agency, "amount": money(net), "due_on": pay_out}
         return out
 
     def difference_notices(self) -> dict[tuple[str, str], dict[str, Any]]:

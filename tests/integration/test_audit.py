@@ -21,6 +21,7 @@ import pytest
 
 from services.audit import replay
 from services.clearing import scheduler
+from services.clearing.fund_reference import load_fund_policy
 from shared import topics
 from shared.config import REPO_ROOT
 from shared.db import drop_database as drop_database_over
@@ -403,7 +404,12 @@ async def test_replay_rebuilds_everything_and_names_a_tampered_posting(month, tm
     assert events[topics.SETTLEMENT_EVENTS]["match"] and events[topics.FILING_EVENTS]["match"]
     assert events[topics.rejected(topics.SETTLEMENT_SUBMISSIONS)]["published"] == 1
     assert report["postings"]["match"] and report["postings"]["at_another_sequence"] == 0
-    assert report["chains"]["live"]["broken"] == [] and report["chains"]["live"]["ledgers"] == 4
+    # three agencies and the hub, and the revolving fund of every agency that keeps one
+    # (reference/revolving-fund.toml), replayed to the same fen
+    funds = load_fund_policy()
+    assert funds is not None
+    assert report["chains"]["live"]["broken"] == [] and report["chains"]["live"]["ledgers"] == (
+        4 + len(funds.funds))
 
     # Twice: the same report, apart from the run's own figures.
     code, again, _ = _replay(month, tmp_path)

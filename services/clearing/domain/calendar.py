@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from services.clearing.domain import fund
 from services.clearing.domain.cycles import (
     CycleTotals,
     cycle_totals,
@@ -168,6 +169,8 @@ class CalendarInputs:
     unreported: Sequence[ClearingItem] = ()
     cycle_items: Mapping[str, Sequence[ClearingItem]] = field(default_factory=dict)
     cycle_totals: Mapping[str, CycleTotals] = field(default_factory=dict)
+    #: The revolving funds' reference data (None: no agency keeps a fund).
+    fund_policy: fund.FundPolicy | None = None
 
 
 def on_day_started(
@@ -176,6 +179,9 @@ def on_day_started(
     """Run every action `due_actions` finds due on the day, in order, and say what they did."""
     draft = Draft.of(state)
     pending = list(inputs.unreported)
+    policy = inputs.fund_policy
+    if policy is not None:
+        fund.before_day(draft, policy, cause, day.date)
     for action in due_actions(state, day.date):
         match action:
             case IssueDailyReports(date=report_date):
@@ -194,9 +200,11 @@ def on_day_started(
             case IssueInstructions(cycle=cycle):
                 _issue_instructions(draft, cycle, cause, day)
             case FlagOverdueRemittances(cycle=cycle):
-                _flag_overdue(draft, cycle)
+                _flag_overdue(draft, cycle, cause, day.date)
             case Distribute(cycle=cycle):
                 _distribute(draft, cycle, cause, day)
+    if policy is not None:
+        fund.check_warnings(draft, policy, day.date)
     if draft.state.today is None or day.date > draft.state.today:
         draft.state.today = day.date
     return draft.decision()
@@ -228,6 +236,7 @@ def _issue_statements(draft: Draft, cycle: str, totals: CycleTotals) -> None:
             net=statement.net, checksum=statement.checksum,
             disputed_settlement_ids=statement.disputed_settlement_ids,
             positions=cycle_positions.get(statement.agency, {}))
+        fund.record_payable(draft, statement.agency, cycle, statement.payable)
     cycle_state.status = CycleStatus.STATEMENTS_ISSUED
     if state.issued_through is None or cycle > state.issued_through:
         state.issued_through = cycle
@@ -257,7 +266,8 @@ def _issue_instructions(draft: Draft, cycle: str, cause: EventRef, day: DayStart
     cycle_state.status = CycleStatus.INSTRUCTIONS_ISSUED
 
 
-def _flag_overdue(draft: Draft, cycle: str) -> None:
+def _flag_overdue(draft: Draft, cycle: str, cause: EventRef, day: date) -> None:
+    """Report each payer still owing; its revolving fund advances what it owes."""
     cycle_state = draft.cycle(cycle)
     for payer in cycle_state.payers():
         if payer.outstanding > ZERO and not payer.overdue_reported:
@@ -265,6 +275,8 @@ def _flag_overdue(draft: Draft, cycle: str) -> None:
                 instruction_id=payer.instruction_id, cycle=cycle, payer=payer.payer,
                 amount=payer.amount, received=payer.paid, due_on=payer.due_on))
             payer.overdue_reported = True
+            fund.draw(draft, cause, day, payer.instruction_id, cycle, payer.payer,
+                      payer.outstanding)
     cycle_state.overdue_checked = True
 
 

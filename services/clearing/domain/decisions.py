@@ -136,6 +136,7 @@ class Draft:
             "cycles": dict(state.cycles),
             "disputes": {agency: dict(d) for agency, d in state.disputes.items()},
             "ledger_heads": dict(state.ledger_heads),
+            "funds": dict(state.funds),
         }))
 
     def cycle(self, cycle: str) -> CycleState:

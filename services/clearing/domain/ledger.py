@@ -35,6 +35,14 @@ class AccountKind(StrEnum):
     BENEFIT_EXPENSE = "benefit_expense"
     #: Money actually moved to or from the counterpart (remittances, distributions).
     BANK = "bank"
+    #: Revolving fund (ledger ``fund/<agency>``, counterpart the agency): the money in it.
+    FUND_BALANCE = "fund_balance"
+    #: Revolving fund: what the agency has put in (initial advance, top-ups, interest).
+    FUND_ADVANCE = "fund_advance"
+    #: Revolving fund: overdue remittances it advanced, owed back by the agency.
+    FUND_DRAWN = "fund_drawn"
+    #: Revolving fund: interest accrued and not yet credited to the balance.
+    INTEREST_ACCRUED = "interest_accrued"
 
 
 class Side(StrEnum):
@@ -54,6 +62,12 @@ class EntryKind(StrEnum):
     CLEARING = "clearing"
     REMITTANCE = "remittance"
     DISTRIBUTION = "distribution"
+    FUND_OPENED = "fund_opened"
+    FUND_TOP_UP = "fund_top_up"
+    FUND_DRAW = "fund_draw"
+    FUND_REPAYMENT = "fund_repayment"
+    INTEREST_ACCRUAL = "interest_accrual"
+    INTEREST_CREDIT = "interest_credit"
 
 
 @dataclass(frozen=True)

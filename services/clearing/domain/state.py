@@ -94,6 +94,28 @@ class Dispute(_Model):
     counterpart: str | None = None
 
 
+class FundAccount(_Model):
+    """Where one agency's fund stands; the ledger ``fund/<agency>`` holds every movement."""
+
+    agency: str
+    balance: Decimal
+    required_level: Decimal
+    #: Advanced for overdue remittances and not yet paid back: instruction id → amount.
+    drawn: dict[str, Decimal] = Field(default_factory=dict)
+    #: Interest accrued this year, credited on its last day.
+    accrued: Decimal = ZERO
+    #: The last day interest has accrued for.
+    accrued_through: date
+    #: Whether the balance is at or below the threshold and the warning is out.
+    warned: bool = False
+    #: The agency's payable of each recent cycle (its statements), for the required level.
+    payables: dict[str, Decimal] = Field(default_factory=dict)
+    #: The year the required level was last set for.
+    level_year: int
+    #: Top-ups booked (each `top_up_id` once).
+    top_ups: list[str] = Field(default_factory=list)
+
+
 class ClearingState(_Model):
     #: The latest business day the calendar has seen.
     today: date | None = None
@@ -106,6 +128,8 @@ class ClearingState(_Model):
     disputes: dict[str, dict[str, Dispute]] = Field(default_factory=dict)
     #: agency (or the hub) → head of its ledger's hash chain.
     ledger_heads: dict[str, LedgerHead] = Field(default_factory=dict)
+    #: agency → its revolving fund (services/clearing/domain/fund.py).
+    funds: dict[str, FundAccount] = Field(default_factory=dict)
 
     def is_issued(self, cycle: str) -> bool:
         """Whether `cycle`'s statements are out, so nothing more can be added to it."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from services.clearing.domain import disputes as dispute_loop
+from services.clearing.domain import fund
 from services.clearing.domain.decisions import Decision, Draft
 from services.clearing.domain.items import ClearingItem
 from services.clearing.domain.ledger import EventRef, postings_for_remittance
@@ -20,6 +21,7 @@ from shared.events.clearing import (
     DailyReportConfirmed,
     DailyReportDisputed,
     RemittanceReported,
+    RevolvingFundToppedUp,
     StatementConfirmed,
     StatementDisputed,
 )
@@ -137,6 +139,8 @@ def on_remittance_reported(
     instruction.paid += reported.amount
     draft.post(postings_for_remittance(cycle, instruction.payer, reported.amount, cause,
                                        reported.paid_at))
+    fund.repay(draft, cause, reported.instruction_id, instruction.payer, reported.amount,
+               reported.paid_at)
     return draft.decision()
 
 
@@ -169,7 +173,8 @@ def refuse_other_sender(state: ClearingState, source: str, payload: object, caus
     of the agency the submission is about (for a remittance, the instruction's payer).
     The refusal when it is not; None for every other event and every rightful sender."""
     if not isinstance(payload, (DailyReportConfirmed, DailyReportDisputed, StatementConfirmed,
-                                StatementDisputed, RemittanceReported)):
+                                StatementDisputed, RemittanceReported,
+                                RevolvingFundToppedUp)):
         return None
     claimed = payload.agency
     if isinstance(payload, RemittanceReported):

@@ -190,5 +190,21 @@ ACCOUNT_NOT_EMPLOYEE = ReasonCode(
     "person {person} is insured as {insurance_type} on {on}; only employees have a personal "
     "account")
 
+# ---- supervision (services/filing/domain/supervision.py) --------------------------------
+UNKNOWN_CARE_AGENCY = ReasonCode(
+    "unknown_care_agency",
+    "care_agency {agency} is not an agency of the clearing house; use your own agency code")
+SOURCE_MISMATCH = ReasonCode(
+    "source_mismatch",
+    "sent by {source} about care agency {agency}: only the care-place agency imposes or lifts "
+    "its own supervision, with source agency/<its code>")
+ALREADY_UNDER_SUPERVISION = ReasonCode(
+    "already_under_supervision",
+    "agency {agency} already stops direct settlement for person {person} since {since}; lift "
+    "it first to change it")
+NOT_UNDER_SUPERVISION = ReasonCode(
+    "not_under_supervision",
+    "agency {agency} holds no supervision over person {person} at {at}; nothing to lift")
+
 ALL: tuple[ReasonCode, ...] = tuple(v for v in dict(globals()).values()
                                     if isinstance(v, ReasonCode))

@@ -39,6 +39,7 @@ from shared.events.settlement import (
     SettlementSubmitted,
     VisitType,
 )
+from shared.filing_view import SupervisionChange
 from shared.money import ZERO
 
 __all__ = [
@@ -95,6 +96,11 @@ class SettlementContext:
     #: False only to measure what the registry check costs (the bench's "registry off" run):
     #: then neither enrolment nor balance is looked at, as before the registry existed.
     enrolment_checked: bool = True
+    #: The care-place agency's stop of direct settlement for the person at settled_at.
+    supervision: SupervisionChange | None = None
+    #: Care without a filing is settled at the tier the table gives unfiled care, whatever
+    #: the policy's direct-settlement rule (a manual reimbursement: reimbursement.py).
+    unfiled_allowed: bool = False
 
 
 def decide_settlement(
@@ -106,7 +112,8 @@ def decide_settlement(
     checked = _enrolment(submitted, context.enrolment) if context.enrolment_checked else []
     problems = [*_identity(state, submitted), *checked,
                 *_dates(submitted), *_facts(submitted, context),
-                *_benefit(context.benefit_status), *_resettles(state, submitted)]
+                *_benefit(context.benefit_status), *_supervised(context.supervision),
+                *_resettles(state, submitted)]
     if problems:
         return _rejected(submitted, problems)
     hospital, policy, catalogue = context.hospital, context.policy, context.catalogue
@@ -131,7 +138,8 @@ def decide_settlement(
             "claim manual reimbursement at the insuring agency")])
     choice = choose_tier(table, trip,
                          [FilingOption(f.filing_id, f.category) for f in covering],
-                         unfiled_allowed=policy.no_filing.allows(trip, submitted.visit_type),
+                         unfiled_allowed=(context.unfiled_allowed or
+                                          policy.no_filing.allows(trip, submitted.visit_type)),
                          emergency=submitted.emergency, referral=submitted.referral,
                          visit_type=submitted.visit_type.value)
     if choice is None:
@@ -401,6 +409,16 @@ def _benefit(status: BenefitStatus) -> list[Problem]:
         return [(reasons.BENEFIT_TERMINATED,
                  "the insuring agency has terminated the person's benefits")]
     return []
+
+
+def _supervised(held: SupervisionChange | None) -> list[Problem]:
+    if held is None:
+        return []
+    case = f" (case {held.case_id})" if held.case_id else ""
+    return [(reasons.PERSON_UNDER_SUPERVISION,
+             f"care agency {held.care_agency} has stopped direct settlement for this person "
+             f"since {held.effective.isoformat()}{case}: settle the bill in cash; the person "
+             "may claim manual reimbursement at the insuring agency")]
 
 
 def _resettles(state: PersonState, submitted: SettlementSubmitted) -> list[Problem]:

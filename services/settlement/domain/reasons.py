@@ -30,6 +30,10 @@ NO_TIER_TABLE = "no_tier_table"
 BENEFIT_SUSPENDED = "benefit_suspended"
 #: The insuring agency has terminated the person's benefits (待遇终止).
 BENEFIT_TERMINATED = "benefit_terminated"
+#: The care-place agency has stopped direct settlement for the person (supervision).
+PERSON_UNDER_SUPERVISION = "person_under_supervision"
+#: A manual reimbursement claim already reimbursed (reimbursement.rejected).
+DUPLICATE_CLAIM = "duplicate_claim"
 #: An inpatient settlement without admitted_on or discharged_on.
 ADMISSION_DATES_MISSING = "admission_dates_missing"
 #: admitted_on is after discharged_on.

@@ -1,0 +1,88 @@
+"""Manual reimbursement (手工报销): a person who paid a care-place hospital in full claims at
+the insuring agency. The agency sends ``reimbursement.claimed`` on ``reimbursement.claims``
+(signed, keyed by person id); the settlement service answers ``reimbursement.approved`` or
+``reimbursement.rejected`` on ``reimbursement.events`` (and the agency's own copy
+``reimbursement.events.<agency>``). It is the insuring agency's own payment to its insured:
+never an obligation between agencies, never cleared (docs/settlement.md)."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+from pydantic import AwareDatetime, Field
+
+from shared.events.base import Code, Payload, Reason, RegionCode
+from shared.events.filing import InsuranceType
+from shared.events.settlement import Item, Ratio, VisitType
+from shared.money import Money
+
+
+class ClaimCase(StrEnum):
+    """Why the care was not settled directly."""
+
+    #: Settled without the filing the insuring agency requires.
+    NO_FILING = "no_filing"
+    #: The direct settlement failed (the hospital's system, a refusal such as supervision).
+    DIRECT_SETTLEMENT_FAILED = "direct_settlement_failed"
+    #: A retroactive filing (补办备案) made after the bill was paid.
+    FILING_AFTER_SETTLEMENT = "filing_after_settlement"
+
+
+class ReimbursementClaimed(Payload):
+    TYPE = "reimbursement.claimed"
+    claim_id: Code
+    person_id: Code
+    insured_agency: RegionCode
+    insurance_type: InsuranceType
+    #: The care-place hospital whose bills are claimed (its catalogue and level apply).
+    hospital: Code
+    visit_type: VisitType
+    disease_code: Code | None = None
+    admitted_on: date | None = None
+    discharged_on: date | None = None
+    visit_date: date | None = None
+    #: When the person paid the hospital: the care's settlement time (filing, cap year).
+    paid_at: AwareDatetime
+    case: ClaimCase
+    #: Not settled directly for the person's own reasons: the extra reduction applies.
+    at_fault: bool
+    emergency: bool = False
+    referral: bool = False
+    items: list[Item] = Field(min_length=1, max_length=2000)
+    #: The refused direct settlement, when there was one.
+    failed_settlement_id: Code | None = None
+
+
+class ReimbursementApproved(Payload):
+    TYPE = "reimbursement.approved"
+    claim_id: Code
+    person_id: Code
+    insured_agency: RegionCode
+    care_agency: RegionCode
+    hospital: Code
+    case: ClaimCase
+    at_fault: bool
+    tier: int
+    ratio: Ratio
+    total: Money
+    self_pay_first: Money
+    uncovered: Money
+    eligible: Money
+    deductible: Money
+    #: What the insuring agency's fund pays the person back.
+    fund_pay: Money
+    #: What the person bears.
+    cash_pay: Money
+    paid_at: AwareDatetime
+    filing_id: Code | None = None
+    deductible_scope: str | None = None
+    cap_scope: str | None = None
+
+
+class ReimbursementRejected(Payload):
+    TYPE = "reimbursement.rejected"
+    claim_id: Code
+    person_id: Code
+    insured_agency: RegionCode | None = None
+    reasons: list[Reason] = Field(min_length=1)

@@ -1,0 +1,142 @@
+"""Manual reimbursement (手工报销), hand-worked on the policy of 长春市 (220100: employee,
+inpatient, level 3: deductible 900.00 per admission, ratio 0.85, annual cap 300,000.00;
+personal-reason reduction 0.10) and the Jilin 2022 tier table, for care at 吉林市中心医院
+(H220202001, another city's district) or 北京协和医院 (H110101001, another province)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.clearing.app import SPEC as CLEARING
+from services.settlement.domain import reasons
+from services.settlement.domain.accumulators import evolve
+from services.settlement.domain.decisions import (
+    FilingFacts,
+    SettlementContext,
+    decide_settlement,
+)
+from services.settlement.domain.reimbursement import as_settlement, decide_reimbursement
+from shared import acls, topics
+from shared.events import PAYLOADS_BY_TOPIC
+from shared.events.filing import BenefitStatus, FilingCategory
+from shared.events.reimbursement import (
+    ReimbursementApproved,
+    ReimbursementClaimed,
+    ReimbursementRejected,
+)
+from shared.events.settlement import SettlementCompleted, SettlementRejected
+from shared.filing_view import SupervisionChange
+from shared.messaging.clients import service_principal
+from tests.unit.test_settlement_decisions import EMPTY, context, filing, submission
+
+D = Decimal
+RETIREE = filing(FilingCategory.RELOCATED_RETIREE, "220200")
+
+
+def bill(amount: str) -> list[dict[str, str]]:
+    return [{"code": "S-WARD", "name": "床位及护理", "category": "A", "amount": amount}]
+
+
+def claim(amount: str = "10900.00", *, at_fault: bool = False, hospital: str = "H220202001",
+          case: str = "direct_settlement_failed", admitted: str = "2026-11-02",
+          discharged: str = "2026-11-10", claim_id: str = "MR-1", **extra: Any
+          ) -> ReimbursementClaimed:
+    return ReimbursementClaimed.model_validate_json(json.dumps({
+        "claim_id": claim_id, "person_id": "P-1", "insured_agency": "220100",
+        "insurance_type": "employee", "hospital": hospital, "visit_type": "inpatient",
+        "admitted_on": admitted, "discharged_on": discharged,
+        "paid_at": f"{discharged}T16:00:00+08:00", "case": case, "at_fault": at_fault,
+        "items": bill(amount), **extra}))
+
+
+def claim_context(c: ReimbursementClaimed, *filings: FilingFacts) -> SettlementContext:
+    return context(as_settlement(c), *filings)
+
+
+@pytest.mark.parametrize(("filings", "at_fault", "hospital", "tier", "ratio", "fund_pay"), [
+    # (10,900.00 − 900.00 deductible) × ratio
+    ((RETIREE,), False, "H220202001", 1, "0.85", "8500.00"),
+    ((RETIREE,), True, "H220202001", 1, "0.75", "7500.00"),    # −10 points: at fault
+    ((), False, "H220202001", 3, "0.65", "6500.00"),           # no filing: tier 3, −20
+    ((), True, "H220202001", 3, "0.55", "5500.00"),            # −20 and −10
+    ((), False, "H110101001", 3, "0.65", "6500.00"),           # another province, unfiled
+])
+def test_reimbursement_by_tier_and_fault(filings: tuple[FilingFacts, ...], at_fault: bool,
+                                         hospital: str, tier: int, ratio: str,
+                                         fund_pay: str) -> None:
+    c = claim(at_fault=at_fault, hospital=hospital,
+              case="no_filing" if not filings else "direct_settlement_failed")
+    answer, settled = decide_reimbursement(EMPTY, c, claim_context(c, *filings))
+    assert isinstance(answer, ReimbursementApproved), answer
+    assert (answer.tier, str(answer.ratio), str(answer.deductible), str(answer.fund_pay),
+            str(answer.cash_pay)) == (tier, ratio, "900.00", fund_pay,
+                                      str(D("10900.00") - D(fund_pay)))
+    assert settled is not None and settled.fund_pay == answer.fund_pay
+
+
+def test_care_direct_settlement_refuses_unfiled_is_still_reimbursed() -> None:
+    # Jilin settles unfiled care directly only in the province: Beijing's refused directly
+    direct = decide_settlement(EMPTY, as_settlement(claim(hospital="H110101001")),
+                               claim_context(claim(hospital="H110101001")))
+    assert isinstance(direct, SettlementRejected)
+    assert [r.code for r in direct.reasons] == [reasons.FILING_REQUIRED]
+
+
+def test_one_accumulator_with_direct_settlements() -> None:
+    # October, direct, tier 1: (340,900.00 − 900.00) × 0.85 = 289,000.00 of the 300,000.00 cap
+    direct = submission(insured_agency="220100", admitted_on="2026-10-01",
+                        discharged_on="2026-10-09", personal_account_request=None,
+                        items=bill("340900.00"))
+    first = decide_settlement(EMPTY, direct, context(direct, RETIREE))
+    assert isinstance(first, SettlementCompleted) and first.fund_pay == D("289000.00")
+    state = evolve(EMPTY, first)
+    # November, claimed, at fault: (20,900.00 − 900.00) × 0.75 = 15,000.00, capped at the
+    # 11,000.00 the October settlement left; the person bears 9,900.00
+    c = claim("20900.00", at_fault=True)
+    answer, settled = decide_reimbursement(state, c, claim_context(c, RETIREE))
+    assert isinstance(answer, ReimbursementApproved) and settled is not None
+    assert (answer.fund_pay, answer.cash_pay) == (D("11000.00"), D("9900.00"))
+    state = evolve(state, settled)
+    # December, direct again: the cap is used up, by the settlement and the claim together
+    later = submission(settlement_id="S-3", insured_agency="220100", admitted_on="2026-12-01",
+                       discharged_on="2026-12-05", settled_at="2026-12-05T10:00:00+08:00",
+                       personal_account_request=None, items=bill("10900.00"))
+    third = decide_settlement(state, later, context(later, RETIREE))
+    assert isinstance(third, SettlementCompleted) and third.fund_pay == D("0.00")
+    # the same claim again is refused
+    again, none = decide_reimbursement(state, c, claim_context(c, RETIREE))
+    assert isinstance(again, ReimbursementRejected) and none is None
+    assert [r.code for r in again.reasons] == [reasons.DUPLICATE_CLAIM]
+
+
+def test_supervision_does_not_refuse_a_claim_but_a_suspension_does() -> None:
+    c = claim()
+    held = SupervisionChange("220200", True, c.paid_at.replace(year=2026, month=1))
+    answer, _ = decide_reimbursement(EMPTY, c, SettlementContext(
+        **{**claim_context(c, RETIREE).__dict__, "supervision": held}))
+    assert isinstance(answer, ReimbursementApproved)
+    suspended = context(as_settlement(c), RETIREE, status=BenefitStatus.SUSPENDED)
+    refused, settled = decide_reimbursement(EMPTY, c, suspended)
+    assert isinstance(refused, ReimbursementRejected) and settled is None
+    assert [r.code for r in refused.reasons] == [reasons.BENEFIT_SUSPENDED]
+
+
+def test_a_reimbursement_never_enters_the_clearing() -> None:
+    # the clearing service reads no reimbursement topic, is not allowed to, and the
+    # settlement events it reads cannot carry a reimbursement
+    assert not {topics.REIMBURSEMENT_CLAIMS, topics.REIMBURSEMENT_EVENTS} & set(
+        CLEARING.consumes)
+    grants = acls.grants(hospitals=["H1"], agencies=["220100"], services={
+        "clearing": acls.ServiceTopics(CLEARING.consumes, CLEARING.publishes),
+        "settlement": acls.ServiceTopics((topics.REIMBURSEMENT_CLAIMS,),
+                                         (topics.REIMBURSEMENT_EVENTS,))})
+    readers = {g.principal for g in grants if g.operation == "read"
+               and g.name.startswith(topics.REIMBURSEMENT_EVENTS)}
+    assert service_principal("clearing") not in readers
+    assert readers >= {"agency-220100"}
+    assert not {ReimbursementApproved.TYPE, ReimbursementRejected.TYPE} & set(
+        PAYLOADS_BY_TOPIC[topics.SETTLEMENT_EVENTS])
