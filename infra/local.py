@@ -178,24 +178,25 @@ def status(cache_dir: Path | None = None) -> dict[str, Any]:
         "database_url": postgres.database_url(pg[1] if pg else pg_port()),
         "log": str(cache / "logs" / "postgres.log"),
     }
-    kafka_info = {
+    kafka_info: dict[str, Any] = {
         "running": broker is not None and port_open(broker[1]),
         "pid": broker[0] if broker else None,
         "bootstrap": kafka.bootstrap_address(broker[1] if broker else kafka_port()),
         "log": str(kafka.log_file(cache)),
     }
     if nodes > 1:
-        kafka_info["brokers"] = []
+        brokers: list[dict[str, Any]] = []
+        kafka_info["brokers"] = brokers
         for node in range(1, nodes + 1):
             found = kafka.running(cache, node)
             port = kafka.node_ports(node, kafka_port(), controller_port(), tls_port()).port
-            kafka_info["brokers"].append({
+            brokers.append({
                 "node": node, "pid": found[0] if found else None,
                 "running": found is not None and port_open(found[1]),
                 "bootstrap": kafka.bootstrap_address(found[1] if found else port),
                 "log": str(kafka.log_file(cache, node))})
-        kafka_info["running"] = all(b["running"] for b in kafka_info["brokers"])
-        kafka_info["bootstrap"] = ",".join(b["bootstrap"] for b in kafka_info["brokers"])
+        kafka_info["running"] = all(b["running"] for b in brokers)
+        kafka_info["bootstrap"] = ",".join(b["bootstrap"] for b in brokers)
     return {
         "ok": bool(pg_info["running"] and kafka_info["running"]),
         "cache_dir": str(cache),

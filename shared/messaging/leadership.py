@@ -32,6 +32,21 @@ def lock_name(service: str) -> str:
     return f"leader:{service}"
 
 
+def application_name(service: str, pid: int) -> str:
+    """What the lock connection calls itself in ``pg_stat_activity``: an operator (or a
+    test) finds the active instance's process there (`ACTIVE_QUERY`)."""
+    return f"{lock_name(service)}:{pid}"
+
+
+#: The process id of the instance that holds `service`'s leadership, on its database.
+ACTIVE_QUERY = """
+SELECT split_part(a.application_name, ':', 3)::int
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+  AND a.application_name LIKE 'leader:' || $1 || ':%'
+"""
+
+
 class Leadership:
     """Wait for, hold and watch the advisory lock of `service` on the database at `url`."""
 
@@ -52,7 +67,8 @@ class Leadership:
         announced = False
         while True:
             try:
-                conn = await asyncpg.connect(self._url)
+                conn = await asyncpg.connect(self._url, server_settings={
+                    "application_name": application_name(self.service, os.getpid())})
                 if await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))",
                                        lock_name(self.service)):
                     self._conn = conn

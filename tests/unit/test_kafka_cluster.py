@@ -62,3 +62,11 @@ def test_a_cache_remembers_its_cluster(tmp_path: Path) -> None:
     first = kafka._cluster_id(tmp_path, 3)  # noqa: SLF001
     assert kafka._cluster_id(tmp_path, 3) == first  # noqa: SLF001 - every node, one id
     assert kafka.cluster_size(tmp_path) == 3
+
+
+def test_a_cluster_bootstrap_is_one_address_per_broker() -> None:
+    from shared.messaging.broker import bootstrap_list
+
+    assert bootstrap_list("127.0.0.1:19192, 127.0.0.1:19202,127.0.0.1:19212") == [
+        "127.0.0.1:19192", "127.0.0.1:19202", "127.0.0.1:19212"]
+    assert bootstrap_list("127.0.0.1:19092") == ["127.0.0.1:19092"]
