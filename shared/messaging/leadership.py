@@ -9,7 +9,9 @@ leader's connection ends (a crash, kill -9, a stopped machine: PostgreSQL ends t
 and frees the lock) takes over, from the positions the leader committed in the database.
 
 A leader that loses its lock connection while alive can no longer know that it is alone:
-it ends its process at once (`LOST_EXIT_CODE`), so that at no moment two instances decide.
+it decides nothing more until it holds the lock again (a PostgreSQL outage: it takes it back
+when the server returns), and ends its process (`LOST_EXIT_CODE`) if another instance has
+taken it meanwhile, so that two instances do not decide at once.
 """
 
 from __future__ import annotations
@@ -48,7 +50,13 @@ WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
 
 
 class Leadership:
-    """Wait for, hold and watch the advisory lock of `service` on the database at `url`."""
+    """Wait for, hold and watch the advisory lock of `service` on the database at `url`.
+
+    The lock connection's end is noticed at once (asyncpg's termination listener, and a
+    query every `watch` seconds besides). Then the instance pauses (`wait_held` blocks the
+    next batch) and tries to take the lock again: PostgreSQL gone for a while (an outage),
+    it waits and takes it back when the server returns; another instance holding it by then,
+    this one ends its process (`on_lost`, by default exit status `LOST_EXIT_CODE`)."""
 
     def __init__(self, url: str, service: str, *, poll: float = 1.0, watch: float = 2.0,
                  on_lost: Callable[[], None] | None = None):
@@ -57,6 +65,7 @@ class Leadership:
         self._on_lost = on_lost or _exit_now
         self._conn: asyncpg.Connection | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._regained = asyncio.Event()
 
     @property
     def held(self) -> bool:
@@ -65,17 +74,7 @@ class Leadership:
     async def acquire(self) -> None:
         """Return once this instance is the active one (waiting on standby until then)."""
         announced = False
-        while True:
-            try:
-                conn = await asyncpg.connect(self._url, server_settings={
-                    "application_name": application_name(self.service, os.getpid())})
-                if await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))",
-                                       lock_name(self.service)):
-                    self._conn = conn
-                    break
-                await conn.close()
-            except (OSError, asyncpg.PostgresError) as error:
-                log.warning("leadership.unavailable", service=self.service, error=repr(error))
+        while not await self._try():
             if not announced:
                 log.info("leadership.standby", service=self.service, pid=os.getpid())
                 announced = True
@@ -83,28 +82,88 @@ class Leadership:
         log.info("leadership.acquired", service=self.service, pid=os.getpid())
         self._watcher = asyncio.create_task(self._watch_lock(), name=f"{self.service}-leader")
 
+    async def wait_held(self) -> None:
+        """Return at once while the lock is held; after it was lost, once it is back."""
+        while not self.held:
+            self._regained.clear()
+            await self._regained.wait()
+
+    async def _try(self) -> bool | None:
+        """Take the lock if free: True; held by another: False; database unreachable: None."""
+        try:
+            conn = await asyncpg.connect(self._url, server_settings={
+                "application_name": application_name(self.service, os.getpid())})
+        except (OSError, asyncpg.PostgresError) as error:
+            log.warning("leadership.unavailable", service=self.service, error=repr(error))
+            return None
+        try:
+            if await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))",
+                                   lock_name(self.service)):
+                conn.add_termination_listener(self._terminated)
+                self._conn = conn
+                return True
+        except (OSError, asyncpg.PostgresError) as error:
+            log.warning("leadership.unavailable", service=self.service, error=repr(error))
+            await _close(conn)
+            return None
+        await _close(conn)
+        return False
+
+    def _terminated(self, conn: asyncpg.Connection) -> None:
+        """The lock connection ended: regain now rather than at the watch's next tick."""
+        if conn is not self._conn or self._watcher is None:
+            return  # closed by `release` or `_regain` itself
+        self._watcher.cancel()
+        self._watcher = asyncio.get_running_loop().create_task(self._regain())
+
     async def _watch_lock(self) -> None:
-        assert self._conn is not None
         while True:
             await asyncio.sleep(self._watch)
             try:
+                assert self._conn is not None
                 await asyncio.wait_for(self._conn.fetchval("SELECT 1"), timeout=self._watch * 3)
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # noqa: BLE001 - any failure: the lock may be gone
-                log.error("leadership.lost", service=self.service, error=repr(error))
+            except Exception:  # noqa: BLE001 - any failure: the lock may be gone
+                break
+        await self._regain()
+
+    async def _regain(self) -> None:
+        """Paused (no batch is decided) until the lock is back; gone to another: end."""
+        lost, self._conn = self._conn, None
+        if lost is not None:
+            lost.terminate()
+        log.error("leadership.lost", service=self.service, pid=os.getpid())
+        while True:
+            taken = await self._try()
+            if taken:
+                log.info("leadership.regained", service=self.service, pid=os.getpid())
+                self._regained.set()
+                self._watcher = asyncio.create_task(self._watch_lock(),
+                                                    name=f"{self.service}-leader")
+                return
+            if taken is False:
+                log.error("leadership.taken_over", service=self.service, pid=os.getpid())
                 self._on_lost()
                 return
+            await asyncio.sleep(self._poll)
 
     async def release(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watcher
+                await watcher
         if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), timeout=2)
-            self._conn = None
+            conn, self._conn = self._conn, None
+            await _close(conn)
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), timeout=2)
+    except Exception:  # noqa: BLE001
+        conn.terminate()
 
 
 def _exit_now() -> None:

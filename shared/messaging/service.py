@@ -117,6 +117,8 @@ class ServiceRuntime:
 
     async def consume(self, records: list[Record]) -> None:
         assert self.processor is not None, "the service has not started"
+        if self.leadership is not None:
+            await self.leadership.wait_held()  # paused while the lock is being regained
         await self.processor.process(records)
 
     async def _publish(self, topic: str, value: bytes, key: bytes | None,
