@@ -54,7 +54,9 @@ async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) 
     results = (await bench.run()).as_dict()
 
     accounting = results["accounting"]
-    assert len(accounting) == 3  # two throughput months and one latency month
+    # two throughput months, one latency month at the fixed rate, three at 25/50/75 % of
+    # the measured capacity, one with 3 instances of each service (issue 14)
+    assert len(accounting) == 7
     signatures = results["signatures"]  # pairs of runs, signatures on and off
     assert signatures["ratio_on_to_off"] > 0
     assert len(signatures["accounting"]) == 2 * signatures["pairs"]
@@ -77,6 +79,19 @@ async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) 
     assert all(r["postings"] > 0 for r in runs)
     latency = results["latency"]["runs"][0]
     assert latency["completed_ms"]["count"] == latency["ledger_ms"]["count"] > 0
+    loads = results["latency"]["loads"]
+    capacity = results["latency"]["capacity_events_per_s"]
+    assert capacity == results["throughput"]["events_per_s"]["median"]
+    assert [load["share"] for load in loads] == [0.25, 0.5, 0.75]
+    for load in loads:
+        assert load["rate"] == load["share"] * capacity
+        assert load["completed_ms"]["count"] > 0 and load["ledger_ms"]["count"] > 0
+    scaled = results["instances"]
+    assert scaled["instances"] == 3 and scaled["run"]["settlements"] == 404
+    assert scaled["ratio"] == (scaled["scaled_settlements_per_s"]
+                               / results["throughput"]["settlements_per_s"]["median"])
+    assert any("3 instances ÷ 1 instance" in r[0] for r in rows(results))
+    assert any("50% of capacity" in r[0] for r in rows(results))
     assert results["clearing"]["runs"][0]["events"] == 1000 + 1000 // 50
     assert results["clearing"]["statements_s"]["n"] == 1
     assert set(results["memory"]["peak_rss_mb"]) == {"filing", "settlement", "clearing"}
