@@ -141,6 +141,9 @@ def _cluster_id(cache: Path, brokers: int) -> str:
                          f"{brokers}; use another CLEARINGHOUSE_CACHE (or delete its kafka*)")
     except (OSError, ValueError, KeyError):
         pass
+    if (_Paths.of(cache).data / "meta.properties").exists():
+        raise InfraError(f"{cache} holds a single Kafka broker's log; a cluster needs a cache "
+                         f"of its own (CLEARINGHOUSE_CACHE=… and CLEARINGHOUSE_KAFKA_PORT=…)")
     cluster_id = _kafka_uuid()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"brokers": brokers, "cluster_id": cluster_id}) + "\n")

@@ -70,3 +70,16 @@ def test_a_cluster_bootstrap_is_one_address_per_broker() -> None:
     assert bootstrap_list("127.0.0.1:19192, 127.0.0.1:19202,127.0.0.1:19212") == [
         "127.0.0.1:19192", "127.0.0.1:19202", "127.0.0.1:19212"]
     assert bootstrap_list("127.0.0.1:19092") == ["127.0.0.1:19092"]
+
+
+def test_a_single_brokers_cache_is_not_turned_into_a_cluster(tmp_path: Path) -> None:
+    import pytest
+
+    from infra import InfraError
+
+    data = tmp_path / "kafka" / "data"
+    data.mkdir(parents=True)
+    (data / "meta.properties").write_text("node.id=1\n")
+    with pytest.raises(InfraError, match="single Kafka broker"):
+        kafka._cluster_id(tmp_path, 3)  # noqa: SLF001
+    assert kafka.cluster_size(tmp_path) == 1
