@@ -32,8 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench.add_argument("--cycle-repeat", type=int, help="monthly clearing runs")
     bench.add_argument("--signature-repeat", type=int,
                        help="pairs of throughput runs with signatures on and off (figure 7)")
-    bench.add_argument("--only", choices=["pipeline", "clearing"],
-                       help="run only the pipeline figures (1, 2, 4, 5, 6) or clearing (3)")
+    bench.add_argument("--only", choices=["pipeline", "clearing", "portal"],
+                       help="run only the pipeline figures (1, 2, 4, 5, 6), clearing (3) or "
+                            "the portal's page latency (bench/portal.py)")
+    bench.add_argument("--portal-settlements", metavar="N[,N]",
+                       help="cycle sizes of the portal section (default 5000,1000000; "
+                            "--quick: 5000; 0: skip it)")
+    bench.add_argument("--portal-requests", type=int, default=20,
+                       help="requests per portal page")
     bench.add_argument("--no-audit", action="store_true",
                        help="skip figure 4 (audit replay of the whole log)")
     bench.add_argument("--json", type=Path, help="where to write the JSON results "
@@ -71,8 +77,14 @@ def _run(args: argparse.Namespace) -> int:
         print("bench: start the local servers with `clearinghouse infra up` (or point "
               "KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL at running ones)", file=sys.stderr)
         return 2
+    portal_sizes = [int(n) for n in (args.portal_settlements or (
+        "5000" if args.quick else "5000,1000000")).replace("_", "").split(",") if int(n) > 0]
+    if args.only == "portal":
+        return _portal(settings.database_url, portal_sizes, args.portal_requests, args.json,
+                       args.keep)
     workdir = default_workdir()
     skip = frozenset({"pipeline", "clearing"} - {args.only}) if args.only else frozenset()
+    run_portal = args.only is None and bool(portal_sizes)  # after the others, below
     if args.no_audit:
         skip |= {"audit"}
     bench = Bench(sizes, bootstrap=settings.kafka_bootstrap_servers,
@@ -89,6 +101,13 @@ def _run(args: argparse.Namespace) -> int:
             say(f"kept the work directory (reference data, service logs): {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    if run_portal:
+        from bench import portal
+
+        results["portal"] = asyncio.run(portal.run(settings.database_url, portal_sizes,
+                                                   args.portal_requests, args.keep))
+        for run in results["portal"]["runs"]:
+            print(portal.table(run))
     path = args.json or REPO_ROOT / "bench" / "results" / (
         f"bench-{'quick-' if args.quick else ''}{time.strftime('%Y%m%d-%H%M%S')}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +118,16 @@ def _run(args: argparse.Namespace) -> int:
         update_docs(results, path)
         say("docs/benchmarks.md updated")
     return 0 if all(a["accounted"] for a in results["accounting"]) else 1
+
+
+def _portal(database_url: str, sizes: list[int], requests: int, json_path: Path | None,
+            keep: bool) -> int:
+    """`clearinghouse bench --only portal`: the portal section alone (bench/portal.py)."""
+    from bench import portal
+
+    return portal.run_from_arguments(argparse.Namespace(
+        settlements=",".join(str(n) for n in sizes), requests=requests, json=json_path,
+        keep=keep))
 
 
 def main(argv: list[str] | None = None) -> int:

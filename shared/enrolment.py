@@ -44,6 +44,7 @@ class Enrolment:
     balances: tuple[BalanceReport, ...] = ()
     date_of_birth: date | None = None
     age_band: str | None = None
+    assistance: str | None = None
 
     def empty(self) -> bool:
         return not self.spans and not self.balances
@@ -57,7 +58,8 @@ class Enrolment:
                 "balances": [[b.insured_agency, f"{b.balance:.2f}", b.as_of.isoformat()]
                              for b in self.balances],
                 "date_of_birth": self.date_of_birth and self.date_of_birth.isoformat(),
-                "age_band": self.age_band}
+                "age_band": self.age_band,
+                **({"assistance": self.assistance} if self.assistance else {})}
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Enrolment:
@@ -68,7 +70,7 @@ class Enrolment:
             balances=tuple(BalanceReport(a, Decimal(b), datetime.fromisoformat(t))
                            for a, b, t in document["balances"]),
             date_of_birth=birth and date.fromisoformat(birth),
-            age_band=document.get("age_band"))
+            age_band=document.get("age_band"), assistance=document.get("assistance"))
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ def fold(state: Enrolment, event: Payload) -> Enrolment:
                                  event.insurance_type.value)
             return replace(state, spans=_insert(state.spans, span),
                            date_of_birth=event.date_of_birth or state.date_of_birth,
-                           age_band=event.age_band or state.age_band)
+                           age_band=event.age_band or state.age_band,
+                           assistance=event.assistance or state.assistance)
         case InsuranceChanged():
             span = EnrolmentSpan(event.effective, event.insured_agency,
                                  event.insurance_type.value)

@@ -25,6 +25,7 @@ from shared.events.filing import (
     BenefitStatusChanged,
     FilingCategory,
     FilingDestinationChanged,
+    FilingEmergencyReviewed,
     FilingExpired,
     FilingExtended,
     FilingMaterialsOverdue,
@@ -70,6 +71,8 @@ class Filing:
     revoked_from: date | None = None
     #: First day no longer in force because valid_until passed (filing.expired seen).
     expired_on: date | None = None
+    #: The insuring agency's review (核定) of an emergency filing: None while not reviewed.
+    emergency_approved: bool | None = None
 
     def ends(self) -> date | None:
         """The first day this filing is no longer in force, or None while it is open-ended."""
@@ -120,6 +123,7 @@ class FilingInForce:
     valid_from: date
     valid_until: date | None
     emergency_visit: str | None
+    emergency_approved: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,8 @@ def fold(state: PersonFilings, event: Payload, event_time: datetime | None = Non
             return _update(state, event.filing_id, valid_until=event.valid_until, expired_on=None)
         case FilingExpired():
             return _update(state, event.filing_id, expired_on=event.expired_on)
+        case FilingEmergencyReviewed():
+            return _update(state, event.filing_id, emergency_approved=event.approved)
         case FilingMaterialsOverdue():
             return _update(state, event.filing_id, materials_overdue=True)
         case FilingMaterialsSupplied():
@@ -214,18 +220,30 @@ def fold(state: PersonFilings, event: Payload, event_time: datetime | None = Non
 
 def in_force(state: PersonFilings, at: date, insured_agency: str | None = None
              ) -> FilingInForce | None:
-    """The filing that counts for a settlement on `at` (optionally of one insuring agency),
-    or None. Filings never overlap; should they, the one registered last wins."""
-    for filing in reversed(state.filings):
+    """One filing that counts for a settlement on `at` (optionally of one insuring agency),
+    the one registered last, or None. Filings of kinds the policy lets coexist may be in
+    force together: settlement asks `filings_in_force` for all of them."""
+    found = filings_in_force(state, at, insured_agency)
+    return found[-1] if found else None
+
+
+def filings_in_force(state: PersonFilings, at: date, insured_agency: str | None = None
+                     ) -> list[FilingInForce]:
+    """Every filing that counts for a settlement on `at` (optionally of one insuring
+    agency), in registration order: a long-term filing and a referral or emergency one may
+    both be in force (shared.reference `FilingPolicy.coexisting`)."""
+    found = []
+    for filing in state.filings:
         if filing.counts_on(at) and insured_agency in (None, filing.insured_agency):
             where = filing.destination_on(at)
-            return FilingInForce(
+            found.append(FilingInForce(
                 filing_id=filing.filing_id, insured_agency=filing.insured_agency,
                 category=filing.category, destination=where.destination,
                 destination_hospital=where.destination_hospital, valid_from=filing.valid_from,
                 valid_until=filing.valid_until, emergency_visit=filing.emergency_visit,
-            )
-    return None
+                emergency_approved=filing.emergency_approved,
+            ))
+    return found
 
 
 def benefit_status(state: PersonFilings, at: date, insured_agency: str | None = None
@@ -273,6 +291,8 @@ def _filing_to_dict(filing: Filing) -> dict[str, Any]:
     document["materials"] = list(filing.materials)
     document["destinations"] = [[s.effective.isoformat(), s.destination, s.destination_hospital]
                                 for s in filing.destinations]
+    if filing.emergency_approved is None:  # absent until reviewed: earlier rows unchanged
+        del document["emergency_approved"]
     return document
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from shared import regions
 from shared.events.filing import FilingCategory
 from shared.regions import RegionCodeError, RegionLevel
+from shared.working_days import CalendarError, WorkingDays, load_working_days
 
 ENV_VAR = "CLEARINGHOUSE_REFERENCE_DIR"
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "reference"
@@ -44,6 +45,21 @@ LONG_TERM_CATEGORIES = frozenset({
     FilingCategory.RELOCATED_RETIREE, FilingCategory.LONG_TERM_RESIDENT,
     FilingCategory.RESIDENT_WORKER,
 })
+
+#: Kinds of filing for the rule on filings in force together (`FilingPolicy.coexisting`):
+#: each category's group, emergency split by the visit it was made for.
+FILING_KINDS = ("long_term", "referral", "emergency_outpatient", "emergency_inpatient",
+                "temporary_other")
+
+
+def filing_kind(category: FilingCategory, emergency_visit: str | None) -> str:
+    """The kind of a filing: long-term residence (childbirth included, 按照本类人员管理),
+    referral, emergency outpatient or inpatient, other temporary care."""
+    if category in LONG_TERM_CATEGORIES or category is FilingCategory.CHILDBIRTH:
+        return "long_term"
+    if category is FilingCategory.EMERGENCY:
+        return f"emergency_{emergency_visit or 'inpatient'}"
+    return category.value
 
 
 class ReferenceDataError(ValueError):
@@ -123,6 +139,15 @@ class FilingPolicy:
     no_filing: NoFilingSettlement = "reject"
     no_filing_scope: NoFilingScope = "everywhere"
     exemptions: frozenset[str] = frozenset()
+    #: Pairs of filing kinds (`FILING_KINDS`) that may be in force on the same days (a pair
+    #: of one kind: two filings of that kind). Any other overlap is refused.
+    coexisting: frozenset[frozenset[str]] = frozenset()
+    #: A hospital files an emergency filing within this many working days of its first day
+    #: (医疗机构 … 应在2个工作日内 … 上传, seed 003); None: no limit.
+    emergency_filing_working_days: int | None = 2
+
+    def may_coexist(self, kind: str, other: str) -> bool:
+        return frozenset({kind, other}) in self.coexisting
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,9 @@ class ReferenceData:
     agencies: Mapping[str, Agency] = field(repr=False)
     hospitals: Mapping[str, Hospital] = field(repr=False)
     filing_policies: Mapping[str, FilingPolicy] = field(repr=False)
+    #: The working-day calendar (calendars/working-days.toml); None where the directory has
+    #: none (then rules counted in working days are not checked).
+    working_days: WorkingDays | None = field(default=None, repr=False)
 
     def region(self, code: str) -> Region | None:
         return self.regions.get(code)
@@ -466,8 +494,21 @@ def _load_policy(directory: Path, file: Path, problems: list[str]) -> FilingPoli
     top = _Keys(data, label, problems)
     version = top.get("version", str)
     accepted = top.words("accepted_categories", _CATEGORIES, _CATEGORIES)
-    tables = {name: top.get(name, dict) or {} for name in ("validity", "materials", "no_filing")}
+    tables = {name: top.get(name, dict) or {}
+              for name in ("validity", "materials", "no_filing", "coexistence")}
     top.done()
+    coexistence = _Keys(tables["coexistence"], f"{label} [coexistence]", problems)
+    pairs = coexistence.get("pairs", list, [])
+    coexistence.done()
+    coexisting = set()
+    for pair in pairs:
+        if (not isinstance(pair, list) or len(pair) != 2
+                or any(kind not in FILING_KINDS for kind in pair)):
+            problems.append(f"{label} [coexistence] pairs: {pair!r} is not a pair of "
+                            f"{', '.join(FILING_KINDS)}; write it as [\"long_term\", "
+                            "\"referral\"]")
+        else:
+            coexisting.add(frozenset(pair))
     validity = _Keys(tables["validity"], f"{label} [validity]", problems)
     materials = _Keys(tables["materials"], f"{label} [materials]", problems)
     no_filing = _Keys(tables["no_filing"], f"{label} [no_filing]", problems)
@@ -477,6 +518,7 @@ def _load_policy(directory: Path, file: Path, problems: list[str]) -> FilingPoli
         emergency_outpatient_days=validity.positive("emergency_outpatient_days", 3),
         extension=validity.get("extension", bool, True),
         retroactive_days_max=validity.positive("retroactive_days_max", None),
+        emergency_filing_working_days=validity.positive("emergency_filing_working_days", 2),
         commitment_categories=materials.words("commitment_categories", _CATEGORIES, frozenset()),
         commitment_due_days=materials.positive("commitment_due_days", 180),
         referral_requires_hospital=materials.get("referral_requires_hospital", bool, False),
@@ -494,6 +536,7 @@ def _load_policy(directory: Path, file: Path, problems: list[str]) -> FilingPoli
     return FilingPolicy(
         name=file.stem, version=version,
         accepted_categories=frozenset(FilingCategory(c) for c in accepted),
+        coexisting=frozenset(coexisting),
         **{**values, "commitment_categories": frozenset(
             FilingCategory(c) for c in values["commitment_categories"])},
     )
@@ -533,7 +576,16 @@ def _load(directory: Path) -> ReferenceData:
     if problems:
         raise ReferenceDataError(problems)
     files = [directory / n for n in ("regions.csv", "agencies.toml", "hospitals.csv")]
+    calendar_file = directory / "calendars" / "working-days.toml"
+    working_days = None
+    if calendar_file.exists():
+        try:
+            working_days = load_working_days(directory)
+        except CalendarError as exc:
+            raise ReferenceDataError([str(exc)]) from exc
+        files.append(calendar_file)
     return ReferenceData(
+        working_days=working_days,
         directory=directory, version=version,
         fingerprint=_fingerprint(files + policy_files, directory),
         regions=MappingProxyType(known), agencies=MappingProxyType(agencies),

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from services.clearing import dispatch
 from services.clearing.domain.cycles import CycleTotals, cycle_totals
 from services.clearing.domain.decisions import Decision, Result
-from services.clearing.domain.items import ClearingItem
+from services.clearing.domain.items import ClearingItem, ItemKind
 from services.clearing.domain.ledger import EventRef, Posting
 from services.clearing.domain.reports import ReportRecord
 from services.clearing.domain.state import ClearingState
@@ -73,6 +73,13 @@ class InMemoryBook:
 
     async def report(self, agency: str, day: date) -> ReportRecord | None:
         return self.reports.get((agency, day))
+
+    async def settlement_items(self, agency: str, settlement_ids: list[str]
+                               ) -> list[ClearingItem]:
+        wanted = set(settlement_ids)
+        return [i for i in self.items.values()
+                if i.kind is ItemKind.SETTLEMENT and i.settlement_id in wanted
+                and agency in (i.care_agency, i.insured_agency)]
 
     # ---- what the handler writes in one transaction (plus inbox and outbox) --------------
 

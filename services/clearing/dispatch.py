@@ -56,6 +56,11 @@ class Lookups(Protocol):
         """The daily report issued to `agency` for `day`, if any."""
         ...
 
+    async def settlement_items(self, agency: str, settlement_ids: list[str]
+                               ) -> list[ClearingItem]:
+        """The settlement items with these ids that `agency` is a party to (a dispute's)."""
+        ...
+
 
 async def decide(state: ClearingState, payload: Payload, cause: EventRef,
                  tables: Lookups) -> Decision | None:
@@ -81,11 +86,14 @@ async def decide(state: ClearingState, payload: Payload, cause: EventRef,
                 state, payload, cause, await tables.report(payload.agency, payload.date))
         case DailyReportDisputed():
             return submissions.on_daily_report_disputed(
-                state, payload, cause, await tables.report(payload.agency, payload.date))
+                state, payload, cause, await tables.report(payload.agency, payload.date),
+                await tables.settlement_items(payload.agency, payload.settlement_ids))
         case StatementConfirmed():
             return submissions.on_statement_confirmed(state, payload, cause)
         case StatementDisputed():
-            return submissions.on_statement_disputed(state, payload, cause)
+            return submissions.on_statement_disputed(
+                state, payload, cause,
+                await tables.settlement_items(payload.agency, payload.settlement_ids))
         case RemittanceReported():
             return submissions.on_remittance_reported(state, payload, cause)
     return None

@@ -248,18 +248,31 @@ async def items_page(conn: asyncpg.Connection, agency: str, *, cycle: str | None
         return " AND ".join(where)
 
     owed_to, owes = side("care_agency", "insured_agency"), side("insured_agency", "care_agency")
-    matching = await conn.fetchval(f"SELECT (SELECT count(*) FROM items WHERE {owed_to}) + "
-                                   f"(SELECT count(*) FROM items WHERE {owes})", *args)
+    matching = int(await conn.fetchval(f"SELECT (SELECT count(*) FROM items WHERE {owed_to}) + "
+                                       f"(SELECT count(*) FROM items WHERE {owes})", *args))
+    # A page in the second half is read from the end (descending), so no page skips more
+    # than half the matching items: the last page costs what the first does.
+    backwards = offset > 0 and 2 * offset + limit > matching
+    if backwards:
+        offset, limit = max(0, matching - offset - limit), max(0, min(limit, matching - offset))
+    order = "business_date DESC, item_id DESC" if backwards else "business_date, item_id"
     top, size, skip = arg(offset + limit), arg(limit), arg(offset)
+    # The merge and the skip run over the index keys only; the documents are read for the
+    # page's rows alone.
     rows = await conn.fetch(
-        f"""SELECT document::text AS document FROM (
-              (SELECT business_date, item_id, document FROM items WHERE {owed_to}
-               ORDER BY business_date, item_id LIMIT {top})
-              UNION ALL
-              (SELECT business_date, item_id, document FROM items WHERE {owes}
-               ORDER BY business_date, item_id LIMIT {top})) AS x
-            ORDER BY business_date, item_id LIMIT {size} OFFSET {skip}""", *args)
-    return [store._item(r["document"]) for r in rows], int(matching)
+        f"""SELECT i.document::text AS document FROM (
+              SELECT business_date, item_id FROM (
+                (SELECT business_date, item_id FROM items WHERE {owed_to}
+                 ORDER BY {order} LIMIT {top})
+                UNION ALL
+                (SELECT business_date, item_id FROM items WHERE {owes}
+                 ORDER BY {order} LIMIT {top})) AS x
+              ORDER BY {order} LIMIT {size} OFFSET {skip}) AS page
+            JOIN items AS i USING (item_id)
+            ORDER BY {order.replace("business_date", "page.business_date").replace(
+                "item_id", "page.item_id")}""", *args)
+    found = [store._item(r["document"]) for r in rows]
+    return (found[::-1] if backwards else found), matching
 
 
 async def settlement_items(conn: asyncpg.Connection, settlement_id: str
@@ -286,13 +299,21 @@ async def daily_reports(conn: asyncpg.Connection, agency: str
 async def daily_volumes(conn: asyncpg.Connection, cycle: str, agency: str | None = None
                         ) -> list[tuple[date, int, Decimal]]:
     """Per business date of `cycle`: items and their signed cleared amount (of `agency`)."""
-    rows = await conn.fetch(
-        """SELECT business_date, count(*) AS n,
-                  sum(CASE WHEN kind = 'refund' THEN -cleared_amount ELSE cleared_amount END)
-                    AS amount
-           FROM items WHERE cycle = $1 AND care_agency <> insured_agency
-             AND ($2::text IS NULL OR care_agency = $2 OR insured_agency = $2)
-           GROUP BY business_date ORDER BY business_date""", cycle, agency)
+    signed = "CASE WHEN kind = 'refund' THEN -cleared_amount ELSE cleared_amount END"
+    if agency is None:
+        rows = await conn.fetch(
+            f"""SELECT business_date, count(*) AS n, sum({signed}) AS amount
+                FROM items WHERE cycle = $1 AND care_agency <> insured_agency
+                GROUP BY business_date ORDER BY business_date""", cycle)
+    else:  # one branch per side of the agency, each following one of the portal's indexes
+        rows = await conn.fetch(
+            f"""SELECT business_date, count(*) AS n, sum(s) AS amount FROM (
+                  SELECT business_date, {signed} AS s FROM items
+                  WHERE cycle = $1 AND care_agency = $2 AND insured_agency <> $2
+                  UNION ALL
+                  SELECT business_date, {signed} FROM items
+                  WHERE cycle = $1 AND insured_agency = $2 AND care_agency <> $2) AS x
+                GROUP BY business_date ORDER BY business_date""", cycle, agency)
     return [(r["business_date"], r["n"], r["amount"]) for r in rows]
 
 
@@ -313,21 +334,25 @@ async def items_totals(conn: asyncpg.Connection, agency: str, cycle: str,
     """Per counterpart, the statement's figures recomputed from the cycle's items in SQL
     (the arithmetic of `services.audit.explain.Totals`: a refund counts negative, items
     carried from an earlier cycle are adjustments, signed from `agency`'s side)."""
+    # The items owed to the agency and those it owes as two branches, each an index-only
+    # scan of one of the portal's indexes (004_portal_indexes.sql).
     rows = await conn.fetch(
-        """SELECT CASE WHEN care_agency = $2 THEN insured_agency ELSE care_agency END
-                    AS counterpart, count(*) AS items,
-                  coalesce(sum(s) FILTER (WHERE cycle = origin_cycle AND care_agency = $2), 0)
-                    AS receivable,
-                  coalesce(sum(s) FILTER (WHERE cycle = origin_cycle AND insured_agency = $2),
-                           0) AS payable,
-                  coalesce(sum(CASE WHEN care_agency = $2 THEN s ELSE -s END)
-                           FILTER (WHERE cycle <> origin_cycle), 0) AS adjustments
-           FROM (SELECT care_agency, insured_agency, cycle, origin_cycle,
+        """SELECT counterpart, count(*) AS items,
+                  coalesce(sum(s) FILTER (WHERE NOT carried AND receiving), 0) AS receivable,
+                  coalesce(sum(s) FILTER (WHERE NOT carried AND NOT receiving), 0) AS payable,
+                  coalesce(sum(CASE WHEN receiving THEN s ELSE -s END) FILTER (WHERE carried),
+                           0) AS adjustments
+           FROM (SELECT insured_agency AS counterpart, true AS receiving,
+                        cycle <> origin_cycle AS carried,
                         CASE WHEN kind = 'refund' THEN -cleared_amount ELSE cleared_amount END
                           AS s
-                 FROM items WHERE cycle = $1 AND (care_agency = $2 OR insured_agency = $2)
-                   AND care_agency <> insured_agency
-                   AND ($3::text IS NULL OR care_agency = $3 OR insured_agency = $3)) AS x
+                 FROM items WHERE cycle = $1 AND care_agency = $2 AND insured_agency <> $2
+                   AND ($3::text IS NULL OR insured_agency = $3)
+                 UNION ALL
+                 SELECT care_agency, false, cycle <> origin_cycle,
+                        CASE WHEN kind = 'refund' THEN -cleared_amount ELSE cleared_amount END
+                 FROM items WHERE cycle = $1 AND insured_agency = $2 AND care_agency <> $2
+                   AND ($3::text IS NULL OR care_agency = $3)) AS x
            GROUP BY 1 ORDER BY 1""", cycle, agency, counterpart)
     return {r["counterpart"]: {
         "receivable": r["receivable"], "payable": r["payable"],

@@ -61,6 +61,7 @@ def _item_document(item: ClearingItem) -> str:
         "cause": [item.cause.source, item.cause.id], "refund_id": item.refund_id,
         "resettles": item.resettles,
         "reported_on": item.reported_on.isoformat() if item.reported_on else None,
+        **({"other_payers_pay": str(item.other_payers_pay)} if item.other_payers_pay else {}),
     }).decode()
 
 
@@ -75,6 +76,7 @@ def _item(document: str | bytes) -> ClearingItem:
         cleared_amount=Decimal(d["cleared_amount"]), cause=EventRef(*d["cause"]),
         refund_id=d["refund_id"], resettles=d["resettles"],
         reported_on=date.fromisoformat(d["reported_on"]) if d["reported_on"] else None,
+        other_payers_pay=Decimal(d.get("other_payers_pay", "0.00")),
     )
 
 
@@ -193,6 +195,16 @@ async def report(conn: asyncpg.Connection, agency: str, day: date) -> ReportReco
     return ReportRecord(agency=row["agency"], date=row["date"], checksum=row["checksum"],
                         settlement_ids=tuple(row["settlement_ids"]),
                         answer=Answer(row["answer"]) if row["answer"] else None)
+
+
+async def settlement_items(conn: asyncpg.Connection, agency: str, settlement_ids: list[str]
+                           ) -> list[ClearingItem]:
+    """The settlement items with these ids that `agency` is a party to."""
+    rows = await conn.fetch(
+        """SELECT document FROM items
+            WHERE settlement_id = ANY($1::text[]) AND kind = 'settlement'
+              AND (care_agency = $2 OR insured_agency = $2)""", list(settlement_ids), agency)
+    return [_item(r["document"]) for r in rows]
 
 
 async def _save_reports(conn: asyncpg.Connection, reports: Sequence[ReportRecord]) -> None:
@@ -386,3 +398,8 @@ class Tables:
     async def report(self, agency: str, day: date) -> ReportRecord | None:
         await self.flush()
         return await report(self.conn, agency, day)
+
+    async def settlement_items(self, agency: str, settlement_ids: list[str]
+                               ) -> list[ClearingItem]:
+        await self.flush()
+        return await settlement_items(self.conn, agency, settlement_ids)

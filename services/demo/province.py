@@ -379,15 +379,25 @@ def _enrolment_messages(plans: list[_Plan], month: _Month) -> list[Message]:
     effective = date(month.first.year - 1, 1, 1)
     at = datetime.combine(effective - timedelta(days=1), time(9), SHANGHAI)
     out = []
-    for plan in plans:
+    for index, plan in enumerate(plans):
         person = plan.person
         source = f"agency/{person.insured_agency}"
+        data = {"person_id": person.person_id, "insured_agency": person.insured_agency,
+                "insurance_type": person.insurance_type, "effective": effective.isoformat()}
+        # Every fifth Shanxi resident is a 低保 person, whose agency pays medical assistance
+        # (reference/settlement-policies/1401xx.toml); by position, so the month's random
+        # draws stay what they were.
+        if (person.insured_agency in ASSISTING_AGENCIES and person.insurance_type == "resident"
+                and index % 5 == 0):
+            data["assistance"] = "low_income"
         out.append(make_message(
             topics.FILING_COMMANDS, "person.enrolled", source, person.person_id, at,
-            f"{person.insured_agency}-enrol-{person.person_id}",
-            {"person_id": person.person_id, "insured_agency": person.insured_agency,
-             "insurance_type": person.insurance_type, "effective": effective.isoformat()}))
+            f"{person.insured_agency}-enrol-{person.person_id}", data))
     return out
+
+
+#: Agencies whose policies pay medical assistance (医疗救助) in the demo.
+ASSISTING_AGENCIES = frozenset({"140100", "140200"})
 
 
 # ---- settlements ---------------------------------------------------------------------------

@@ -144,6 +144,11 @@ def counts(outcome: Outcome) -> dict[str, Any]:
         "account_pay": format_money(sum((c.account_pay for c in completed), ZERO)),
         "cash_pay": format_money(sum((c.cash_pay for c in completed), ZERO)),
         "cleared_amount": format_money(sum((c.cleared_amount for c in completed), ZERO)),
+        "serious_illness_pay": format_money(sum((c.serious_illness_pay or ZERO
+                                                 for c in completed), ZERO)),
+        "medical_assistance_pay": format_money(sum((c.medical_assistance_pay or ZERO
+                                                    for c in completed), ZERO)),
+        "with_other_payers": sum(bool(c.other_payers_pay) for c in completed),
     }
 
 
@@ -236,10 +241,11 @@ def _cleared_once(outcome: Outcome, statements: list[StatementIssued]) -> list[s
             entries[p.settlement_id][p.agency] += p.amount
     for c in completed:
         posted = entries.pop(c.settlement_id, {})
-        wanted = {c.insured_agency: c.cleared_amount, c.care_agency: c.cleared_amount} \
-            if c.cleared_amount else {}
+        # what is cleared: the fund's and the account's share, and the further payers'
+        owed = c.cleared_amount + c.other_payers_pay
+        wanted = {c.insured_agency: owed, c.care_agency: owed} if owed else {}
         if dict(posted) != wanted:
-            problems.append(f"{c.settlement_id}: cleared {c.cleared_amount}, ledgers show "
+            problems.append(f"{c.settlement_id}: cleared {owed}, ledgers show "
                             f"{dict(posted) or 'nothing'}")
     problems += [f"{sid}: posted but never completed" for sid in sorted(entries)]
     return problems
@@ -326,6 +332,9 @@ def render(summary: dict[str, Any], console: Console) -> None:
         ("fund / account / cash",
          f"{_yuan(c['fund_pay'])} / {_yuan(c['account_pay'])} / {_yuan(c['cash_pay'])}"),
         ("cleared between agencies", _yuan(c["cleared_amount"])),
+        ("serious illness / assistance", f"{_yuan(c['serious_illness_pay'])} / "
+         f"{_yuan(c['medical_assistance_pay'])}  ({c['with_other_payers']} settlements; "
+         "cleared with the fund's share)"),
     )
     for label, value in rows:
         table.add_row(label, str(value))

@@ -314,23 +314,25 @@ class Publisher:
         return producer
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        """Publish in the order given: sends of one participant are pipelined; before the
-        next participant's first send, the previous ones are acknowledged (two producers
-        keep no order between them)."""
+        """Publish in the order given, for every key: one participant's sends are pipelined
+        (one idempotent producer keeps its order per partition); a send of a key whose last
+        send was another participant's waits until that one is acknowledged (two producers
+        keep no order between them). Keys that are not shared are never waited for."""
         if not messages:
             return
         futures: list[Any] = []
-        current = None
+        last: dict[tuple[str, str], tuple[str, Any]] = {}
         for m in messages:
-            if m.source != current and futures:
-                await asyncio.gather(*futures)
-                futures = []
-            current = m.source
+            previous = last.get((m.topic, m.key))
+            if previous is not None and previous[0] != m.source:
+                await previous[1]
             producer = await self._producer(m.source)
-            futures.append(await producer.send(
+            future = await producer.send(
                 self.prefix + m.topic, m.value, key=m.key.encode(),
                 headers=inbound.signature_headers(m.value, source=m.source,
-                                                  signer=self._signer)))
+                                                  signer=self._signer))
+            last[(m.topic, m.key)] = (m.source, future)
+            futures.append(future)
         await asyncio.gather(*futures)
         self.sent.update(m.type for m in messages)
 

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     load = actions.add_parser(
         "import", help="send a CSV of insured persons as person.enrolled commands",
         description="Columns: person_id, insured_agency, insurance_type (employee|resident), "
-                    "effective (YYYY-MM-DD); optional date_of_birth, age_band. One row a line. "
+                    "effective (YYYY-MM-DD); optional date_of_birth, age_band, assistance (医疗救助 "
+                    "category). One row a line. "
                     "Resumes where an interrupted run stopped (FILE.progress); a re-sent row is "
                     "a duplicate the filing service drops. Exit 1 when some row was bad.")
     load.add_argument("file", type=Path)

@@ -32,7 +32,7 @@ from shared.money import money_message
 from shared.reference import ReferenceData
 
 REQUIRED = ("person_id", "insured_agency", "insurance_type", "effective")
-OPTIONAL = ("date_of_birth", "age_band")
+OPTIONAL = ("date_of_birth", "age_band", "assistance")
 #: Rows acknowledged by Kafka between two checkpoints.
 CHUNK = 5_000
 

@@ -144,7 +144,8 @@ async def home(conn: asyncpg.Connection, agency: str) -> dict[str, Any]:
     deadlines.sort(key=lambda d: d["date"])
     disputes = [{"settlement_id": d.settlement_id, "report_date":
                  d.report_date.isoformat() if d.report_date else None,
-                 "statement_cycle": d.statement_cycle, "reason": d.reason}
+                 "statement_cycle": d.statement_cycle, "reason": d.reason,
+                 "status": d.status}
                 for _, d in sorted(state.disputes.get(agency, {}).items())]
     return {
         "agency": agency, "business_day": today.isoformat() if today else None,

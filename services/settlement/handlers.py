@@ -21,7 +21,7 @@ import structlog
 from services.settlement import store
 from services.settlement.domain import reasons
 from services.settlement.domain.accumulators import Held, Outcome, PersonState, evolve
-from services.settlement.domain.decisions import decide_refund, decide_settlement
+from services.settlement.domain.decisions import care_date, decide_refund, decide_settlement
 from services.settlement.facts import Facts
 from shared import filing_view, topics
 from shared.config import Settings
@@ -112,7 +112,8 @@ class SettlementHandler:
                 f"hospital {data.hospital} already used settlement id {data.settlement_id} "
                 "for another person; use a new settlement_id")), hospital=data.hospital)
             return [refused], evolve(state, refused)
-        decided = decide_settlement(state, data, self.facts.context(data, view))
+        decided = decide_settlement(state, data, self.facts.context(
+            data, view, care_date(state, data)))
         _log(decided)
         outcomes: list[Outcome] = [decided]
         state = evolve(state, decided)

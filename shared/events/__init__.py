@@ -39,13 +39,14 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
     topics.FILING_COMMANDS: _by_type(
         filing.FilingRequested, filing.RevokeFiling, filing.ExtendFiling,
         filing.SupplyMaterials, filing.ChangeDestination, filing.ChangeBenefitStatus,
-        *enrolment.ENROLMENT_EVENTS,
+        filing.ReviewEmergency, *enrolment.ENROLMENT_EVENTS,
     ),
     topics.FILING_EVENTS: _by_type(
         filing.FilingRegistered, filing.FilingRejected, filing.FilingRevoked,
         filing.FilingExtended, filing.FilingExpired, filing.FilingMaterialsOverdue,
         filing.FilingMaterialsSupplied, filing.FilingDestinationChanged,
-        filing.BenefitStatusChanged, *enrolment.ENROLMENT_EVENTS,
+        filing.BenefitStatusChanged, filing.FilingEmergencyReviewed,
+        *enrolment.ENROLMENT_EVENTS,
     ),
     topics.SETTLEMENT_SUBMISSIONS: _by_type(
         settlement.SettlementSubmitted, settlement.RefundRequested,
@@ -61,7 +62,8 @@ PAYLOADS_BY_TOPIC: dict[str, dict[str, type[Payload]]] = {
     topics.CLEARING_RESULTS: _by_type(
         clearing.DailyReport, clearing.StatementIssued, clearing.NetTransferInstruction,
         clearing.DifferenceNotice, clearing.RemittanceOverdue, clearing.CycleClosed,
-        clearing.SubmissionRejected,
+        clearing.SubmissionRejected, clearing.DisputeOpened, clearing.DisputeCorrected,
+        clearing.DisputeResolved,
     ),
     topics.CLEARING_SCHEDULE: _by_type(clearing.DayStarted),
 }

@@ -4,7 +4,7 @@ and the clearing calendar's schedule events (``clearing.schedule``, internal).""
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
@@ -109,6 +109,9 @@ class DifferenceNotice(Payload):
     carried_into: Cycle | None = None
     #: Extension: the hospital of both settlements (settlement ids are unique per hospital).
     hospital: Code | None = None
+    #: Extension: the difference of the further payers (大病保险, 医疗救助), part of
+    #: `cleared_amount`'s difference; absent when neither settlement had any.
+    other_payers_pay: Money | None = None
 
 
 class RemittanceOverdue(Payload):
@@ -126,6 +129,55 @@ class CycleClosed(Payload):
     cycle: Cycle
     agency: Code
     net: Money
+
+
+class DisputeOpened(Payload):
+    """Extension: an agency disputed a settlement of a daily report or a statement. Sent to
+    the disputing agency and to the other agency of the settlement (the care-place agency
+    has its hospital correct it, by a refund and a re-settlement)."""
+
+    TYPE = "clearing.dispute_opened"
+    #: Who this copy is addressed to.
+    agency: Code
+    disputed_by: Code
+    settlement_id: Code
+    #: The hospital and the other agency of the settlement, where the clearing knows it.
+    hospital: Code | None = None
+    counterpart: Code | None = None
+    #: What it was raised against: a daily report (date) or a statement (cycle).
+    report_date: date | None = None
+    statement_cycle: Cycle | None = None
+    reason: Text | None = None
+
+
+class DisputeCorrected(Payload):
+    """Extension: the hospital refunded a disputed settlement; the dispute waits for the
+    disputing agency to re-confirm (by confirming the daily report that carries the
+    correction, or the day's or the statement's report it was raised against)."""
+
+    TYPE = "clearing.dispute_corrected"
+    agency: Code
+    disputed_by: Code
+    settlement_id: Code
+    hospital: Code
+    refund_id: Code
+    counterpart: Code | None = None
+
+
+class DisputeResolved(Payload):
+    """Extension: a dispute is closed: `reconfirmed` after a correction, `withdrawn` when
+    the agency confirmed what it had disputed without one."""
+
+    TYPE = "clearing.dispute_resolved"
+    agency: Code
+    disputed_by: Code
+    settlement_id: Code
+    outcome: Literal["reconfirmed", "withdrawn"]
+    #: The confirmation that closed it: a daily report's date or a statement's cycle.
+    confirmed_report_date: date | None = None
+    confirmed_statement_cycle: Cycle | None = None
+    hospital: Code | None = None
+    counterpart: Code | None = None
 
 
 class SubmissionRejected(Payload):

@@ -35,6 +35,10 @@ class PersonEnrolled(Payload):
     #: Where the policy needs the age (residents' children, retirees): either one.
     date_of_birth: date | None = None
     age_band: Code | None = None
+    #: Extension: the person's medical-assistance category (医疗救助对象, such as
+    #: ``low_income`` 低保 or ``extreme_poverty`` 特困), where the insuring agency's policy
+    #: pays medical assistance for it (reference/settlement-policies, ``[other_payers]``).
+    assistance: Code | None = None
 
 
 class InsuranceChanged(Payload):

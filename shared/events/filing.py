@@ -103,6 +103,17 @@ class ChangeDestination(Payload):
     person_id: Code | None = None
 
 
+class ReviewEmergency(Payload):
+    """Extension: the insuring agency's review (核定) of an emergency filing, command
+    ``filing.emergency_reviewed`` on ``filing.commands`` (seed 003: 上传…核定，核定结果推送回医疗
+    机构). A refused emergency settles as self-referred care (按自行就医待遇)."""
+
+    TYPE = "filing.emergency_reviewed"
+    filing_id: Code
+    approved: bool
+    person_id: Code | None = None
+
+
 class ChangeBenefitStatus(Payload):
     TYPE = "benefit.status_changed"
     person_id: Code
@@ -137,6 +148,16 @@ class FilingRevoked(Payload):
     filing_id: Code
     person_id: Code
     effective: date
+
+
+class FilingEmergencyReviewed(Payload):
+    """Extension: the review (核定) of an emergency filing, as recorded: approved or not."""
+
+    TYPE = "filing.emergency_reviewed"
+    filing_id: Code
+    person_id: Code
+    approved: bool
+    reviewed_on: date
 
 
 class FilingExtended(Payload):

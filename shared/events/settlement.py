@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from shared.events.base import Code, Payload, Reason, RegionCode, Text
 from shared.events.filing import InsuranceType
-from shared.money import MONEY_LIMIT, Money, NonNegativeMoney
+from shared.money import MONEY_LIMIT, ZERO, Money, NonNegativeMoney
 
 
 class VisitType(StrEnum):
@@ -143,6 +143,28 @@ class SettlementCompleted(SettlementSubmitted):
     #: personal_account_request was cut down to it (then account_pay is at most this).
     account_balance: Money | None = None
     account_capped: bool | None = None
+    #: Extensions: further payers of the cash part where the insuring agency's policy counts
+    #: them (大病保险 serious-illness insurance, 医疗救助 medical assistance; absent: none).
+    #: They pay what `cash_pay` would leave the person: the person pays `cash_pay` less
+    #: both, and the clearing clears them with `cleared_amount` (docs/settlement.md).
+    serious_illness_pay: NonNegativeMoney | None = None
+    medical_assistance_pay: NonNegativeMoney | None = None
+    #: Extension: the accumulators those payers used, scope → amount (like `cap_scope`).
+    other_payer_uses: dict[Text, Money] | None = None
+
+    @model_validator(mode="after")
+    def _other_payers_within_cash(self) -> SettlementCompleted:
+        _check_other_payers(self.cash_pay, self.serious_illness_pay,
+                            self.medical_assistance_pay)
+        return self
+
+    @property
+    def other_payers_pay(self) -> Decimal:
+        return (self.serious_illness_pay or ZERO) + (self.medical_assistance_pay or ZERO)
+    #: Extension: the one-stay filings this inpatient settlement ends (an emergency inpatient
+    #: filing, 住院急诊备案一次有效: in force until the discharge settlement of its stay). The
+    #: settlement service folds it into the person's state; later stays do not get them.
+    filings_consumed: list[Code] | None = None
 
 
 class SettlementRejected(Payload):
@@ -170,6 +192,13 @@ class SettlementRefunded(Payload):
     account_pay: Money
     cash_pay: Money
     cleared_amount: Money
+    #: Extensions: the refunded settlement's further payers (`SettlementCompleted`).
+    serious_illness_pay: NonNegativeMoney | None = None
+    medical_assistance_pay: NonNegativeMoney | None = None
+
+    @property
+    def other_payers_pay(self) -> Decimal:
+        return (self.serious_illness_pay or ZERO) + (self.medical_assistance_pay or ZERO)
 
     @model_validator(mode="after")
     def _split_adds_up(self) -> SettlementRefunded:
@@ -189,6 +218,17 @@ def _check_split(total: Decimal, fund_pay: Decimal, account_pay: Decimal, cash_p
             "{account}, cash_pay {cash}, cleared_amount {cleared}",
             {"total": str(total), "fund": str(fund_pay), "account": str(account_pay),
              "cash": str(cash_pay), "cleared": str(cleared_amount)})
+
+
+def _check_other_payers(cash_pay: Decimal, serious_illness_pay: Decimal | None,
+                        medical_assistance_pay: Decimal | None) -> None:
+    paid = (serious_illness_pay or ZERO) + (medical_assistance_pay or ZERO)
+    if paid < 0 or paid > cash_pay:
+        raise PydanticCustomError(
+            "other_payers_exceed_cash",
+            "serious_illness_pay + medical_assistance_pay ({paid}) must be between 0.00 and "
+            "cash_pay ({cash}): further payers pay the person's cash part",
+            {"paid": str(paid), "cash": str(cash_pay)})
 
 
 class RefundRejected(Payload):

@@ -118,7 +118,8 @@ async def test_a_month_between_two_agencies(infra, running) -> None:
     net = jilin_owes - changchun_owes
     assert sorted((i["payer"], i["payee"], Decimal(i["amount"]), i["due_on"])
                   for i in instructions) == sorted([
-        (JILIN, "hub", net, "2026-11-15"), ("hub", CHANGCHUN, net, "2026-11-20")])
+        # due the 15th, a Sunday in November 2026: moved to Monday the 16th (working days)
+        (JILIN, "hub", net, "2026-11-16"), ("hub", CHANGCHUN, net, "2026-11-20")])
     pay_in = next(i for i in instructions if i["payee"] == "hub")
     await produce(bootstrap, prefix + topics.CLEARING_SUBMISSIONS, [(JILIN, envelope(
         "clearing.remittance_reported",
@@ -147,3 +148,79 @@ async def test_a_month_between_two_agencies(infra, running) -> None:
     finally:
         await conn.close()
     await asyncio.sleep(0)
+
+
+def _refund(refund_id: str, settlement_id: str, hospital: str, person: str, at: str
+            ) -> tuple[str, bytes]:
+    return person, envelope("settlement.refund_requested", {
+        "refund_id": refund_id, "settlement_id": settlement_id, "hospital": hospital,
+        "person_id": person, "reason": "wrong items", "refunded_at": at,
+    }, id=f"{hospital}-{refund_id}", source=f"hospital/{hospital}", time=at)
+
+
+def _answer(agency: str, type_: str, data: dict[str, Any], id: str, at: str
+            ) -> tuple[str, bytes]:
+    return agency, envelope(type_, {"agency": agency, **data}, id=id,
+                            source=f"agency/{agency}", time=at)
+
+
+async def test_a_dispute_is_corrected_and_reconfirmed(infra, running) -> None:
+    """Jilin disputes a settlement of its daily report; Changchun's hospital refunds and
+    settles it again; Jilin confirms the report carrying the correction. Each agency reads
+    every step on its own results topic, as itself."""
+    from shared.messaging.clients import agency_principal
+
+    prefix, _ = running
+    bootstrap = infra.kafka_bootstrap
+    await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, [
+        outpatient("S1", IN_CHANGCHUN, "PJ1", JILIN, "2026-10-03", "3000.00")])
+    await read_topic(bootstrap, prefix + topics.SETTLEMENT_EVENTS, until=lambda r: len(r) >= 1)
+    await scheduler.advance(bootstrap, date(2026, 10, 4), prefix=prefix, start=date(2026, 10, 1))
+    await _results(infra, prefix, lambda rs: len(_of(rs, "clearing.daily_report")) >= 2)
+
+    await produce(bootstrap, prefix + topics.CLEARING_SUBMISSIONS, [_answer(
+        JILIN, "clearing.daily_report_disputed",
+        {"date": "2026-10-03", "settlement_ids": ["S1"], "reason": "items not in the bill"},
+        "dispute-1", "2026-10-04T09:00:00+08:00")])
+    # an answer waits for its place among the days (services/clearing/domain/ordering.py)
+    await scheduler.advance(bootstrap, date(2026, 10, 5), prefix=prefix)
+    await _results(infra, prefix, lambda rs: len(_of(rs, "clearing.dispute_opened")) >= 2)
+
+    # the hospital corrects: a refund and a re-settlement, on the 5th
+    await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, [
+        _refund("R1", "S1", IN_CHANGCHUN, "PJ1", "2026-10-05T10:00:00+08:00")])
+    await read_topic(bootstrap, prefix + topics.SETTLEMENT_EVENTS, until=lambda rs: any(
+        r.json()["type"] == "settlement.refunded" for r in rs))
+    resettled = outpatient("S1b", IN_CHANGCHUN, "PJ1", JILIN, "2026-10-05", "2000.00")
+    value = resettled[1].replace(b'"referral":false', b'"referral":false,"resettles":"S1"')
+    await produce(bootstrap, prefix + topics.SETTLEMENT_SUBMISSIONS, [(resettled[0], value)])
+    await read_topic(bootstrap, prefix + topics.SETTLEMENT_EVENTS, until=lambda rs: any(
+        r.json()["data"].get("settlement_id") == "S1b" for r in rs))
+    await scheduler.advance(bootstrap, date(2026, 10, 6), prefix=prefix)
+    results = await _results(infra, prefix, lambda rs: any(
+        r["agency"] == JILIN and r["date"] == "2026-10-05"
+        for r in _of(rs, "clearing.daily_report")))
+    report = next(r for r in _of(results, "clearing.daily_report")
+                  if r["agency"] == JILIN and r["date"] == "2026-10-05")
+    await produce(bootstrap, prefix + topics.CLEARING_SUBMISSIONS, [_answer(
+        JILIN, "clearing.daily_report_confirmed",
+        {"date": "2026-10-05", "checksum": report["checksum"]},
+        "confirm-5", "2026-10-06T09:00:00+08:00")])
+    await scheduler.advance(bootstrap, date(2026, 10, 7), prefix=prefix)
+
+    for agency in (JILIN, CHANGCHUN):
+        own = await read_topic(
+            bootstrap, prefix + topics.agency_results(agency),
+            principal=agency_principal(agency), timeout=90,
+            until=lambda rs: any(r.json()["type"] == "clearing.dispute_resolved" for r in rs))
+        steps = [(e["type"], e["data"]) for e in (r.json() for r in own)
+                 if e["type"].startswith("clearing.dispute_")]
+        assert [t for t, _ in steps] == ["clearing.dispute_opened", "clearing.dispute_corrected",
+                                         "clearing.dispute_resolved"], (agency, steps)
+        opened, corrected, resolved = (d for _, d in steps)
+        assert (opened["agency"], opened["disputed_by"], opened["hospital"],
+                opened["counterpart"]) == (agency, JILIN, IN_CHANGCHUN, CHANGCHUN)
+        assert opened["reason"] == "items not in the bill"
+        assert (corrected["refund_id"], corrected["settlement_id"]) == ("R1", "S1")
+        assert (resolved["outcome"], resolved["confirmed_report_date"]) == (
+            "reconfirmed", "2026-10-05")

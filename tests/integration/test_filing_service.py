@@ -74,9 +74,10 @@ async def test_filing_rules_through_kafka(infra, filing) -> None:
         ("P2", "filing.requested", requested("F2", "P2", materials=["credential"])),
         # destination inside the person's own pool
         ("P3", "filing.requested", requested("F3", "P3", destination="220202")),
-        # overlaps P1's filing
-        ("P1", "filing.requested", requested("F4", "P1", category="referral",
-                                             materials=["credential", "referral_certificate"])),
+        # overlaps P1's filing with one of the same kind (long term): since issue 16 a
+        # referral may stand beside a long-term filing, a second long-term one may not
+        ("P1", "filing.requested", requested("F4", "P1", category="resident_worker",
+                                             materials=["credential", "work_proof"])),
         # commitment: accepted without materials, with a deadline
         ("P5", "filing.requested", requested("F5", "P5", materials=["credential"],
                                              commitment=True)),
@@ -257,3 +258,28 @@ async def test_the_query_model_is_the_same_rebuilt_from_the_log(infra, fresh_dat
     assert filing_view.in_force(live["V1"], date(2026, 10, 20)).filing_id == "VF1"
     assert filing_view.in_force(live["V1"], date(2026, 11, 2)) is None
     assert filing_view.benefit_status(live["V2"], date(2026, 10, 20)).value == "suspended"
+
+
+async def test_filings_together_and_the_emergency_review_through_kafka(infra, filing) -> None:
+    """Issue 16: a long-term resident (吉林市 -> 北京) files an emergency stay in 长春 beside the
+    long-term filing; the insuring agency reviews (核定) the emergency filing once."""
+    services, prefix = filing
+    emergency = requested("E20", "P20", category="emergency", materials=["credential"],
+                          emergency_visit="inpatient", channel="hospital",
+                          destination="220100")
+    await _send(infra, prefix, [
+        ("P20", "filing.requested", requested("L20", "P20", destination="110000")),
+        ("P20", "filing.requested", emergency),
+        ("P20", "filing.emergency_reviewed", {"filing_id": "E20", "approved": False}),
+        ("P20", "filing.emergency_reviewed", {"filing_id": "E20", "approved": True}),
+        ("P20", "filing.emergency_reviewed", {"filing_id": "L20", "approved": True}),
+    ])
+    events = await _events(infra, prefix, 5)
+    assert [(e["type"], e["data"].get("filing_id")) for e in events] == [
+        ("filing.registered", "L20"), ("filing.registered", "E20"),
+        ("filing.emergency_reviewed", "E20"), ("filing.rejected", "E20"),
+        ("filing.rejected", "L20")]
+    assert events[2]["data"]["approved"] is False
+    assert events[2]["data"]["reviewed_on"] == "2026-10-01"
+    assert [r["code"] for r in events[3]["data"]["reasons"]] == ["emergency_already_reviewed"]
+    assert [r["code"] for r in events[4]["data"]["reasons"]] == ["not_an_emergency_filing"]

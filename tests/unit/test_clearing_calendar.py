@@ -70,13 +70,17 @@ def _state(status: CycleStatus | None = None, reported_through: date | None = No
     (_state(CycleStatus.STATEMENTS_ISSUED, date(2026, 11, 8),
             confirmation_deadline_passed=True), date(2026, 11, 10),
      [IssueDailyReports(date(2026, 11, 9)), IssueInstructions(OCT)]),
-    # remittances are due on the 15th and overdue after it, checked once
+    # remittances are due on the 15th and overdue after it, checked once; 15 Nov 2026 is a
+    # Sunday, so the due date moves to Monday the 16th (issue 16) and overdue is the 17th
     (_state(CycleStatus.INSTRUCTIONS_ISSUED, date(2026, 11, 13),
             confirmation_deadline_passed=True), date(2026, 11, 15),
      [IssueDailyReports(date(2026, 11, 14))]),
     (_state(CycleStatus.INSTRUCTIONS_ISSUED, date(2026, 11, 14),
             confirmation_deadline_passed=True), date(2026, 11, 16),
-     [IssueDailyReports(date(2026, 11, 15)), FlagOverdueRemittances(OCT)]),
+     [IssueDailyReports(date(2026, 11, 15))]),
+    (_state(CycleStatus.INSTRUCTIONS_ISSUED, date(2026, 11, 15),
+            confirmation_deadline_passed=True), date(2026, 11, 17),
+     [IssueDailyReports(date(2026, 11, 16)), FlagOverdueRemittances(OCT)]),
     # distribution from the 20th, daily until the cycle closes
     (_state(CycleStatus.INSTRUCTIONS_ISSUED, date(2026, 11, 20),
             confirmation_deadline_passed=True, overdue_checked=True), date(2026, 11, 22),

@@ -141,12 +141,13 @@ def test_nets_sum_to_zero(book: InMemoryBook, cycle: str, nets: dict[str, str]) 
 def test_net_transfer_instructions(book: InMemoryBook) -> None:
     instructions = book.payloads(NetTransferInstruction)
     assert [(i.instruction_id, str(i.amount), i.due_on.isoformat()) for i in instructions] == [
-        ("NTI-2026-10-220100-hub", "250.00", "2026-11-15"),
-        ("NTI-2026-10-220281-hub", "350.00", "2026-11-15"),
+        # 15 Nov 2026 is a Sunday: due Monday the 16th; 20 Dec 2026 a Sunday: the 21st
+        ("NTI-2026-10-220100-hub", "250.00", "2026-11-16"),
+        ("NTI-2026-10-220281-hub", "350.00", "2026-11-16"),
         ("NTI-2026-10-hub-220200", "600.00", "2026-11-20"),
         ("NTI-2026-11-220200-hub", "220.00", "2026-12-15"),
-        ("NTI-2026-11-hub-220100", "100.00", "2026-12-20"),
-        ("NTI-2026-11-hub-220281", "120.00", "2026-12-20"),
+        ("NTI-2026-11-hub-220100", "100.00", "2026-12-21"),
+        ("NTI-2026-11-hub-220281", "120.00", "2026-12-21"),
     ]
     assert check_hub_pays_out_what_it_takes_in(instructions) == []
     keys = [r.key for r in book.results if isinstance(r.payload, NetTransferInstruction)]
@@ -165,8 +166,8 @@ def test_distribution_only_from_money_received(book: InMemoryBook) -> None:
     assert hub_payouts == [
         ("2026-11-20", B, "450.00"),   # 250 + 200 received of 600
         ("2026-11-23", B, "150.00"),   # the day after C paid the rest
-        ("2026-12-20", A, "50.00"),    # 110 of 220 received: shared 100 : 120
-        ("2026-12-20", C, "60.00"),
+        ("2026-12-21", A, "50.00"),    # 110 of 220 received: shared 100 : 120 (the 20th
+        ("2026-12-21", C, "60.00"),    # is a Sunday: payouts start Monday the 21st)
         ("2026-12-22", A, "50.00"),
         ("2026-12-22", C, "60.00"),
     ]

@@ -48,8 +48,9 @@ Operation = tuple[Any, ...]
 AGENCIES = ["220100", "220200", "220281", "320500"]
 START = date(2026, 10, 1)
 STORY_DAYS = 80
-#: After the story, payers pay up and the calendar runs until every cycle can close.
-END = date(2027, 2, 21)
+#: After the story, payers pay up and the calendar runs until every cycle can close: cycle
+#: 2027-01's payout falls on Saturday 20 Feb 2027, moved to Monday the 22nd (working days).
+END = date(2027, 2, 23)
 
 agency = st.sampled_from(AGENCIES)
 settle = st.tuples(st.just("settle"), agency, agency, st.integers(0, 300_000),

@@ -27,6 +27,7 @@ from shared.events.filing import (
     ExtendFiling,
     FilingCategory,
     FilingDestinationChanged,
+    FilingEmergencyReviewed,
     FilingExpired,
     FilingExtended,
     FilingMaterialsOverdue,
@@ -37,11 +38,12 @@ from shared.events.filing import (
     FilingRevoked,
     InsuranceType,
     Material,
+    ReviewEmergency,
     RevokeFiling,
     SupplyMaterials,
 )
 from shared.filing_view import in_force
-from shared.reference import DEFAULT_DIRECTORY, load_reference
+from shared.reference import DEFAULT_DIRECTORY, filing_kind, load_reference
 
 REF = load_reference(DEFAULT_DIRECTORY)
 TODAY = date(2026, 3, 1)
@@ -483,7 +485,7 @@ def test_reason_codes_are_unique_and_documented() -> None:
         assert "{" not in code(**{k: "x" for k in re.findall(r"{(\w+)}", code.template)}).message
 
 
-# ---- invariant: a person's filings never overlap -------------------------------------------
+# ---- invariant: filings overlap only where the policy lets their kinds coexist -------------
 
 CATEGORIES = ["referral", "referral", "temporary_other", "resident_worker", "emergency",
               "childbirth"]
@@ -521,13 +523,71 @@ def scenarios(draw: st.DrawFn) -> list[tuple[Any, date]]:
 
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
-def test_filings_never_overlap(commands: list[tuple[Any, date]]) -> None:
+def test_filings_overlap_only_where_their_kinds_may_coexist(
+        commands: list[tuple[Any, date]]) -> None:
+    """Issue 16: filings of kinds the policy lets coexist (a long-term filing and a referral
+    or emergency one) may be in force together; no two others ever are."""
     state = enrolled()
     for command, today in commands:
         state = domain_state.fold_all(state, decide(state, command, today, REF))
+    policy = REF.filing_policy("220281")
+    assert policy is not None
     for day in (date(2026, 1, 1) + timedelta(n) for n in range(0, 900, 2)):
-        assert sum(f.covers(day) for f in state.filings) <= 1, (day, state.filings)
+        covering = [f for f in state.filings if f.covers(day)]
+        for i, first in enumerate(covering):
+            for second in covering[i + 1:]:
+                assert policy.may_coexist(filing_kind(first.category, first.emergency_visit),
+                                          filing_kind(second.category, second.emergency_visit)
+                                          ), (day, first, second)
 
 
 def test_default_directory_is_the_repository_reference() -> None:
     assert Path(__file__).resolve().parents[2] / "reference" == DEFAULT_DIRECTORY
+
+
+# ---- the hospital's emergency filing within 2 working days (seed 003, issue 16) ------------
+
+@pytest.mark.parametrize(("valid_from", "today", "channel", "expected"), [
+    (date(2026, 3, 12), date(2026, 3, 16), "hospital", None),  # Thu -> Fri 13, Mon 16
+    (date(2026, 3, 12), date(2026, 3, 17), "hospital", {"emergency_filing_late"}),
+    (date(2026, 3, 13), date(2026, 3, 17), "hospital", None),  # Fri -> Mon 16, Tue 17
+    (date(2026, 9, 30), date(2026, 10, 9), "hospital", None),  # 国庆节: Oct 8 and 9
+    (date(2026, 9, 30), date(2026, 10, 10), "hospital", {"emergency_filing_late"}),
+    (date(2026, 9, 30), date(2026, 10, 10), "online", None),  # the rule binds hospitals
+])
+def test_a_hospital_files_an_emergency_within_two_working_days(
+        valid_from: date, today: date, channel: str, expected: set[str] | None) -> None:
+    command = request(category="emergency", emergency_visit="inpatient", channel=channel,
+                      materials=["credential"], valid_from=valid_from)
+    events = decide(enrolled_for(command), command, today, REF)
+    assert (None if isinstance(events[-1], FilingRegistered) else codes(events)) == expected
+
+
+# ---- the review (核定) of an emergency filing (seed 003) -----------------------------------
+
+EMERGENCY = dict(category="emergency", emergency_visit="inpatient", channel="hospital",
+                 materials=["credential"])
+
+
+@pytest.mark.parametrize(("filing", "review", "expected"), [
+    (EMERGENCY, ReviewEmergency(filing_id="F1", approved=True), True),
+    (EMERGENCY, ReviewEmergency(filing_id="F1", approved=False), False),
+    (EMERGENCY, ReviewEmergency(filing_id="F9", approved=True), {"unknown_filing"}),
+    ({}, ReviewEmergency(filing_id="F1", approved=True), {"not_an_emergency_filing"}),
+    (EMERGENCY, ReviewEmergency(filing_id="F1", approved=True, person_id="P-other"),
+     {"person_mismatch"}),
+])
+def test_the_insuring_agency_reviews_an_emergency_filing(
+        filing: dict[str, Any], review: ReviewEmergency, expected: bool | set[str]) -> None:
+    state = registered(request(**filing))
+    events = decide(state, review, TODAY, REF)
+    if isinstance(expected, bool):
+        assert events == [FilingEmergencyReviewed(filing_id="F1", person_id=PERSON,
+                                                  approved=expected, reviewed_on=TODAY)]
+        state = domain_state.fold_all(state, events)
+        assert state.filings[0].emergency_approved is expected
+        again = decide(state, ReviewEmergency(filing_id="F1", approved=True), TODAY, REF)
+        assert codes(again) == {"emergency_already_reviewed"}
+        assert domain_state.PersonFilingState.from_json(state.to_json()) == state
+    else:
+        assert codes(events) == expected

@@ -265,3 +265,20 @@ def test_json_round_trip_at_any_point_changes_nothing(events: list, data: st.Dat
     for day in (date(2026, 1, 1) + timedelta(n) for n in range(0, 520, 7)):
         assert in_force(stored, day) == in_force(straight, day)
         assert benefit_status(stored, day) == benefit_status(straight, day)
+
+
+def test_an_unreviewed_filing_is_stored_as_before_the_emergency_review_existed() -> None:
+    """The review (核定) adds a key to a stored filing only once there is one."""
+    from services.filing.domain import state as domain_state
+    from shared.events.filing import FilingEmergencyReviewed
+    from tests.unit.test_filing_domain import registered, request
+
+    state = registered(request(category="emergency", emergency_visit="inpatient",
+                               channel="hospital", materials=["credential"]))
+    assert "emergency_approved" not in state.to_json()
+    reviewed = domain_state.fold(state, FilingEmergencyReviewed(
+        filing_id="F1", person_id=state.person_id or "", approved=True,
+        reviewed_on=date(2026, 3, 1)))
+    assert '"emergency_approved":true' in reviewed.to_json()
+    assert type(reviewed).from_json(reviewed.to_json()) == reviewed
+    assert type(state).from_json(state.to_json()) == state

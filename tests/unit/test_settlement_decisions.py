@@ -29,6 +29,7 @@ from services.settlement.domain.decisions import (
     FilingFacts,
     HospitalFacts,
     SettlementContext,
+    care_date,
     decide_refund,
     decide_settlement,
 )
@@ -413,13 +414,14 @@ def test_the_deductible_is_per_admission_for_inpatient_care() -> None:
 
 def test_the_outpatient_deductible_is_per_year_and_shared_with_pharmacies() -> None:
     """长春 employee outpatient: 200.00 a year for outpatient care and pharmacies together;
-    unfiled in Jilin at tier 3 (0.50 − 0.20 at level 3, 0.50 − 0.20 at a pharmacy)."""
+    unfiled in Jilin, at the local ratio: Jilin's tier reductions are stated for inpatient
+    care only (issue 16; 0.50 at level 3, 0.50 at a pharmacy)."""
     first, state = completed(EMPTY, visit("150.00", hospital="H220204001"))
     assert (first.deductible, first.fund_pay, first.ratio) == (D("150.00"), D("0.00"),
-                                                               D("0.30"))
+                                                               D("0.50"))
     second, state = completed(state, visit("100.00", settlement_id="S-2",
                                            hospital="P220202001", visit_type="pharmacy"))
-    assert (second.deductible, second.fund_pay) == (D("50.00"), D("15.00"))
+    assert (second.deductible, second.fund_pay) == (D("50.00"), D("25.00"))  # 50 × 0.50
     assert state.deductible_used == {"year|2026|employee|outpatient": D("200.00")}
     next_year, _ = completed(state, visit("100.00", settlement_id="S-3",
                                           visit_date="2027-01-02",
@@ -428,9 +430,10 @@ def test_the_outpatient_deductible_is_per_year_and_shared_with_pharmacies() -> N
 
 
 def test_the_annual_cap_binds_and_a_refund_frees_it() -> None:
-    """Outpatient cap 3000.00: (20000 − 200) × 0.50 = 9900.00 is capped at 3000.00."""
+    """Outpatient cap 3000.00: (20000 − 200) × 0.70 = 13860.00 is capped at 3000.00 (the
+    local ratio: Jilin's tier reductions are stated for inpatient care, issue 16)."""
     big, state = completed(EMPTY, visit("20000.00", hospital="H220204002"))
-    assert (big.ratio, big.fund_pay) == (D("0.50"), D("3000.00"))
+    assert (big.ratio, big.fund_pay) == (D("0.70"), D("3000.00"))
     more, capped = completed(state, visit("1000.00", settlement_id="S-2",
                                           hospital="H220204002",
                                           personal_account_request="300.00"))
@@ -441,7 +444,7 @@ def test_the_annual_cap_binds_and_a_refund_frees_it() -> None:
     freed = evolve(state, refunded)
     assert freed.cap_used == {} and freed.deductible_used == {}
     again, _ = completed(freed, visit("1000.00", settlement_id="S-2", hospital="H220204002"))
-    assert again.fund_pay == D("400.00")  # (1000 − 200) × 0.50
+    assert again.fund_pay == D("560.00")  # (1000 − 200) × 0.70
 
 
 # ---- duplicates ---------------------------------------------------------------------------
@@ -655,3 +658,152 @@ def test_lazy_settlements_equal_their_records_and_round_trip() -> None:
         2, dataclasses.replace(loaded.settlements[2], refund_id="R-9")))
     assert loaded.settlements[2].refund_id is None  # the original is unchanged
     assert resettled.settlements[2].refund_id == "R-9" and resettled != loaded
+
+
+# ---- the year of the care (issue 16) ------------------------------------------------------
+
+#: 220100 employee inpatient cap 300,000.00, of which 295,000.00 used in 2026 already.
+CAP_2026 = "year|2026|employee|inpatient"
+BIG_STAY = [{"code": "S-SURGERY", "name": "手术费", "category": "A", "amount": "20000.00"}]
+
+
+def _stay_of_december() -> tuple[SettlementCompleted, PersonState]:
+    """A 2026-12 referral stay: (20000 − 900) × 0.75 = 14,325.00, capped at the 5,000.00 left."""
+    used = dataclasses.replace(EMPTY, cap_used={CAP_2026: D("295000.00")})
+    return completed(used, submission(admitted_on="2026-12-20", discharged_on="2026-12-28",
+                                      settled_at="2026-12-28T10:00:00+08:00", items=BIG_STAY,
+                                      personal_account_request=None),
+                     filing(FilingCategory.REFERRAL))
+
+
+@pytest.mark.parametrize(("resettled_at", "fund_pay", "cap_scope"), [
+    ("2026-12-30T10:00:00+08:00", "5000.00", CAP_2026),  # same year: the cap binds
+    ("2027-01-05T10:00:00+08:00", "5000.00", CAP_2026),  # next year: still the 2026 cap
+])
+def test_a_resettlement_draws_on_the_cap_of_the_original_care(resettled_at: str, fund_pay: str,
+                                                               cap_scope: str) -> None:
+    first, state = _stay_of_december()
+    assert (first.fund_pay, first.cap_scope) == (D("5000.00"), CAP_2026)
+    outcome = decide_refund(state, refund("S-1", at="2027-01-04T09:00:00+08:00"))
+    assert isinstance(outcome, SettlementRefunded)
+    state = evolve(state, outcome)
+    again, state = completed(state, submission(
+        settlement_id="S-1R", resettles="S-1", admitted_on="2026-12-20",
+        discharged_on="2026-12-28", settled_at=resettled_at, items=BIG_STAY,
+        personal_account_request=None), filing(FilingCategory.REFERRAL))
+    assert (again.fund_pay, again.cap_scope) == (D(fund_pay), cap_scope)
+    assert state.cap_used == {CAP_2026: D("300000.00")}
+
+
+def test_the_care_date_follows_a_chain_of_resettlements_to_the_first() -> None:
+    first, state = _stay_of_december()
+    state = evolve(state, decide_refund(state, refund("S-1", at="2027-01-04T09:00:00+08:00")))
+    second, state = completed(state, submission(
+        settlement_id="S-1R", resettles="S-1", settled_at="2027-01-05T10:00:00+08:00",
+        admitted_on="2026-12-20", discharged_on="2026-12-28", items=BIG_STAY,
+        personal_account_request=None), filing(FilingCategory.REFERRAL))
+    state = evolve(state, decide_refund(state, refund("S-1R", refund_id="R-2",
+                                                      at="2027-02-01T09:00:00+08:00")))
+    third = submission(settlement_id="S-1S", resettles="S-1R", admitted_on="2026-12-20",
+                       discharged_on="2026-12-28", settled_at="2027-02-02T10:00:00+08:00")
+    assert care_date(state, third) == date(2026, 12, 28)
+    assert care_date(state, submission(settled_at="2027-02-02T10:00:00+08:00")) == \
+        date(2027, 2, 2)
+
+
+# ---- an emergency inpatient filing is valid for one stay (issue 16) ------------------------
+
+EMERGENCY_STAY = filing(FilingCategory.EMERGENCY, filing_id="F-EM", emergency_visit="inpatient")
+
+
+@pytest.mark.parametrize(("later", "filings", "tier", "filing_id"), [
+    # another stay months later: the filing ended at the first discharge -> tier 3 unfiled
+    (dict(settlement_id="S-2", admitted_on="2027-03-01", discharged_on="2027-03-05",
+          settled_at="2027-03-05T10:00:00+08:00"), (EMERGENCY_STAY,), 3, None),
+    # another stay at another hospital of the same place, the next week: also ended
+    (dict(settlement_id="S-2", hospital="H220204001", admitted_on="2026-10-15",
+          discharged_on="2026-10-20", settled_at="2026-10-20T10:00:00+08:00"),
+     (EMERGENCY_STAY,), 3, None),
+    # a new emergency filing for the new stay gives tier 2 again
+    (dict(settlement_id="S-2", admitted_on="2027-03-01", discharged_on="2027-03-05",
+          settled_at="2027-03-05T10:00:00+08:00"),
+     (EMERGENCY_STAY, dataclasses.replace(EMERGENCY_STAY, filing_id="F-EM2")), 2, "F-EM2"),
+    # a long-term filing is not used up by a stay
+    (dict(settlement_id="S-2", admitted_on="2027-03-01", discharged_on="2027-03-05",
+          settled_at="2027-03-05T10:00:00+08:00"),
+     (filing(FilingCategory.LONG_TERM_RESIDENT, filing_id="F-LT"),), 1, "F-LT"),
+])
+def test_an_emergency_inpatient_filing_ends_at_the_discharge_settlement(
+        later: dict[str, Any], filings: tuple[FilingFacts, ...], tier: int,
+        filing_id: str | None) -> None:
+    first, state = completed(EMPTY, submission(), EMERGENCY_STAY)
+    assert (first.tier, first.filing_id, first.filings_consumed) == (2, "F-EM", ["F-EM"])
+    assert state.consumed_filings == {"F-EM": "admission|H220202001|2026-10-01"}
+    event, _ = completed(state, submission(**later), *filings)
+    assert (event.tier, event.filing_id) == (tier, filing_id)
+
+
+def test_the_same_stay_settled_again_keeps_its_emergency_filing() -> None:
+    _, state = completed(EMPTY, submission(), EMERGENCY_STAY)
+    state = evolve(state, decide_refund(state, refund("S-1")))
+    again, state = completed(state, submission(settlement_id="S-1R", resettles="S-1",
+                                               settled_at="2026-10-10T10:00:00+08:00"),
+                             EMERGENCY_STAY)
+    assert (again.tier, again.filing_id, again.filings_consumed) == (2, "F-EM", ["F-EM"])
+    assert from_json(to_json(state)) == state
+    assert to_document(state)["consumed_filings"] == {
+        "F-EM": "admission|H220202001|2026-10-01"}
+    assert "consumed_filings" not in to_document(EMPTY)  # earlier rows stay as they were
+
+
+def test_an_outpatient_visit_does_not_use_up_an_inpatient_emergency_filing() -> None:
+    event, state = completed(EMPTY, visit(), filing(FilingCategory.EMERGENCY, filing_id="F-EO",
+                                                    emergency_visit="outpatient"))
+    assert event.filings_consumed is None and state.consumed_filings == {}
+
+
+@pytest.mark.parametrize(("approved", "tier", "filing_id", "fund_pay"), [
+    (None, 2, "F-EM", "7430.04"),   # not reviewed yet: the filing counts
+    (True, 2, "F-EM", "7430.04"),   # approved: (10806.72 − 900) × 0.75
+    (False, 3, None, "6439.37"),    # refused: 按自行就医待遇, unfiled tier 3: × 0.65
+])
+def test_a_refused_emergency_settles_as_self_referred_care(approved: bool | None, tier: int,
+                                                           filing_id: str | None,
+                                                           fund_pay: str) -> None:
+    reviewed = dataclasses.replace(EMERGENCY_STAY, emergency_approved=approved)
+    event, _ = completed(EMPTY, submission(), reviewed)
+    assert (event.tier, event.filing_id, event.fund_pay) == (tier, filing_id, D(fund_pay))
+
+
+# ---- tier tables chosen by the date of care (issue 16) ------------------------------------
+
+@pytest.mark.parametrize(("settled_at", "expected"), [
+    ("2022-10-31T10:00:00+08:00", reasons.NO_TIER_TABLE),  # before 吉医保联〔2022〕30号
+    ("2022-11-01T10:00:00+08:00", 2),                        # its first day
+    ("2022-12-31T10:00:00+08:00", 2),                        # inside the transition
+    ("2026-10-09T10:00:00+08:00", 2),
+])
+def test_the_tier_table_is_chosen_by_the_date_of_care(settled_at: str,
+                                                      expected: int | str) -> None:
+    day = settled_at[:10]
+    sub = submission(admitted_on=day, discharged_on=day, settled_at=settled_at)
+    outcome = decide_settlement(EMPTY, sub, dataclasses.replace(
+        context(sub, filing(FilingCategory.REFERRAL)),
+        enrolment=EnrolmentSpan(date(2000, 1, 1), "220100", "employee")))
+    if isinstance(expected, str):
+        assert isinstance(outcome, SettlementRejected) and codes(outcome) == [expected]
+    else:
+        assert isinstance(outcome, SettlementCompleted) and outcome.tier == expected
+
+
+def test_an_earlier_table_applies_to_care_before_the_current_one() -> None:
+    """A policy naming an earlier table (as a pool still on its old rules would): care before
+    2022-11-01 takes it, later care the 2022 table."""
+    policy = POLICIES["220100"]
+    older = dataclasses.replace(load_tier_table(REFERENCE, "shanxi"), name="old",
+                                effective_from=date(2020, 1, 1))
+    both = dataclasses.replace(policy, tier_tables=(older, policy.tier_table))
+    assert both.tier_table_on(date(2022, 10, 31)) is older
+    assert both.tier_table_on(date(2022, 11, 1)) is policy.tier_table
+    assert both.tier_table_on(date(2019, 12, 31)) is None
+    assert load_tier_table(REFERENCE, "jilin-2022").transition_until == date(2022, 12, 31)

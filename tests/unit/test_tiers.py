@@ -303,3 +303,57 @@ def test_a_missing_row_is_refused(tmp_path: Path) -> None:
     (tmp_path / "tiers" / "t.toml").write_text(f'title = "t"\nrows = [{GOOD_ROW}]\n')
     with pytest.raises(PolicyError, match="no row for trip same_pool and basis referral"):
         load_tier_table(tmp_path, "t")
+
+
+# ---- the visit types a table's reductions apply to (issue 16) -----------------------------
+
+@pytest.mark.parametrize(("name", "visit_type", "trip", "category", "tier", "reduction"), [
+    # Jilin: 住院待遇支付比例 … 执行三档待遇 (seed 000): inpatient care is reduced …
+    ("jilin-2022", "inpatient", Trip.OTHER_CITY_DISTRICT, FilingCategory.REFERRAL, 2, "0.10"),
+    ("jilin-2022", "inpatient", Trip.OTHER_PROVINCE, FilingCategory.TEMPORARY_OTHER, 3, "0.20"),
+    # … other visit types are settled at the local ratio
+    ("jilin-2022", "outpatient", Trip.OTHER_CITY_DISTRICT, FilingCategory.REFERRAL, 1, "0.00"),
+    ("jilin-2022", "pharmacy", Trip.OTHER_PROVINCE, FilingCategory.TEMPORARY_OTHER, 1, "0.00"),
+    ("jilin-2022", "chronic_outpatient", Trip.OTHER_PROVINCE, FilingCategory.EMERGENCY, 1,
+     "0.00"),
+    # Shanxi: 省内/跨省住院支付比例 … 下调 (seed 002): inpatient only as well
+    ("shanxi", "inpatient", Trip.OTHER_PROVINCE, FilingCategory.TEMPORARY_OTHER, 3, "0.20"),
+    ("shanxi", "inpatient", Trip.OTHER_CITY_DISTRICT, FilingCategory.TEMPORARY_OTHER, 3, "0.15"),
+    ("shanxi", "outpatient", Trip.OTHER_PROVINCE, FilingCategory.TEMPORARY_OTHER, 1, "0.00"),
+])
+def test_reductions_apply_to_the_visit_types_of_the_table(
+        name: str, visit_type: str, trip: Trip, category: FilingCategory, tier: int,
+        reduction: str) -> None:
+    table = load_tier_table(REFERENCE, name)
+    choice = choose_tier(table, trip, [FilingOption("F-1", category)], unfiled_allowed=False,
+                         emergency=False, referral=False, visit_type=visit_type)
+    assert choice is not None
+    assert (choice.tier, choice.reduction, choice.filing_id) == (tier, D(reduction), "F-1")
+
+
+def test_unfiled_outpatient_care_is_not_reduced_where_the_table_is_for_inpatients() -> None:
+    table = load_tier_table(REFERENCE, "jilin-2022")
+    assert table.visit_types == frozenset({"inpatient"})
+    choice = choose_tier(table, Trip.OTHER_CITY_DISTRICT, [], unfiled_allowed=True,
+                         emergency=False, referral=False, visit_type="outpatient")
+    assert choice is not None and (choice.tier, choice.reduction) == (1, D("0.00"))
+
+
+@pytest.mark.parametrize(("line", "accepted"), [
+    ('visit_types = ["inpatient", "outpatient"]\n', True),
+    ("", True),  # absent: every visit type
+    ('visit_types = ["ward"]\n', False),
+    ("visit_types = []\n", False),
+])
+def test_visit_types_of_a_tier_table_are_checked(tmp_path: Path, line: str,
+                                                 accepted: bool) -> None:
+    (tmp_path / "tiers").mkdir()
+    text = (REFERENCE / "tiers" / "jilin-2022.toml").read_text(encoding="utf-8")
+    text = text.replace('visit_types = ["inpatient"]\n', line)
+    (tmp_path / "tiers" / "t.toml").write_text(text, encoding="utf-8")
+    if accepted:
+        assert load_tier_table(tmp_path, "t").reduces("outpatient") is ("outpatient" in line
+                                                                       or not line)
+    else:
+        with pytest.raises(PolicyError, match="visit_types"):
+            load_tier_table(tmp_path, "t")

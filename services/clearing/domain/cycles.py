@@ -244,6 +244,8 @@ def difference_notices(
             account_pay=new.account_pay - original.account_pay,
             cash_pay=new.cash_pay - original.cash_pay,
             cleared_amount=new.cleared_amount - original.cleared_amount,
-            carried_into=carried_into)
+            carried_into=carried_into,
+            other_payers_pay=(new.other_payers_pay - original.other_payers_pay
+                              if new.other_payers_pay or original.other_payers_pay else None))
         for agency in (new.insured_agency, new.care_agency)
     ]

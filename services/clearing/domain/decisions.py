@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from services.clearing.domain.chain import seal
 from services.clearing.domain.cycles import clearing_cycle, difference_notices
+from services.clearing.domain.disputes import correct_disputes
 from services.clearing.domain.items import (
     ClearingItem,
     is_cross_region,
@@ -38,6 +39,9 @@ from shared.events.clearing import (
     CycleClosed,
     DailyReport,
     DifferenceNotice,
+    DisputeCorrected,
+    DisputeOpened,
+    DisputeResolved,
     NetTransferInstruction,
     RemittanceOverdue,
     StatementIssued,
@@ -71,6 +75,20 @@ def result_for(payload: Payload) -> Result:
             return Result(payer, derived_id("overdue", iid), payload)
         case CycleClosed(agency=agency, cycle=cycle):
             return Result(agency, derived_id("cycle_closed", cycle, agency), payload)
+        case DisputeOpened(agency=agency, disputed_by=by, settlement_id=sid):
+            raised = (payload.report_date.isoformat() if payload.report_date
+                      else payload.statement_cycle or "")
+            return Result(agency, derived_id("dispute_opened", agency, by, sid, raised), payload)
+        case DisputeCorrected(agency=agency, disputed_by=by, hospital=hospital,
+                              refund_id=refund_id):
+            return Result(agency, derived_id("dispute_corrected", agency, by, hospital,
+                                             refund_id), payload)
+        case DisputeResolved(agency=agency, disputed_by=by, settlement_id=sid):
+            confirmed = (payload.confirmed_report_date.isoformat()
+                         if payload.confirmed_report_date
+                         else payload.confirmed_statement_cycle or "")
+            return Result(agency, derived_id("dispute_resolved", agency, by, sid, confirmed),
+                          payload)
     raise TypeError(f"{type(payload).__name__} is not a clearing result with a fixed address")
 
 
@@ -198,7 +216,8 @@ def on_settlement_refunded(
     state: ClearingState, refunded: SettlementRefunded, cause: EventRef,
 ) -> Decision:
     """Reverse the settlement's obligation, in its cycle or, when that is issued, as an
-    adjustment of the next open one; a refund resolves disputes about the settlement."""
+    adjustment of the next open one; a refund corrects the open disputes about the
+    settlement (services.clearing.domain.disputes)."""
     if not is_cross_region(refunded.insured_agency, refunded.care_agency):
         return Decision(state)  # nothing changes: the state itself, unchanged
     cycle = clearing_cycle(cycle_of(refunded.settled_at), state.issued_through)
@@ -211,5 +230,6 @@ def on_settlement_refunded(
     draft.touch(cycle)
     draft.items.append(item_for_refund(refunded, cause, cycle))
     if disputes is not None:
-        draft.state.resolve_disputes(None, {settlement_id})
+        for notice in correct_disputes(draft.state.disputes, refunded):
+            draft.emit(notice)
     return draft.decision()

@@ -36,7 +36,9 @@ def refund_key(hospital: str, refund_id: str) -> str:
 @dataclass(frozen=True)
 class ClearingItem:
     """A settlement (the insuring agency owes the care agency `cleared_amount`) or a refund
-    (which takes that back); amounts are the settlement's, always positive."""
+    (which takes that back); amounts are the settlement's, always positive. `cleared_amount`
+    is the settlement's plus what its further payers paid (`other_payers_pay`: 大病保险 and
+    医疗救助 of the insuring place, advanced by the care place like the fund's share)."""
 
     item_id: str
     kind: ItemKind
@@ -58,6 +60,7 @@ class ClearingItem:
     resettles: str | None = None
     #: The daily report that covered the item; None until one did.
     reported_on: date | None = None
+    other_payers_pay: Decimal = Decimal("0.00")
 
     @property
     def signed_amount(self) -> Decimal:
@@ -90,8 +93,9 @@ def item_for_settlement(
         care_agency=completed.care_agency, business_time=completed.settled_at,
         origin_cycle=cycle_of(completed.settled_at), cycle=cycle,
         fund_pay=completed.fund_pay, account_pay=completed.account_pay,
-        cash_pay=completed.cash_pay, cleared_amount=completed.cleared_amount, cause=cause,
-        resettles=completed.resettles,
+        cash_pay=completed.cash_pay,
+        cleared_amount=completed.cleared_amount + completed.other_payers_pay, cause=cause,
+        resettles=completed.resettles, other_payers_pay=completed.other_payers_pay,
     )
 
 
@@ -103,6 +107,7 @@ def item_for_refund(refunded: SettlementRefunded, cause: EventRef, cycle: str) -
         care_agency=refunded.care_agency, business_time=refunded.refunded_at,
         origin_cycle=cycle_of(refunded.settled_at), cycle=cycle,
         fund_pay=refunded.fund_pay, account_pay=refunded.account_pay,
-        cash_pay=refunded.cash_pay, cleared_amount=refunded.cleared_amount, cause=cause,
-        refund_id=refunded.refund_id,
+        cash_pay=refunded.cash_pay,
+        cleared_amount=refunded.cleared_amount + refunded.other_payers_pay, cause=cause,
+        refund_id=refunded.refund_id, other_payers_pay=refunded.other_payers_pay,
     )

@@ -191,7 +191,8 @@ def postings_for_settlement(
     origin = cycle_of(completed.settled_at)
     return _obligation(
         EntryKind.SETTLEMENT, completed.insured_agency, completed.care_agency,
-        completed.cleared_amount, event_ref, completed.settled_at, origin, cycle or origin,
+        completed.cleared_amount + completed.other_payers_pay, event_ref, completed.settled_at,
+        origin, cycle or origin,
         completed.settlement_id, reverse=False)
 
 
@@ -202,7 +203,8 @@ def postings_for_refund(
     origin = cycle_of(refunded.settled_at)
     return _obligation(
         EntryKind.REFUND, refunded.insured_agency, refunded.care_agency,
-        refunded.cleared_amount, event_ref, refunded.refunded_at, origin, cycle or origin,
+        refunded.cleared_amount + refunded.other_payers_pay, event_ref, refunded.refunded_at,
+        origin, cycle or origin,
         refunded.settlement_id, reverse=True)
 
 

@@ -5,6 +5,7 @@ document; items, reports and postings live in their own tables."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 from decimal import Decimal
 from enum import StrEnum
 
@@ -79,13 +80,18 @@ class CycleState(_Model):
 
 
 class Dispute(_Model):
-    """A settlement an agency disputed, listed in its statements until resolved."""
+    """A settlement an agency disputed: `open` (listed in its statements) until the hospital
+    corrects it by a refund, then `corrected` until the agency re-confirms."""
 
     settlement_id: str
     #: The daily report (date) or statement (cycle) it was raised against.
     report_date: date | None = None
     statement_cycle: str | None = None
     reason: str | None = None
+    status: Literal["open", "corrected"] = "open"
+    #: The settlement's hospital and other agency, where the clearing has the item.
+    hospital: str | None = None
+    counterpart: str | None = None
 
 
 class ClearingState(_Model):
@@ -113,7 +119,10 @@ class ClearingState(_Model):
         return None
 
     def open_disputes(self) -> dict[str, list[str]]:
-        return {agency: sorted(d) for agency, d in self.disputes.items() if d}
+        """agency → the settlements it disputes that no correction has answered yet."""
+        listed = {agency: sorted(sid for sid, dispute in d.items() if dispute.status == "open")
+                  for agency, d in self.disputes.items()}
+        return {agency: sids for agency, sids in listed.items() if sids}
 
     def resolve_disputes(self, agency: str | None, settlement_ids: set[str]) -> None:
         """Drop the disputes of `agency` (of every agency when None) on these settlements."""

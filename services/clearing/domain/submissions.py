@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from services.clearing.domain import disputes as dispute_loop
 from services.clearing.domain.decisions import Decision, Draft
+from services.clearing.domain.items import ClearingItem
 from services.clearing.domain.ledger import EventRef, postings_for_remittance
 from services.clearing.domain.reports import Answer, ReportRecord, confirmation_problems
 from services.clearing.domain.state import (
     ClearingState,
-    Dispute,
     InstructionState,
     StatementRecord,
 )
@@ -29,35 +30,40 @@ def on_daily_report_confirmed(
     state: ClearingState, confirmed: DailyReportConfirmed, cause: EventRef,
     report: ReportRecord | None,
 ) -> Decision:
-    """Record the confirmation (checksum must match when given); it resolves the agency's
-    disputes raised against that day's report."""
+    """Record the confirmation (checksum must match when given); it closes the agency's
+    disputes raised against that day's report, and the corrected ones whose correction the
+    report carries (`disputes`)."""
     draft = Draft.of(state)
     problems = confirmation_problems(report, confirmed)
     if problems or report is None:
         draft.reject(cause, confirmed, confirmed.agency, problems)
         return draft.decision()
     draft.reports.append(dataclasses.replace(report, answer=Answer.CONFIRMED))
-    raised = {d.settlement_id for d in draft.state.disputes.get(confirmed.agency, {}).values()
-              if d.report_date == confirmed.date}
-    draft.state.resolve_disputes(confirmed.agency, raised)
+    mine = draft.state.disputes.get(confirmed.agency, {})
+    settled = dispute_loop.settled_by_report(mine, confirmed.date, report.settlement_ids)
+    for notice in dispute_loop.resolve_disputes(mine, confirmed.agency, settled,
+                                                report_date=confirmed.date):
+        draft.emit(notice)
     return draft.decision()
 
 
 def on_daily_report_disputed(
     state: ClearingState, disputed: DailyReportDisputed, cause: EventRef,
-    report: ReportRecord | None,
+    report: ReportRecord | None, items: list[ClearingItem] | None = None,
 ) -> Decision:
-    """Record the disputed settlements: listed in the agency's statements until resolved."""
+    """Record the disputed settlements (listed in the agency's statements until corrected)
+    and tell both agencies of each; `items` are the settlement items the dispute names."""
     draft = Draft.of(state)
     problems = confirmation_problems(report, disputed)
     if problems or report is None:
         draft.reject(cause, disputed, disputed.agency, problems)
         return draft.decision()
     draft.reports.append(dataclasses.replace(report, answer=Answer.DISPUTED))
-    disputes = draft.state.disputes.setdefault(disputed.agency, {})
-    for settlement_id in disputed.settlement_ids:
-        disputes[settlement_id] = Dispute(settlement_id=settlement_id, report_date=disputed.date,
-                                          reason=disputed.reason)
+    for notice in dispute_loop.open_disputes(
+            draft.state.disputes.setdefault(disputed.agency, {}), disputed.agency,
+            disputed.settlement_ids, items or [], reason=disputed.reason,
+            report_date=disputed.date):
+        draft.emit(notice)
     return draft.decision()
 
 
@@ -88,24 +94,29 @@ def on_statement_confirmed(
                        f"{record.checksum}; dispute the settlements that differ instead"}])
         return draft.decision()
     record.answer = Answer.CONFIRMED
-    draft.state.resolve_disputes(confirmed.agency, set(record.disputed_settlement_ids))
+    for notice in dispute_loop.resolve_disputes(
+            draft.state.disputes.get(confirmed.agency, {}), confirmed.agency,
+            record.disputed_settlement_ids, statement_cycle=confirmed.cycle):
+        draft.emit(notice)
     return draft.decision()
 
 
 def on_statement_disputed(
     state: ClearingState, disputed: StatementDisputed, cause: EventRef,
+    items: list[ClearingItem] | None = None,
 ) -> Decision:
-    """Record the dispute; it never holds the cycle back (corrections arrive as refunds and
-    re-settlements, carried into the next open cycle)."""
+    """Record the dispute and tell both agencies; it never holds the cycle back
+    (corrections arrive as refunds and re-settlements, carried into the next open cycle)."""
     draft = Draft.of(state)
     record = _statement(draft, disputed, cause)
     if record is None:
         return draft.decision()
     record.answer = Answer.DISPUTED
-    disputes = draft.state.disputes.setdefault(disputed.agency, {})
-    for settlement_id in disputed.settlement_ids:
-        disputes[settlement_id] = Dispute(settlement_id=settlement_id,
-                                          statement_cycle=disputed.cycle, reason=disputed.reason)
+    for notice in dispute_loop.open_disputes(
+            draft.state.disputes.setdefault(disputed.agency, {}), disputed.agency,
+            disputed.settlement_ids, items or [], reason=disputed.reason,
+            statement_cycle=disputed.cycle):
+        draft.emit(notice)
     return draft.decision()
 
 

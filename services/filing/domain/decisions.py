@@ -32,6 +32,7 @@ from shared.events.filing import (
     ExtendFiling,
     FilingCategory,
     FilingDestinationChanged,
+    FilingEmergencyReviewed,
     FilingExpired,
     FilingExtended,
     FilingMaterialsOverdue,
@@ -41,14 +42,21 @@ from shared.events.filing import (
     FilingRequested,
     FilingRevoked,
     Material,
+    ReviewEmergency,
     RevokeFiling,
     SupplyMaterials,
 )
 from shared.filing_view import Filing
-from shared.reference import LONG_TERM_CATEGORIES, Agency, FilingPolicy, ReferenceData
+from shared.reference import (
+    LONG_TERM_CATEGORIES,
+    Agency,
+    FilingPolicy,
+    ReferenceData,
+    filing_kind,
+)
 
 Command = (FilingRequested | RevokeFiling | ExtendFiling | SupplyMaterials | ChangeDestination
-           | ChangeBenefitStatus | EnrolmentCommand)
+           | ChangeBenefitStatus | ReviewEmergency | EnrolmentCommand)
 _LONG_TERM_PROOFS = frozenset({Material.RELOCATION_PROOF, Material.RESIDENCE_PROOF,
                                Material.WORK_PROOF})
 
@@ -73,6 +81,8 @@ def decide(state: PersonFilingState, command: Command, today: date,
             answer = _change_destination(state, command, today, reference)
         case ChangeBenefitStatus():
             answer = _change_benefit_status(state, command, reference)
+        case ReviewEmergency():
+            answer = _review_emergency(state, command, today)
         case PersonEnrolled() | InsuranceChanged() | PersonLeft() | BalanceReported():
             answer = decide_enrolment(state, command, reference)
         case _:
@@ -140,18 +150,38 @@ def missing_materials(category: FilingCategory, materials: set[Material]
 
 
 def _overlapping(state: PersonFilingState, start: date, until: date | None,
-                 ignore: str | None = None) -> list[Reason]:
-    """Filings of the person in force on some day of [start, until] (until None: open)."""
+                 kind: str, policy: FilingPolicy, ignore: str | None = None) -> list[Reason]:
+    """Filings of the person in force on some day of [start, until] (until None: open) whose
+    kind may not be in force together with `kind` under the insuring agency's policy
+    (`FilingPolicy.coexisting`: a long-term filing and a referral or emergency one may, and
+    settlement takes the best tier among them, 择优)."""
     found = []
     for other in state.filings:
         ends = other.ends()
         if other.filing_id == ignore or (ends is not None and ends <= other.valid_from):
+            continue
+        if policy.may_coexist(kind, filing_kind(other.category, other.emergency_visit)):
             continue
         if (until is None or other.valid_from <= until) and (ends is None or start < ends):
             last = "open end" if ends is None else (ends - timedelta(days=1)).isoformat()
             found.append(r.OVERLAPPING_FILING(other=other.filing_id,
                                               other_from=other.valid_from, other_until=last))
     return found
+
+
+def _emergency_late(command: FilingRequested, today: date, policy: FilingPolicy,
+                    reference: ReferenceData) -> list[Reason]:
+    """A hospital's emergency filing more than the policy's working days after its first day
+    (医疗机构内设医保管理部门应在2个工作日内 … 上传, seed 003), on the working-day calendar."""
+    days, calendar = policy.emergency_filing_working_days, reference.working_days
+    if (command.category is not FilingCategory.EMERGENCY or command.channel.value != "hospital"
+            or days is None or calendar is None):
+        return []
+    latest = calendar.after(command.valid_from, days)
+    if today <= latest:
+        return []
+    return [r.EMERGENCY_FILING_LATE(agency=command.insured_agency, days=days,
+                                    valid_from=command.valid_from, latest=latest)]
 
 
 def _terminated(state: PersonFilingState, agency: str, until: date | None) -> list[Reason]:
@@ -243,7 +273,10 @@ def _request(state: PersonFilingState, command: FilingRequested, today: date,
             found.append(r.VALID_FROM_TOO_EARLY(agency=command.insured_agency, days=days,
                                                 earliest=today - timedelta(days=days),
                                                 valid_from=valid_from))
-        found += _overlapping(state, valid_from, valid_until, ignore=command.filing_id)
+        found += _emergency_late(command, today, policy, reference)
+        found += _overlapping(state, valid_from, valid_until,
+                              filing_kind(category, command.emergency_visit), policy,
+                              ignore=command.filing_id)
         found += _terminated(state, command.insured_agency, valid_until)
 
     if found or policy is None:
@@ -297,7 +330,9 @@ def _extend(state: PersonFilingState, command: ExtendFiling, today: date,
                 found.append(r.VALIDITY_TOO_LONG(kind="referral extension",
                                                  agency=filing.insured_agency, latest=latest,
                                                  valid_until=command.valid_until))
-            found += _overlapping(state, start, command.valid_until, ignore=filing.filing_id)
+            found += _overlapping(state, start, command.valid_until,
+                                  filing_kind(filing.category, filing.emergency_visit), policy,
+                                  ignore=filing.filing_id)
     if found or filing is None:
         return [_rejected(command, state, found)]
     return [FilingExtended(filing_id=filing.filing_id, person_id=_person(state, command),
@@ -372,8 +407,27 @@ def _change_benefit_status(state: PersonFilingState, command: ChangeBenefitStatu
 # ---- helpers ------------------------------------------------------------------------------
 
 
+def _review_emergency(state: PersonFilingState, command: ReviewEmergency, today: date
+                      ) -> list[Payload]:
+    """The insuring agency's review (核定) of an emergency filing, once (seed 003)."""
+    filing, found = _find(state, command)
+    if filing is not None:
+        if filing.category is not FilingCategory.EMERGENCY:
+            found.append(r.NOT_AN_EMERGENCY_FILING(filing_id=filing.filing_id,
+                                                   category=filing.category.value))
+        elif filing.emergency_approved is not None:
+            found.append(r.EMERGENCY_ALREADY_REVIEWED(
+                filing_id=filing.filing_id,
+                approved="yes" if filing.emergency_approved else "no"))
+    if found or filing is None:
+        return [_rejected(command, state, found)]
+    return [FilingEmergencyReviewed(filing_id=filing.filing_id,
+                                    person_id=_person(state, command),
+                                    approved=command.approved, reviewed_on=today)]
+
+
 def _find(state: PersonFilingState, command: RevokeFiling | ExtendFiling | SupplyMaterials
-          | ChangeDestination) -> tuple[Filing | None, list[Reason]]:
+          | ChangeDestination | ReviewEmergency) -> tuple[Filing | None, list[Reason]]:
     """The filing a command is about, or the reasons it cannot be found for this person."""
     if (command.person_id is not None and state.person_id is not None
             and command.person_id != state.person_id):

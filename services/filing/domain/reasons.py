@@ -112,6 +112,11 @@ VALID_FROM_TOO_EARLY = ReasonCode(
     "valid_from_too_early",
     "pool {agency} accepts retroactive filings (补办) at most {days} days back, until "
     "{earliest}; got valid_from {valid_from}: claim manual reimbursement instead")
+EMERGENCY_FILING_LATE = ReasonCode(
+    "emergency_filing_late",
+    "a hospital files an emergency filing of pool {agency} within {days} working days of its "
+    "first day {valid_from}, by {latest}: the person claims manual reimbursement at the "
+    "insuring agency instead")
 EFFECTIVE_IN_PAST = ReasonCode(
     "effective_in_past",
     "effective {effective} is before the request date {today}; changes take effect from the "
@@ -131,6 +136,13 @@ OVERLAPPING_FILING = ReasonCode(
 UNKNOWN_FILING = ReasonCode(
     "unknown_filing",
     "filing {filing_id} is not registered for this person")
+NOT_AN_EMERGENCY_FILING = ReasonCode(
+    "not_an_emergency_filing",
+    "filing {filing_id} is a {category} filing; only emergency filings are reviewed (核定)")
+EMERGENCY_ALREADY_REVIEWED = ReasonCode(
+    "emergency_already_reviewed",
+    "emergency filing {filing_id} was already reviewed (approved: {approved}); a review is "
+    "final: revoke the filing and have the hospital file again if it was wrong")
 FILING_REVOKED = ReasonCode(
     "filing_revoked",
     "filing {filing_id} was revoked from {revoked_from}; register a new filing")

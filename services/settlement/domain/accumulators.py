@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, overload
@@ -59,6 +59,11 @@ class SettlementRecord:
     resettles: str | None = None
     refund_id: str | None = None
     resettled_by: str | None = None
+    #: Further payers (大病保险, 医疗救助) and the accumulators they used, scope → amount:
+    #: a refund gives these back too.
+    serious_illness_pay: Decimal | None = None
+    medical_assistance_pay: Decimal | None = None
+    other_payer_uses: Mapping[str, Decimal] | None = None
 
     @property
     def refunded(self) -> bool:
@@ -180,6 +185,10 @@ class PersonState:
     #: (hospital, settlement_id) of rejected settlements never completed since.
     rejected: frozenset[tuple[str, str]] = frozenset()
     held_refunds: tuple[RefundRequested, ...] = ()
+    #: One-stay filings (emergency inpatient) ended by a discharge settlement: filing id ->
+    #: the admission (`admission_scope`) that used them; only that stay may use them again
+    #: (its re-settlement), from `settlement.completed`'s ``filings_consumed``.
+    consumed_filings: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, person_id: str) -> PersonState:
@@ -229,18 +238,27 @@ def _completed(state: PersonState, event: SettlementCompleted) -> PersonState:
         settled_at=event.settled_at, total=event.total, deductible=event.deductible,
         fund_pay=event.fund_pay, account_pay=event.account_pay, cash_pay=event.cash_pay,
         cleared_amount=event.cleared_amount, deductible_scope=deductible_scope,
-        cap_scope=cap_scope, resettles=event.resettles)
+        cap_scope=cap_scope, resettles=event.resettles,
+        serious_illness_pay=event.serious_illness_pay,
+        medical_assistance_pay=event.medical_assistance_pay,
+        other_payer_uses=event.other_payer_uses or None)
     settlements = state.settlements
     resettled = (None if event.resettles is None
                  else settlements.index_of(event.hospital, event.resettles))
     if resettled is not None:
         settlements = settlements.replaced(resettled, replace(
             settlements[resettled], resettled_by=event.settlement_id))
+    consumed = state.consumed_filings
+    if event.filings_consumed and event.admitted_on is not None:
+        stay = admission_scope(event.hospital, event.admitted_on)
+        consumed = {**consumed, **{f: stay for f in event.filings_consumed if f not in consumed}}
     return replace(
         state,
+        consumed_filings=consumed,
         settlements=settlements.appended(record),
         deductible_used=_add(state.deductible_used, deductible_scope, event.deductible),
-        cap_used=_add(state.cap_used, cap_scope, event.fund_pay),
+        cap_used=_add_all(_add(state.cap_used, cap_scope, event.fund_pay),
+                          event.other_payer_uses, 1),
         rejected=state.rejected - {(event.hospital, event.settlement_id)},
     )
 
@@ -255,7 +273,8 @@ def _refunded(state: PersonState, event: SettlementRefunded) -> PersonState:
         settlements=state.settlements.replaced(index, replace(record,
                                                               refund_id=event.refund_id)),
         deductible_used=_add(state.deductible_used, record.deductible_scope, -record.deductible),
-        cap_used=_add(state.cap_used, record.cap_scope, -record.fund_pay),
+        cap_used=_add_all(_add(state.cap_used, record.cap_scope, -record.fund_pay),
+                          record.other_payer_uses, -1),
     ), event.refund_id)
 
 
@@ -273,6 +292,14 @@ def _add(totals: Mapping[str, Decimal], scope: str, amount: Decimal) -> dict[str
     else:
         result[scope] = value
     return result
+
+
+def _add_all(totals: Mapping[str, Decimal], uses: Mapping[str, Decimal] | None,
+             sign: int) -> Mapping[str, Decimal]:
+    """Add (sign 1) or give back (sign -1) the further payers' accumulator uses."""
+    for scope, amount in sorted((uses or {}).items()):
+        totals = _add(totals, scope, amount * sign)
+    return totals
 
 
 def scopes_of(event: SettlementCompleted) -> tuple[str, str]:
@@ -294,7 +321,20 @@ _MONEY_FIELDS = ("total", "deductible", "fund_pay", "account_pay", "cash_pay", "
 
 def record_document(s: SettlementRecord) -> dict[str, Any]:
     """A settlement as stored: money as two-decimal strings, the time in RFC 3339."""
-    # The keys in the order they always had (the fields, the time, then _MONEY_FIELDS).
+    # The keys in the order they always had (the fields, the time, then _MONEY_FIELDS);
+    # the further payers only where there are any, so older documents read the same.
+    document = _base_document(s)
+    if s.serious_illness_pay is not None:
+        document["serious_illness_pay"] = format_money(s.serious_illness_pay)
+    if s.medical_assistance_pay is not None:
+        document["medical_assistance_pay"] = format_money(s.medical_assistance_pay)
+    if s.other_payer_uses:
+        document["other_payer_uses"] = {k: format_money(v)
+                                        for k, v in sorted(s.other_payer_uses.items())}
+    return document
+
+
+def _base_document(s: SettlementRecord) -> dict[str, Any]:
     return {
         "settlement_id": s.settlement_id, "hospital": s.hospital,
         "insured_agency": s.insured_agency, "care_agency": s.care_agency,
@@ -313,12 +353,18 @@ def record_from_document(d: Mapping[str, Any]) -> SettlementRecord:
     fields = dict(d)
     fields["settled_at"] = datetime.fromisoformat(d["settled_at"])
     fields.update({k: parse_money(d[k]) for k in _MONEY_FIELDS})
+    for key in ("serious_illness_pay", "medical_assistance_pay"):
+        if key in d:
+            fields[key] = parse_money(d[key])
+    if "other_payer_uses" in d:
+        fields["other_payer_uses"] = {k: parse_money(v)
+                                      for k, v in d["other_payer_uses"].items()}
     return SettlementRecord(**fields)
 
 
 def to_document(state: PersonState) -> dict[str, Any]:
     """A JSON-ready dict (for a JSONB column): money as two-decimal strings, times RFC 3339."""
-    return {
+    document: dict[str, Any] = {
         "version": STATE_VERSION,
         "person_id": state.person_id,
         "deductible_used": {k: format_money(v) for k, v in sorted(state.deductible_used.items())},
@@ -327,6 +373,9 @@ def to_document(state: PersonState) -> dict[str, Any]:
         "rejected": [list(key) for key in sorted(state.rejected)],
         "held_refunds": [r.model_dump(mode="json") for r in state.held_refunds],
     }
+    if state.consumed_filings:  # absent while empty: earlier rows read and write unchanged
+        document["consumed_filings"] = dict(sorted(state.consumed_filings.items()))
+    return document
 
 
 def from_document(doc: Mapping[str, Any]) -> PersonState:
@@ -343,6 +392,7 @@ def from_document(doc: Mapping[str, Any]) -> PersonState:
         rejected=frozenset((h, s) for h, s in doc["rejected"]),
         held_refunds=tuple(RefundRequested.model_validate_json(json.dumps(r))
                            for r in doc["held_refunds"]),
+        consumed_filings=dict(doc.get("consumed_filings", {})),
     )
 
 

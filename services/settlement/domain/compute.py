@@ -98,3 +98,26 @@ def compute(
         deductible=deductible, ratio=ratio, fund_pay=fund_pay, account_pay=account_pay,
         cash_pay=cash_pay, cleared_amount=fund_pay + account_pay,
     )
+
+
+@dataclass(frozen=True)
+class OtherPayment:
+    """What one further payer pays of a bill, and the compliant self-pay it counted."""
+
+    pay: Decimal
+    #: This bill's compliant self-pay (eligible − fund_pay) that the payer counts for the year.
+    counted: Decimal
+
+
+def other_payer_pay(compliant_self_pay: Decimal, cash_left: Decimal, *, ratio: Decimal,
+                    threshold: Decimal, counted_before: Decimal, paid_before: Decimal,
+                    annual_cap: Decimal) -> OtherPayment:
+    """A further payer's share of a bill: `ratio` of the part of this bill's compliant
+    self-pay above what is left of the year's `threshold` (after `counted_before`), rounded
+    to the fen, at most the cap still unused (after `paid_before`) and the cash the person
+    still owes (`cash_left`: the payer pays the person's cash part, never the fund's or the
+    personal account's)."""
+    still_below = max(ZERO, threshold - counted_before)
+    above = max(ZERO, compliant_self_pay - still_below)
+    pay = min(round_fen(above * ratio), max(ZERO, annual_cap - paid_before), max(ZERO, cash_left))
+    return OtherPayment(pay=pay, counted=compliant_self_pay)

@@ -5,6 +5,7 @@ becomes refunded, rejected or held. Pure: the handler looks the facts up and pas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -15,11 +16,12 @@ from services.settlement.domain.accumulators import (
     admission_scope,
     year_scope,
 )
-from services.settlement.domain.compute import applied_ratio, compute
+from services.settlement.domain.compute import applied_ratio, compute, other_payer_pay
 from services.settlement.domain.policy import (
     BenefitRule,
     Catalogue,
     DeductibleMode,
+    OtherPayers,
     SettlementPolicy,
 )
 from services.settlement.domain.tiers import FilingOption, TierChoice, choose_tier, classify_trip
@@ -40,7 +42,7 @@ from shared.events.settlement import (
 from shared.money import ZERO
 
 __all__ = [
-    "FilingFacts", "HospitalFacts", "Held", "SettlementContext", "decide_refund",
+    "FilingFacts", "HospitalFacts", "Held", "SettlementContext", "care_date", "decide_refund",
     "decide_settlement",
 ]
 
@@ -66,6 +68,8 @@ class FilingFacts:
     insured_agency: str
     destination_hospital: str | None = None
     emergency_visit: str | None = None  # "outpatient" | "inpatient", emergency filings only
+    #: The insuring agency's review (核定): None while not reviewed, False when refused.
+    emergency_approved: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class SettlementContext:
     enrolment: EnrolmentSpan | None = None
     #: The insuring agency's latest personal-account balance report as of settled_at.
     balance: BalanceReport | None = None
+    #: The person's medical-assistance category (医疗救助对象) from the enrolment, if any.
+    assistance: str | None = None
     #: False only to measure what the registry check costs (the bench's "registry off" run):
     #: then neither enrolment nor balance is looked at, as before the registry existed.
     enrolment_checked: bool = True
@@ -111,19 +117,32 @@ def decide_settlement(
 
     trip = classify_trip(submitted.insured_agency, care_agency, hospital.county,
                          hospital.county_area)
-    covering = [f for f in context.filings if _covers(f, hospital, submitted.visit_type)]
+    covering = [f for f in context.filings if _covers(f, hospital, submitted.visit_type)
+                and not _consumed_by_another_stay(state, f, submitted)]
     problems = list(_filing_mismatches(submitted, covering))
-    choice = choose_tier(policy.tier_table, trip,
+    table = policy.tier_table_on(care_date(state, submitted))
+    if table is None:
+        first = min((t.effective_from for t in policy.tier_tables if t.effective_from),
+                    default=None)
+        return _rejected(submitted, [*problems, (
+            reasons.NO_TIER_TABLE,
+            f"the care of {care_date(state, submitted)} predates the tier table of "
+            f"{policy.agency} (in force from {first}): the earlier rules are not loaded; "
+            "claim manual reimbursement at the insuring agency")])
+    choice = choose_tier(table, trip,
                          [FilingOption(f.filing_id, f.category) for f in covering],
                          unfiled_allowed=policy.no_filing.allows(trip, submitted.visit_type),
-                         emergency=submitted.emergency, referral=submitted.referral)
+                         emergency=submitted.emergency, referral=submitted.referral,
+                         visit_type=submitted.visit_type.value)
     if choice is None:
         problems.append(_no_filing_reason(submitted, context, trip.value))
     if problems:
         return _rejected(submitted, problems)
     assert choice is not None
+    consumed = [f.filing_id for f in covering if _one_stay(f)] \
+        if submitted.visit_type is VisitType.INPATIENT else []
     return _completed(state, submitted, care_agency, policy, rule, catalogue, choice,
-                      context.balance)
+                      context.balance, consumed, context.assistance)
 
 
 def decide_refund(
@@ -161,7 +180,8 @@ def decide_refund(
         refunded_at=refund.refunded_at, settled_at=record.settled_at, total=record.total,
         deductible=record.deductible, fund_pay=record.fund_pay,
         account_pay=record.account_pay, cash_pay=record.cash_pay,
-        cleared_amount=record.cleared_amount)
+        cleared_amount=record.cleared_amount, serious_illness_pay=record.serious_illness_pay,
+        medical_assistance_pay=record.medical_assistance_pay)
 
 
 # ---- the completed settlement -------------------------------------------------------------
@@ -170,10 +190,11 @@ def decide_refund(
 def _completed(
     state: PersonState, submitted: SettlementSubmitted, care_agency: str,
     policy: SettlementPolicy, rule: BenefitRule, catalogue: Catalogue, choice: TierChoice,
-    balance: BalanceReport | None = None,
+    balance: BalanceReport | None = None, consumed: list[str] | None = None,
+    assistance: str | None = None,
 ) -> SettlementCompleted:
     visit = policy.visits[submitted.visit_type]
-    year = business_date(submitted.settled_at).year
+    year = care_date(state, submitted).year
     insurance = submitted.insurance_type.value
     if visit.deductible_mode is DeductibleMode.PER_ADMISSION:
         assert submitted.admitted_on is not None  # checked by _dates
@@ -196,6 +217,8 @@ def _completed(
         personal_account_request=request)
     account = {} if held is None else dict(
         account_balance=held, account_capped=request != submitted.personal_account_request)
+    others = other_payers(state, policy.other_payers, submitted.insurance_type, year,
+                          result.eligible - result.fund_pay, result.cash_pay, assistance)
     # The computed total replaces the hospital's stated one (equal to it when given).
     # `__dict__` holds exactly the fields (`dict(model)` builds the same pairs, slower).
     return SettlementCompleted(**(submitted.__dict__ | dict(
@@ -205,7 +228,63 @@ def _completed(
         account_pay=result.account_pay, cash_pay=result.cash_pay,
         cleared_amount=result.cleared_amount, filing_id=choice.filing_id,
         trip=choice.trip.value, deductible_scope=deductible_scope, cap_scope=cap_scope,
-        **account)))
+        **account, **others, **({"filings_consumed": consumed} if consumed else {}))))
+
+
+def other_payers(state: PersonState, payers: OtherPayers, insurance_type: InsuranceType,
+                 year: int, compliant_self_pay: Decimal, cash_pay: Decimal,
+                 assistance: str | None) -> dict[str, Any]:
+    """The further payers of the person's cash part, in the order the province applies them:
+    serious-illness insurance (大病保险) on the year's compliant self-pay above its threshold,
+    then medical assistance (医疗救助) for the person's assistance category on what is left.
+    The fields of `SettlementCompleted` they fill; none when the policy has neither."""
+    serious = payers.serious_illness.get(insurance_type)
+    assisted = payers.medical_assistance.get(assistance) if assistance else None
+    if serious is None and assisted is None:
+        return {}
+    insurance = insurance_type.value
+    uses: dict[str, Decimal] = {}
+    fields: dict[str, Any] = {}
+    left_to_pay, left_cash = compliant_self_pay, cash_pay
+    if serious is not None:
+        counted = year_scope(year, insurance, "serious_illness_counted")
+        paid = year_scope(year, insurance, "serious_illness")
+        si = other_payer_pay(compliant_self_pay, cash_pay, ratio=serious.ratio,
+                             threshold=serious.threshold,
+                             counted_before=state.cap_used.get(counted, ZERO),
+                             paid_before=state.cap_used.get(paid, ZERO),
+                             annual_cap=serious.annual_cap)
+        uses[counted], uses[paid] = si.counted, si.pay
+        fields["serious_illness_pay"] = si.pay
+        left_to_pay, left_cash = compliant_self_pay - si.pay, cash_pay - si.pay
+    if assisted is not None:
+        paid = year_scope(year, insurance, "medical_assistance")
+        ma = other_payer_pay(left_to_pay, left_cash, ratio=assisted.ratio,
+                             threshold=ZERO, counted_before=ZERO,
+                             paid_before=state.cap_used.get(paid, ZERO),
+                             annual_cap=assisted.annual_cap)
+        uses[paid] = ma.pay
+        fields["medical_assistance_pay"] = ma.pay
+    fields["other_payer_uses"] = {k: v for k, v in uses.items() if v}
+    return fields
+
+
+def care_date(state: PersonState, submitted: SettlementSubmitted) -> date:
+    """The business date a settlement is decided by (cap and deductible year, filing in
+    force): settled_at's, but for a re-settlement that of the settlement it replaces, down a
+    chain of re-settlements to the first. A correction settles the original care again, so
+    a stay of 2026 re-settled in January 2027 still draws on the 2026 cap."""
+    original = state.find(submitted.hospital, submitted.resettles) if submitted.resettles \
+        else None
+    seen: set[str] = set()
+    while original is not None and original.resettles and original.settlement_id not in seen:
+        seen.add(original.settlement_id)
+        earlier = state.find(original.hospital, original.resettles)
+        if earlier is None:
+            break
+        original = earlier
+    return business_date(original.settled_at if original is not None
+                          else submitted.settled_at)
 
 
 def account_holds(state: PersonState, balance: BalanceReport, settled_at: datetime) -> Decimal:
@@ -354,9 +433,28 @@ def _covers(filing: FilingFacts, hospital: HospitalFacts, visit_type: VisitType)
         return False
     if filing.destination_hospital not in (None, hospital.code):
         return False
+    if filing.category is FilingCategory.EMERGENCY and filing.emergency_approved is False:
+        return False  # 未通过的，按自行就医待遇支付比例直接结算 (seed 003): as if unfiled
     if filing.category is FilingCategory.EMERGENCY and filing.emergency_visit is not None:
         return (filing.emergency_visit == "inpatient") == (visit_type is VisitType.INPATIENT)
     return True
+
+
+def _one_stay(filing: FilingFacts) -> bool:
+    """A filing valid for one stay: 住院急诊备案一次有效，有效期至出院结算 (seed 003)."""
+    return filing.category is FilingCategory.EMERGENCY and filing.emergency_visit == "inpatient"
+
+
+def _consumed_by_another_stay(state: PersonState, filing: FilingFacts,
+                              submitted: SettlementSubmitted) -> bool:
+    """A one-stay filing whose stay was settled at discharge no longer covers another stay;
+    the same stay (its refund and re-settlement) still gets it."""
+    used_by = state.consumed_filings.get(filing.filing_id)
+    if used_by is None:
+        return False
+    if submitted.visit_type is not VisitType.INPATIENT or submitted.admitted_on is None:
+        return True
+    return used_by != admission_scope(submitted.hospital, submitted.admitted_on)
 
 
 def _filing_mismatches(submitted: SettlementSubmitted,

@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,16 +101,47 @@ class VisitRules:
 
 
 @dataclass(frozen=True)
+class OtherPayerRule:
+    """A further payer of the person's cash part (大病保险 serious-illness insurance, 医疗救助
+    medical assistance): `ratio` of the compliant self-pay (合规自付: eligible − fund_pay) above
+    `threshold` in the calendar year, at most `annual_cap` a year."""
+
+    ratio: Decimal
+    annual_cap: Decimal
+    threshold: Decimal = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class OtherPayers:
+    """The insuring agency's further payers: serious-illness insurance by insurance type, and
+    medical assistance by the assistance category the enrolment gives the person."""
+
+    serious_illness: Mapping[InsuranceType, OtherPayerRule] = field(default_factory=dict)
+    medical_assistance: Mapping[str, OtherPayerRule] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SettlementPolicy:
     """The insuring agency's policy (参保地政策) for cross-region direct settlement."""
 
     agency: str
     name: str
+    #: The tier table in force now (the latest `effective_from`).
     tier_table: TierTable
     no_filing: NoFilingPolicy
     personal_reason_reduction: Decimal
     visits: Mapping[VisitType, VisitRules]
     rules: Mapping[tuple[InsuranceType, VisitType, int], BenefitRule] = field(repr=False)
+    other_payers: OtherPayers = OtherPayers()
+    #: Every tier table of the policy, earliest first (`tier_table` and `earlier_tier_tables`).
+    tier_tables: tuple[TierTable, ...] = ()
+
+    def tier_table_on(self, care_on: date) -> TierTable | None:
+        """The tier table for care on `care_on`: the one with the latest `effective_from` on
+        or before it (a table without one applies to any date); None before them all."""
+        tables = self.tier_tables or (self.tier_table,)
+        found = [t for t in tables if t.effective_from is None or t.effective_from <= care_on]
+        return max(found, key=lambda t: t.effective_from or date.min, default=None)
 
     def rule(self, insurance_type: InsuranceType, visit_type: VisitType,
              level: int) -> BenefitRule | None:
@@ -151,14 +183,22 @@ def load_policy(reference_dir: Path, agency: str) -> SettlementPolicy:
                 rules[(it, vt, lv)] = _benefit_rule(
                     _table(by_level, f"level_{lv}", path, f"{where}.level_{lv}"),
                     path, f"{where}.level_{lv}")
+    current = load_tier_table(reference_dir, _text(doc, "tier_table", path))
+    earlier = doc.get("earlier_tier_tables", [])
+    if not isinstance(earlier, list) or not all(isinstance(n, str) for n in earlier):
+        raise PolicyError(path, "earlier_tier_tables", "must be a list of tier table names")
+    tables = sorted([current, *(load_tier_table(reference_dir, n) for n in earlier)],
+                    key=lambda t: t.effective_from or date.min)
     return SettlementPolicy(
         agency=agency,
         name=_text(doc, "name", path),
-        tier_table=load_tier_table(reference_dir, _text(doc, "tier_table", path)),
+        tier_table=current,
+        tier_tables=tuple(tables),
         no_filing=_no_filing(_table(doc, "no_filing", path), path),
         personal_reason_reduction=_ratio(doc, "personal_reason_reduction", path),
         visits=visits,
         rules=rules,
+        other_payers=_other_payers(doc.get("other_payers", {}), path),
     )
 
 
@@ -198,7 +238,21 @@ def load_tier_table(reference_dir: Path, name: str) -> TierTable:
         for basis in FILED_BASES:
             if not any(r.trip is trip and r.basis is basis for r in rows):
                 raise PolicyError(path, "rows", f"no row for trip {trip} and basis {basis}")
-    return TierTable(name=name, title=_text(doc, "title", path), rows=tuple(rows))
+    visit_types = doc.get("visit_types")
+    known = {v.value for v in VisitType}
+    if visit_types is not None and (not isinstance(visit_types, list) or not visit_types
+                                    or any(v not in known for v in visit_types)):
+        raise PolicyError(path, "visit_types", f"must be a non-empty list of {sorted(known)}, "
+                          f"got {visit_types!r}")
+    dates = {}
+    for key in ("effective_from", "transition_until"):
+        value = doc.get(key)
+        if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+            raise PolicyError(path, key, f"must be a TOML date such as 2022-11-01, got {value!r}")
+        dates[key] = value
+    return TierTable(name=name, title=_text(doc, "title", path), rows=tuple(rows),
+                     visit_types=None if visit_types is None else frozenset(visit_types),
+                     **dates)
 
 
 def catalogue_candidates(region: str) -> list[str]:
@@ -309,3 +363,38 @@ def _visit_rules(doc: Mapping[str, Any], path: Path, where: str) -> VisitRules:
     return VisitRules(deductible_mode=_enum(DeductibleMode, doc, "deductible_mode", path, where),
                       deductible_pool=_text(doc, "deductible_pool", path, where),
                       cap_pool=_text(doc, "cap_pool", path, where))
+
+
+def _other_payer(doc: Mapping[str, Any], path: Path, where: str, *,
+                 threshold: bool) -> OtherPayerRule:
+    return OtherPayerRule(ratio=_ratio(doc, "ratio", path, where),
+                          annual_cap=_money(doc, "annual_cap", path, where),
+                          threshold=(_money(doc, "threshold", path, where) if threshold
+                                     else Decimal("0.00")))
+
+
+def _other_payers(doc: Any, path: Path) -> OtherPayers:
+    """``[other_payers.serious_illness.<insurance type>]`` (threshold, ratio, annual_cap) and
+    ``[other_payers.medical_assistance.<category>]`` (ratio, annual_cap); both optional."""
+    if not isinstance(doc, dict) or not set(doc) <= {"serious_illness", "medical_assistance"}:
+        raise PolicyError(path, "other_payers", "must be a table of serious_illness and "
+                          "medical_assistance")
+    serious = doc.get("serious_illness", {})
+    assistance = doc.get("medical_assistance", {})
+    for key, table in (("serious_illness", serious), ("medical_assistance", assistance)):
+        if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+            raise PolicyError(path, f"other_payers.{key}", "must be a table of tables")
+    by_type = {}
+    for name, rule in serious.items():
+        where = f"other_payers.serious_illness.{name}"
+        try:
+            insurance = InsuranceType(name)
+        except ValueError:
+            allowed = ", ".join(t.value for t in InsuranceType)
+            raise PolicyError(path, where, f"must name an insurance type ({allowed})") from None
+        by_type[insurance] = _other_payer(rule, path, where, threshold=True)
+    return OtherPayers(
+        serious_illness=by_type,
+        medical_assistance={name: _other_payer(rule, path, f"other_payers.medical_assistance."
+                                               f"{name}", threshold=False)
+                            for name, rule in assistance.items()})

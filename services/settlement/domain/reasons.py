@@ -24,6 +24,8 @@ UNKNOWN_INSURED_AGENCY = "unknown_insured_agency"
 NO_CATALOGUE = "no_catalogue"
 #: The policy has no rule for this insurance type, visit type and hospital level.
 NO_BENEFIT_RULE = "no_benefit_rule"
+#: The care predates every tier table of the insuring agency's policy (effective_from).
+NO_TIER_TABLE = "no_tier_table"
 #: The insuring agency has suspended the person's benefits (待遇暂停).
 BENEFIT_SUSPENDED = "benefit_suspended"
 #: The insuring agency has terminated the person's benefits (待遇终止).
@@ -78,7 +80,7 @@ SOURCE_MISMATCH = "source_mismatch"
 SETTLEMENT_REJECTION_CODES = (
     SOURCE_MISMATCH, DUPLICATE_SETTLEMENT_ID, PERSON_NOT_ENROLLED, ENROLMENT_MISMATCH,
     UNKNOWN_HOSPITAL, UNKNOWN_CARE_AGENCY, UNKNOWN_INSURED_AGENCY,
-    NO_CATALOGUE, NO_BENEFIT_RULE, BENEFIT_SUSPENDED, BENEFIT_TERMINATED,
+    NO_CATALOGUE, NO_BENEFIT_RULE, NO_TIER_TABLE, BENEFIT_SUSPENDED, BENEFIT_TERMINATED,
     ADMISSION_DATES_MISSING, ADMITTED_AFTER_DISCHARGE, VISIT_DATE_MISSING,
     DATE_AFTER_SETTLEMENT, FILING_REQUIRED, FILING_NOT_FOR_HOSPITAL,
     FILING_INSURANCE_TYPE_MISMATCH, FILING_AGENCY_MISMATCH, RESETTLES_UNKNOWN,

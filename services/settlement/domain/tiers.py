@@ -12,6 +12,7 @@ import enum
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Literal
 
@@ -87,6 +88,17 @@ class TierTable:
     name: str
     title: str
     rows: tuple[TierRow, ...]
+    #: The visit types (VisitType values) the reductions apply to; care of any other type is
+    #: settled at the local ratio (tier 1, no reduction). None: every visit type.
+    visit_types: frozenset[str] | None = None
+    #: First day of care the table applies to (None: always); the last day of its
+    #: transition period (过渡期), documentation only: the earlier rules are not data here.
+    effective_from: date | None = None
+    transition_until: date | None = None
+
+    def reduces(self, visit_type: str | None) -> bool:
+        """Whether this table's reductions apply to a visit of `visit_type`."""
+        return self.visit_types is None or visit_type is None or visit_type in self.visit_types
 
     def row(self, trip: Trip, basis: Basis) -> TierRow | None:
         return next((r for r in self.rows if r.trip is trip and r.basis is basis), None)
@@ -163,12 +175,14 @@ def choose_tier(
     unfiled_allowed: bool,
     emergency: bool,
     referral: bool,
+    visit_type: str | None = None,
 ) -> TierChoice | None:
     """The most favourable tier among the filings covering the care and, when the agency
     settles unfiled care here, the unfiled option.
 
     Jilin's 择优识别: a person is settled at the best tier any of their titles gives. On a tie
     a filing is preferred, so the event names it. None when there is no option at all.
+    A `visit_type` outside the table's `visit_types` gets no reduction (tier 1).
     """
     choices: list[TierChoice] = []
     for filing in filings:
@@ -183,4 +197,7 @@ def choose_tier(
         choices.append(TierChoice(trip, basis, row.tier, row.reduction, None))
     if not choices:
         return None
+    if not table.reduces(visit_type):  # a visit type the table's reductions are not stated for
+        choices = [TierChoice(c.trip, c.basis, 1, Decimal("0.00"), c.filing_id)
+                   for c in choices]
     return min(choices, key=lambda c: (c.reduction, c.tier, c.filing_id is None))
