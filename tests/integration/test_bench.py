@@ -45,6 +45,9 @@ def test_the_generated_province_loads_and_its_month_is_well_formed(tmp_path: Pat
         assert 1 <= len(data["items"]) <= 20
         settled.add(data["settlement_id"])
 
+# The bench also runs three loads below capacity and a month with 3 instances of each
+# service (9 processes to start and stop): beyond the 300 s default on a busy machine.
+@pytest.mark.timeout(600)
 async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) -> None:
     sizes = Sizes(persons=300, hospitals=60, settlements=400, repeat=2, latency_rate=400,
                   latency_seconds=1.0, latency_repeat=1, cycle_settlements=1000, cycle_repeat=1,
