@@ -469,12 +469,15 @@ class Expected:
         return {a: Decimal(s["net"]) for a, s in self.statements().items()}
 
     def instructions(self, cycle: str = CYCLE) -> dict[str, dict[str, str]]:
-        """instruction_id → payer, payee, amount, due_on (netting through the hub)."""
+        """instruction_id → payer, payee, amount, due_on (netting through the hub). Due on
+        the 15th (payers) and 20th (receivers) moved to the next working day
+        (reference/calendars/working-days.toml, issue 16): 15 November 2026 is a Sunday, so
+        payers owe on Monday the 16th; Friday the 20th is a working day."""
         out = {}
         for agency, net in sorted(self.nets().items()):
             if net < 0:
                 out[f"NTI-{cycle}-{agency}-{HUB}"] = {
-                    "payer": agency, "payee": HUB, "amount": money(-net), "due_on": "2026-11-15"}
+                    "payer": agency, "payee": HUB, "amount": money(-net), "due_on": "2026-11-16"}
             elif net > 0:
                 out[f"NTI-{cycle}-{HUB}-{agency}"] = {
                     "payer": HUB, "payee": agency, "amount": money(net), "due_on": "2026-11-20"}
