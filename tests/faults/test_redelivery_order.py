@@ -239,7 +239,7 @@ async def test_events_for_a_cycle_already_cleared_are_carried_into_the_next(late
             ("NTI-2026-10-220100-hub", "3200.00", "2026-11-16"),  # Sun 15th: next working day
             ("NTI-2026-10-hub-220200", "3200.00", "2026-11-20"),
             ("NTI-2026-11-220200-hub", "660.00", "2026-12-15"),
-            ("NTI-2026-11-hub-220100", "660.00", "2026-12-20")])
+            ("NTI-2026-11-hub-220100", "660.00", "2026-12-21")])  # Sun 20th: next working day
         if instructions != want_instructions:
             problems.append(f"instructions: expected {want_instructions}, got {instructions}")
         notices = sorted(
