@@ -109,15 +109,16 @@ class Environment:
                                 reference_dir=self.reference_dir, users=True)
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    def start(self, *names: str, **extra_env: str) -> None:
+    def start(self, *names: str, instances: int = 1, **extra_env: str) -> None:
         self.supervisor.deployment = self.deployment  # the keys and overrides set since
         for name in names:
-            self.supervisor.start(name, **extra_env)
+            self.supervisor.start(name, instances=instances, **extra_env)
 
     def restart(self, name: str, **extra_env: str) -> None:
         """Stop one service (SIGTERM, it finishes its batch) and start it again."""
         self.supervisor.stop(name)
-        self.start(name, **extra_env)
+        self.supervisor.deployment = self.deployment
+        self.supervisor.start(name, **extra_env)
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():

@@ -77,7 +77,8 @@ def write_reference(directory: Path, *, hospitals: int = 400, seed: int = 1) -> 
     """Write a complete reference directory for the province into `directory`."""
     rng = random.Random(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    for sub in ("catalogues", "tiers"):
+    # the working-day calendar (reference/calendars) drives the clearing timetable
+    for sub in ("catalogues", "tiers", "calendars"):
         shutil.copytree(SOURCE_REFERENCE / sub, directory / sub, dirs_exist_ok=True)
     shutil.copy(SOURCE_REFERENCE / "regions.csv", directory / "regions.csv")
     names = dict(_regions())

@@ -76,6 +76,25 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 met = _ok(lat[f"{to}_{q}"]["median"], "<=", 250) if q == "p99" else ""
                 out.append((f"2. latency to {name} {q} ms ({label})",
                             _mmm(lat[f"{to}_{q}"]), target, met))
+    for load in lat.get("loads") or []:
+        label = (f"{load['share']:.0%} of capacity, {_fmt(load['rate'])}/s offered "
+                 f"for {results['sizes']['latency_seconds']:g} s")
+        for to, name in (("completed", "settlement.completed"), ("ledger", "ledger posting")):
+            figures = load[f"{to}_ms"]
+            at_half = load["share"] == 0.5 and to == "completed"
+            out.append((f"2. latency to {name} p50 / p99 / max ms ({label})",
+                        f"{_fmt(figures['p50'])} / {_fmt(figures['p99'])} / "
+                        f"{_fmt(figures['max'])} (n=1)",
+                        "p99 ≤ 250" if at_half else "",
+                        _ok(figures["p99"], "<=", 250) if at_half else ""))
+    scaled = results.get("instances") or {}
+    if scaled.get("ratio"):
+        out.append((f"1. settlements/s with {scaled['instances']} instances of each service "
+                    f"({scaled['run']['settlements']:,})",
+                    f"{_fmt(scaled['scaled_settlements_per_s'])} (n=1)", "", ""))
+        out.append((f"   {scaled['instances']} instances ÷ 1 instance (median above)",
+                    _fmt(scaled["ratio"], 2), "≥ 0.95 (not worse)",
+                    _ok(scaled["ratio"], ">=", 0.95)))
     if clr.get("statements_s"):
         out.append((f"3. day 2 → all statements, s ({clr['settlements']:,} settlements)",
                     _mmm(clr["statements_s"], 2), "≤ 10",

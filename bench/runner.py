@@ -126,12 +126,22 @@ class Results:
     memory: dict[str, Any] = field(default_factory=dict)
     baselines: dict[str, Any] = field(default_factory=dict)
     signatures: dict[str, Any] = field(default_factory=dict)
+    #: Throughput with several instances of each service against one (`Bench._instances`).
+    instances: dict[str, Any] = field(default_factory=dict)
     accounting: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
     finished_at: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: Offered loads of the latency below capacity, as shares of the run's measured throughput.
+LOAD_SHARES = (0.25, 0.50, 0.75)
+#: Instances of each service in the scaled throughput run (against one).
+SCALED_INSTANCES = 3
+#: Months after the latency runs: one per load share, the scaled run's warm-up and run.
+LATER_MONTHS = len(LOAD_SHARES) + 2
 
 
 class Bench:
@@ -186,7 +196,7 @@ class Bench:
             cycles = ["2026-09"]
             # warm-up, the run without the registry check, a warm-up after the restart, the
             # runs, the latency runs, the signatures' off/on pairs
-            while len(cycles) < sizes.repeat + sizes.latency_repeat + 3 + \
+            while len(cycles) < sizes.repeat + sizes.latency_repeat + 3 + LATER_MONTHS + \
                     2 * sizes.signature_repeat:
                 cycles.append(pv.next_cycle(cycles[-1]))
             warmup = pv.month(province, people, min(500, sizes.settlements), cycle=cycles[0],
@@ -276,13 +286,18 @@ class Bench:
                     "rate": sizes.latency_rate, "seconds": sizes.latency_seconds,
                     **{f"{to}_{q}": spread([r[f"{to}_ms"][q] for r in runs])
                        for to in ("completed", "ledger") for q in ("p50", "p99", "max")}}
+            later = cycles[3 + sizes.repeat + sizes.latency_repeat:]
+            if self.results.throughput.get("runs"):
+                await self._loads(env, watch, province, people, later[:len(LOAD_SHARES)])
+                await self._instances(env, watch, province, people,
+                                      later[len(LOAD_SHARES):LATER_MONTHS])
             await self._baselines(env, months[0] if months else warmup)
             if "audit" not in self.skip:
                 await self._audit(env)
             else:
                 self.results.audit = {"measured": False, "why": "skipped (--no-audit)"}
             # Last: the log the audit replayed is signed throughout.
-            first = 3 + sizes.repeat + sizes.latency_repeat
+            first = 3 + sizes.repeat + sizes.latency_repeat + LATER_MONTHS
             await self._signatures(env, watch, province, people, cycles[first:])
         finally:
             await watch.stop()
@@ -423,9 +438,57 @@ class Bench:
                 "settlements_per_s": settled / seconds, "events_per_s": month.total / seconds,
                 "postings": postings, "postings_per_s": postings / seconds}
 
-    async def _latency_run(self, env: Environment, watch: LedgerWatch, month: pv.Month
-                           ) -> dict[str, Any]:
-        rate = self.sizes.latency_rate
+    async def _loads(self, env: Environment, watch: LedgerWatch, province: pv.Province,
+                     people: list[pv.Person], cycles: list[str]) -> None:
+        """Latency below capacity: offered loads of `LOAD_SHARES` of the throughput measured
+        in this run (median submissions/s of the throughput runs), each for
+        ``latency_seconds``; p50/p99/max of each."""
+        sizes = self.sizes
+        capacity = self.results.throughput["events_per_s"]["median"]
+        loads = []
+        for share, cycle in zip(LOAD_SHARES, cycles, strict=True):
+            rate = max(1.0, share * capacity)
+            month = pv.month(province, people, max(50, int(rate * sizes.latency_seconds)),
+                             cycle=cycle, tag=f"Q{int(share * 100)}", seed=sizes.seed)
+            run = await self._latency_run(env, watch, month, rate=rate)
+            run |= {"share": share, "rate": rate}
+            say(f"latency at {share:.0%} of capacity ({rate:.0f}/s offered): completed p50 "
+                f"{run['completed_ms']['p50']:.0f} p99 {run['completed_ms']['p99']:.0f} max "
+                f"{run['completed_ms']['max']:.0f} ms; ledger p99 "
+                f"{run['ledger_ms']['p99']:.0f} ms")
+            self.results.accounting.append(await self._account(env, month, run))
+            loads.append(run)
+        self.results.latency["capacity_events_per_s"] = capacity
+        self.results.latency["loads"] = loads
+
+    async def _instances(self, env: Environment, watch: LedgerWatch, province: pv.Province,
+                         people: list[pv.Person], cycles: list[str]) -> None:
+        """Throughput with `SCALED_INSTANCES` instances of each service (one consumer group
+        each; clearing: one active, the others on standby) against the run's one-instance
+        median; then back to one instance of each."""
+        sizes = self.sizes
+        single = self.results.throughput["settlements_per_s"]["median"]
+        env.stop()
+        env.start("filing", "settlement", "clearing", instances=SCALED_INSTANCES)
+        warm = pv.month(province, people, min(500, sizes.settlements), cycle=cycles[0],
+                        tag="IW", seed=sizes.seed)
+        month = pv.month(province, people, sizes.settlements, cycle=cycles[1], tag="I",
+                         seed=sizes.seed)
+        await self._throughput_run(env, watch, warm, record=False)
+        run = await self._throughput_run(env, watch, month, record=True)
+        self.results.accounting.append(await self._account(env, month, run))
+        self.results.instances = {
+            "instances": SCALED_INSTANCES, "one_settlements_per_s": single,
+            "scaled_settlements_per_s": run["settlements_per_s"],
+            "ratio": run["settlements_per_s"] / single, "run": run}
+        say(f"{SCALED_INSTANCES} instances of each service: {run['settlements_per_s']:.0f} "
+            f"settlements/s, {run['settlements_per_s'] / single:.2f} of one instance's")
+        env.stop()
+        env.start("filing", "settlement", "clearing")
+
+    async def _latency_run(self, env: Environment, watch: LedgerWatch, month: pv.Month,
+                           rate: float | None = None) -> dict[str, Any]:
+        rate = rate or self.sizes.latency_rate
         target = watch.settled + month.total
         tail = TopicTail(self.bootstrap, env.prefix + topics.SETTLEMENT_EVENTS)
         await tail.start()

@@ -1,9 +1,12 @@
-"""A local Apache Kafka broker (KRaft, one combined broker+controller node) run as a
-detached ``java kafka.Kafka`` process from jars that Maven resolves (no Docker).
+"""Local Apache Kafka (KRaft) run as detached ``java kafka.Kafka`` processes from jars that
+Maven resolves (no Docker): one combined broker+controller node (the default), or a cluster
+of N such nodes whose controllers form one quorum (``clearinghouse infra up --brokers 3``).
 
 Layout under the cache folder: ``kafka-libs/`` (the jars), ``kafka/server.properties``,
 ``kafka/data/`` (the log: retention is unlimited, the log is the record),
-``logs/kafka.log`` and ``pids/kafka.pid``.
+``logs/kafka.log`` and ``pids/kafka.pid``; the nodes 2..N of a cluster the same under
+``kafka-<n>/``, ``logs/kafka-<n>.log``, ``pids/kafka-<n>.pid``, and ``kafka-cluster.json``
+(how many nodes, the cluster id) beside them.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,11 +61,37 @@ JVM_OPTS = [
 _CREATE_OK = {0, 36}
 
 
+#: Ports of node n of a cluster: the first node's ports plus NODE_PORT_STEP * (n - 1).
+NODE_PORT_STEP = 10
+#: The replication of topics on a cluster of 3 or more nodes, and the in-sync replicas a
+#: write with acks=all needs: one node may be lost without losing a record or a write.
+CLUSTER_REPLICATION = 3
+CLUSTER_MIN_INSYNC = 2
+
+
 @dataclass(frozen=True)
 class KafkaServer:
     pid: int
     port: int
     bootstrap: str
+    #: Every node's pid (one for a single broker), by node id.
+    pids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodePorts:
+    """The listeners of one node: clients (SASL), controllers, clients with mutual TLS."""
+
+    node: int
+    port: int
+    controller_port: int
+    tls_port: int
+
+
+def node_ports(node: int, port: int, controller_port: int, tls_port: int) -> NodePorts:
+    """Node `node`'s ports, the first node's shifted by ``NODE_PORT_STEP`` per node."""
+    step = NODE_PORT_STEP * (node - 1)
+    return NodePorts(node, port + step, controller_port + step, tls_port + step)
 
 
 @dataclass(frozen=True)
@@ -74,16 +104,50 @@ class _Paths:
     pid: Path
 
     @classmethod
-    def of(cls, cache: Path) -> _Paths:
-        root = cache / "kafka"
+    def of(cls, cache: Path, node: int = 1) -> _Paths:
+        """Node 1 keeps the single broker's layout; node n lives under ``kafka-<n>``."""
+        name = "kafka" if node == 1 else f"kafka-{node}"
+        root = cache / name
         return cls(
             cache / "kafka-libs",
             root,
             root / "data",
             root / "server.properties",
-            cache / "logs" / "kafka.log",
-            cache / "pids" / "kafka.pid",
+            cache / "logs" / f"{name}.log",
+            cache / "pids" / f"{name}.pid",
         )
+
+
+def cluster_file(cache: Path) -> Path:
+    return cache / "kafka-cluster.json"
+
+
+def cluster_size(cache: Path) -> int:
+    """How many nodes the Kafka of this cache was made with (1 when never a cluster)."""
+    try:
+        return int(json.loads(cluster_file(cache).read_text())["brokers"])
+    except (OSError, ValueError, KeyError):
+        return 1
+
+
+def _cluster_id(cache: Path, brokers: int) -> str:
+    """The cluster id every node of a cluster is formatted with, made once."""
+    path = cluster_file(cache)
+    try:
+        document = json.loads(path.read_text())
+        if int(document["brokers"]) == brokers:
+            return str(document["cluster_id"])
+        raise InfraError(f"{cache} holds a Kafka of {document['brokers']} nodes, not "
+                         f"{brokers}; use another CLEARINGHOUSE_CACHE (or delete its kafka*)")
+    except (OSError, ValueError, KeyError):
+        pass
+    if (_Paths.of(cache).data / "meta.properties").exists():
+        raise InfraError(f"{cache} holds a single Kafka broker's log; a cluster needs a cache "
+                         f"of its own (CLEARINGHOUSE_CACHE=… and CLEARINGHOUSE_KAFKA_PORT=…)")
+    cluster_id = _kafka_uuid()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"brokers": brokers, "cluster_id": cluster_id}) + "\n")
+    return cluster_id
 
 
 def bootstrap_address(port: int) -> str:
@@ -142,9 +206,15 @@ def _jaas_plain(password: str) -> str:
 
 
 def server_properties(data: Path, port: int, controller_port: int, *, tls_port: int,
-                      admin_password: str, broker_pem: Path, ca_pem: Path) -> str:
+                      admin_password: str, broker_pem: Path, ca_pem: Path,
+                      node_id: int = 1, voters: Sequence[NodePorts] = ()) -> str:
     """The broker's configuration: one KRaft node that is broker and controller, with
     authentication on every listener and the StandardAuthorizer (no ACL: no access).
+    With `voters` (every node of a cluster, this one included) the node is `node_id` of a
+    cluster whose controllers are one quorum of those voters; topics are replicated to
+    ``CLUSTER_REPLICATION`` nodes and a write needs ``CLUSTER_MIN_INSYNC`` of them. The
+    brokers talk to each other on ``CLIENT`` as ``admin`` (PLAIN), authenticated as any
+    client is.
 
     - ``CLIENT`` (``port``): SASL_PLAINTEXT; participants and services log in with
       SCRAM-SHA-512, the operator's ``admin`` with PLAIN (a static user of this file,
@@ -156,9 +226,15 @@ def server_properties(data: Path, port: int, controller_port: int, *, tls_port: 
     - ``CONTROLLER``: SASL_PLAINTEXT, PLAIN, ``admin`` only (the broker's own traffic).
     """
     jaas = _jaas_plain(admin_password)
+    replication = str(min(CLUSTER_REPLICATION, len(voters))) if len(voters) > 1 else "1"
+    min_insync = str(CLUSTER_MIN_INSYNC) if replication != "1" else "1"
+    quorum = ({"controller.quorum.voters": ",".join(
+                   f"{v.node}@127.0.0.1:{v.controller_port}" for v in voters)}
+              if len(voters) > 1 else
+              {"controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}"})
     settings = {
         "process.roles": "broker,controller",
-        "node.id": "1",
+        "node.id": str(node_id),
         "listeners": (f"CLIENT://127.0.0.1:{port},TLS://127.0.0.1:{tls_port},"
                       f"CONTROLLER://127.0.0.1:{controller_port}"),
         "advertised.listeners": f"CLIENT://127.0.0.1:{port},TLS://127.0.0.1:{tls_port}",
@@ -166,7 +242,7 @@ def server_properties(data: Path, port: int, controller_port: int, *, tls_port: 
             "CLIENT:SASL_PLAINTEXT,TLS:SSL,CONTROLLER:SASL_PLAINTEXT"),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "CLIENT",
-        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        **quorum,
         "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
         "sasl.mechanism.inter.broker.protocol": "PLAIN",
         "sasl.mechanism.controller.protocol": "PLAIN",
@@ -187,15 +263,15 @@ def server_properties(data: Path, port: int, controller_port: int, *, tls_port: 
         "super.users": f"User:{ADMIN}",
         "log.dirs": str(data),
         "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": replication,
+        "min.insync.replicas": min_insync,
+        "offsets.topic.replication.factor": replication,
         "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min_insync,
         "transaction.state.log.num.partitions": "10",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": replication,
+        "share.coordinator.state.topic.min.isr": min_insync,
         "share.coordinator.state.topic.num.partitions": "10",
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
@@ -231,19 +307,20 @@ def _java_cmd(libs: Path, main: str, *args: str) -> list[str]:
     ]
 
 
-def _format_storage(paths: _Paths) -> None:
-    """Format the KRaft storage once (``meta.properties`` marks a formatted log dir)."""
+def _format_storage(paths: _Paths, cluster_id: str | None = None) -> None:
+    """Format the KRaft storage once (``meta.properties`` marks a formatted log dir): a
+    standalone controller for a single node, else a node of the static quorum of
+    `cluster_id` (``controller.quorum.voters`` in its properties)."""
     if (paths.data / "meta.properties").exists():
         return
     if paths.data.exists():
         shutil.rmtree(paths.data)
+    mode = ["--standalone", "-t", _kafka_uuid()] if cluster_id is None else ["-t", cluster_id]
     cmd = _java_cmd(
         paths.libs,
         "kafka.tools.StorageTool",
         "format",
-        "--standalone",
-        "-t",
-        _kafka_uuid(),
+        *mode,
         "-c",
         str(paths.properties),
     )
@@ -252,25 +329,43 @@ def _format_storage(paths: _Paths) -> None:
         raise InfraError(f"formatting Kafka storage failed:\n{done.stdout}\n{done.stderr}")
 
 
-def running(cache: Path) -> tuple[int, int] | None:
-    """(pid, port) of the broker started from this cache, if it is alive."""
-    paths = _Paths.of(cache)
+def running(cache: Path, node: int = 1) -> tuple[int, int] | None:
+    """(pid, port) of the broker (node `node` of a cluster) started from this cache, if it
+    is alive."""
+    paths = _Paths.of(cache, node)
     pid = read_pid(paths.pid, str(paths.properties))
     port = read_port(paths.pid)
     return None if pid is None or port is None else (pid, port)
 
 
-def start(cache: Path, port: int, controller_port: int, tls_port: int | None = None
-          ) -> KafkaServer:
-    """Start the broker (resolving jars and formatting storage on first use), or reuse
-    the one already running from this cache. Does not wait for readiness."""
-    current = running(cache)
-    if current is not None:
-        pid, running_port = current
-        return KafkaServer(pid, running_port, bootstrap_address(running_port))
-    paths = _Paths.of(cache)
+def start(cache: Path, port: int, controller_port: int, tls_port: int | None = None,
+          brokers: int = 1) -> KafkaServer:
+    """Start the broker, or the `brokers` nodes of a cluster (resolving jars and formatting
+    storage on first use), reusing any node already running from this cache. Does not
+    wait for readiness. `port`, `controller_port`, `tls_port` are the first node's; node n
+    listens ``NODE_PORT_STEP * (n - 1)`` above them."""
+    if brokers < 1:
+        raise InfraError(f"a Kafka needs 1 or more brokers, not {brokers}")
     tls_port = tls_port or port + 2
-    for p in (port, controller_port, tls_port):
+    nodes = [node_ports(n, port, controller_port, tls_port) for n in range(1, brokers + 1)]
+    cluster_id = _cluster_id(cache, brokers) if brokers > 1 else None
+    if brokers == 1 and cluster_size(cache) > 1:
+        raise InfraError(f"{cache} holds a Kafka cluster of {cluster_size(cache)} nodes; "
+                         f"start it with --brokers {cluster_size(cache)}")
+    pids = [start_node(cache, node, nodes, cluster_id) for node in nodes]
+    bootstrap = ",".join(bootstrap_address(node.port) for node in nodes)
+    return KafkaServer(pids[0], port, bootstrap, tuple(pids))
+
+
+def start_node(cache: Path, node: NodePorts, voters: Sequence[NodePorts] = (),
+               cluster_id: str | None = None) -> int:
+    """Start one node (or find it running); returns its pid. `voters`: every node of its
+    cluster (none for a single broker)."""
+    current = running(cache, node.node)
+    if current is not None:
+        return current[0]
+    paths = _Paths.of(cache, node.node)
+    for p in (node.port, node.controller_port, node.tls_port):
         if port_open(p):
             raise InfraError(
                 f"port {p} is already in use by a process not started from "
@@ -280,29 +375,34 @@ def start(cache: Path, port: int, controller_port: int, tls_port: int | None = N
     libs = resolve_libs(cache)
     paths.root.mkdir(parents=True, exist_ok=True)
     ca_pem, broker_pem = secrets.ensure_tls(cache)
+    cluster = list(voters) if len(voters) > 1 else []
     write_private(paths.properties, server_properties(
-        paths.data, port, controller_port, tls_port=tls_port,
-        admin_password=secrets.admin_password(cache), broker_pem=broker_pem, ca_pem=ca_pem))
-    _format_storage(paths)
+        paths.data, node.port, node.controller_port, tls_port=node.tls_port,
+        admin_password=secrets.admin_password(cache), broker_pem=broker_pem, ca_pem=ca_pem,
+        node_id=node.node, voters=cluster))
+    _format_storage(paths, cluster_id if cluster else None)
     cmd = _java_cmd(libs, "kafka.Kafka", str(paths.properties))
     cmd.insert(1, f"-Dkafka.logs.dir={paths.log.parent}")
-    pid = spawn_detached(cmd, paths.log, paths.pid, cwd=paths.root, port=port)
-    return KafkaServer(pid, port, bootstrap_address(port))
+    return spawn_detached(cmd, paths.log, paths.pid, cwd=paths.root, port=node.port)
 
 
 def stop(cache: Path, timeout: float = 60.0) -> int | None:
-    """Stop the broker started from this cache (SIGTERM: controlled shutdown, then
-    SIGKILL). Returns the pid it stopped, or None if none was running."""
-    paths = _Paths.of(cache)
-    current = running(cache)
-    if current is not None:
-        stop_pid(current[0], signal.SIGTERM, timeout)
-    paths.pid.unlink(missing_ok=True)
-    return current[0] if current else None
+    """Stop the broker (every node of a cluster) started from this cache (SIGTERM:
+    controlled shutdown, then SIGKILL). Returns the first pid it stopped, or None if none
+    was running."""
+    stopped = []
+    for node in range(cluster_size(cache), 0, -1):
+        paths = _Paths.of(cache, node)
+        current = running(cache, node)
+        if current is not None:
+            stop_pid(current[0], signal.SIGTERM, timeout)
+            stopped.append(current[0])
+        paths.pid.unlink(missing_ok=True)
+    return stopped[-1] if stopped else None
 
 
-def log_file(cache: Path) -> Path:
-    return _Paths.of(cache).log
+def log_file(cache: Path, node: int = 1) -> Path:
+    return _Paths.of(cache, node).log
 
 
 def _topic_config(name: str) -> dict[str, str]:
@@ -328,9 +428,24 @@ async def _create(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> list[st
     return created
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None) -> list[str]:
+async def broker_count(admin: AIOKafkaAdminClient) -> int:
+    """How many brokers the cluster has registered."""
+    cluster = await admin.describe_cluster()
+    return len(cluster.get("brokers", []))
+
+
+def replication_for(brokers: int) -> int:
+    """Replication of a topic on `brokers` brokers: 1 on one, ``CLUSTER_REPLICATION`` (or
+    all of them, if fewer) on a cluster."""
+    return min(CLUSTER_REPLICATION, max(1, brokers))
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None, *,
+                        replication: int | None = None) -> list[str]:
     """Create every topic of ``shared.topics.all_topics()`` (or ``specs``) that is missing:
-    replication 1, unlimited retention. Idempotent; returns the names it created.
+    replicated `replication` times (default: `replication_for` the cluster's brokers, so 1
+    on a single broker and 3 on a cluster), unlimited retention. Idempotent; returns the
+    names it created.
 
     Raises InfraError if an existing topic has another partition count than the spec
     (co-partitioning of person-keyed topics depends on it).
@@ -340,10 +455,12 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        if replication is None:
+            replication = replication_for(await broker_count(admin))
         created = await _create(
             admin,
             [
-                NewTopic(s.name, s.partitions, 1, topic_configs=_topic_config(s.name))
+                NewTopic(s.name, s.partitions, replication, topic_configs=_topic_config(s.name))
                 for s in wanted
                 if s.name not in existing
             ],
@@ -381,9 +498,9 @@ async def _probe_once(bootstrap: str) -> None:
     await admin.start()
     try:
         if PROBE_TOPIC not in await admin.list_topics():
-            await _create(
-                admin, [NewTopic(PROBE_TOPIC, 1, 1, topic_configs={"retention.ms": "3600000"})]
-            )
+            # one replica, writable with acks=all whatever the cluster's min.insync.replicas
+            await _create(admin, [NewTopic(PROBE_TOPIC, 1, 1, topic_configs={
+                "retention.ms": "3600000", "min.insync.replicas": "1"})])
     finally:
         await admin.close()
     producer = kafka_clients.producer(bootstrap, enable_idempotence=True, request_timeout_ms=10000
@@ -447,6 +564,31 @@ async def wait_ready(
     where = f"log {log}" if log is not None else "log unknown"
     tail = log_tail(log) if log is not None else ""
     raise InfraError(f"Kafka at {bootstrap} {problem}; {where}, tail:\n{tail}")
+
+
+async def wait_brokers(bootstrap: str, brokers: int, timeout: float = 120.0) -> None:
+    """Wait until `brokers` brokers are registered (topics replicated to all of them can
+    only be made then)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen = 0
+    while True:
+        try:
+            with _quiet_aiokafka():
+                admin = kafka_clients.admin(bootstrap, request_timeout_ms=10000)
+                await admin.start()
+                try:
+                    seen = await broker_count(admin)
+                finally:
+                    await admin.close()
+            if seen >= brokers:
+                return
+        except Exception:  # noqa: BLE001 - not yet
+            pass
+        if loop.time() > deadline:
+            raise InfraError(f"Kafka at {bootstrap}: {seen} of {brokers} brokers registered "
+                             f"after {timeout:.0f} s")
+        await asyncio.sleep(0.5)
 
 
 def _size(path: Path | None) -> int:

@@ -1,7 +1,8 @@
 """Start, stop and inspect the local infrastructure: one PostgreSQL server and one
-Apache Kafka broker, run as detached processes from a cache folder (no Docker).
+Apache Kafka broker (or a cluster of several: ``up --brokers 3``), run as detached
+processes from a cache folder (no Docker).
 
-    python -m infra.local up | down | status
+    python -m infra.local up [--brokers N] | down | status
 
 ``up`` is idempotent: servers already running from the cache folder (pid file plus
 a live check) are reused. ``down`` stops exactly the processes recorded in the pid
@@ -31,6 +32,10 @@ T = TypeVar("T")
 
 DEFAULT_KAFKA_PORT = 19092
 DEFAULT_PG_PORT = 15432
+#: Partitions of the contract's topics on a cluster (``up --brokers 3``): enough to spread
+#: the work of several instances of each service over the brokers. One broker keeps
+#: shared.topics' defaults (6 person-keyed, 3 agency-keyed).
+CLUSTER_PARTITIONS = 12
 
 
 @dataclass(frozen=True)
@@ -95,22 +100,52 @@ def _locked(cache: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def up(cache_dir: Path | None = None) -> Addresses:
+def up(cache_dir: Path | None = None, brokers: int | None = None) -> Addresses:
     """Start PostgreSQL and Kafka (or reuse the running ones), wait until both are ready,
-    create the role, database and topics. Returns where to reach them."""
+    create the role, database and topics. Returns where to reach them. `brokers`: how many
+    Kafka nodes (default: as many as this cache was first made with, else 1)."""
     cache = resolve_cache_dir(cache_dir)
     with _locked(cache):
-        use_secrets_of(cache)
+        brokers = brokers or kafka.cluster_size(cache)
         # The broker boots in the background while PostgreSQL starts and is waited for.
-        broker = kafka.start(cache, kafka_port(), controller_port(), tls_port())
+        broker = _start_kafka(cache, brokers)
         pg = postgres.start(cache, pg_port())
-        run_sync(kafka.wait_ready(broker.bootstrap, cache=cache, pid=broker.pid))
-        run_sync(kafka.ensure_topics(broker.bootstrap))
-        from infra import participants
-
-        run_sync(participants.sync(broker.bootstrap, cache=cache))
+        _prepare_kafka(cache, broker, brokers)
         return Addresses(kafka_bootstrap=broker.bootstrap, database_url=pg.url,
                          kafka_tls_bootstrap=kafka.bootstrap_address(tls_port()))
+
+
+def up_kafka(cache_dir: Path | None = None, brokers: int | None = None) -> str:
+    """Only Kafka of the cache folder (e.g. a test's cluster beside the shared PostgreSQL):
+    up, ready, topics and logins made, as `up` does. Returns the bootstrap servers."""
+    cache = resolve_cache_dir(cache_dir)
+    with _locked(cache):
+        brokers = brokers or kafka.cluster_size(cache)
+        broker = _start_kafka(cache, brokers)
+        _prepare_kafka(cache, broker, brokers)
+        return broker.bootstrap
+
+
+def _start_kafka(cache: Path, brokers: int) -> kafka.KafkaServer:
+    """Start the nodes. On a cluster the topics get ``CLUSTER_PARTITIONS`` partitions (unless
+    CLEARINGHOUSE_PERSON_PARTITIONS / CLEARINGHOUSE_AGENCY_PARTITIONS say otherwise)."""
+    use_secrets_of(cache)
+    if brokers > 1:
+        os.environ.setdefault("CLEARINGHOUSE_PERSON_PARTITIONS", str(CLUSTER_PARTITIONS))
+        os.environ.setdefault("CLEARINGHOUSE_AGENCY_PARTITIONS", str(CLUSTER_PARTITIONS))
+    return kafka.start(cache, kafka_port(), controller_port(), tls_port(), brokers=brokers)
+
+
+def _prepare_kafka(cache: Path, broker: kafka.KafkaServer, brokers: int) -> None:
+    """Wait until every node is ready, then make the topics (replication 3 on a cluster)
+    and the installation's logins and ACLs."""
+    run_sync(kafka.wait_ready(broker.bootstrap, cache=cache, pid=broker.pid))
+    if brokers > 1:
+        run_sync(kafka.wait_brokers(broker.bootstrap, brokers))
+    run_sync(kafka.ensure_topics(broker.bootstrap))
+    from infra import participants
+
+    run_sync(participants.sync(broker.bootstrap, cache=cache))
 
 
 def use_secrets_of(cache: Path) -> None:
@@ -136,18 +171,32 @@ def status(cache_dir: Path | None = None) -> dict[str, Any]:
     cache = resolve_cache_dir(cache_dir)
     pg = postgres.running(cache)
     broker = kafka.running(cache)
+    nodes = kafka.cluster_size(cache)
     pg_info = {
         "running": pg is not None and port_open(pg[1]),
         "pid": pg[0] if pg else None,
         "database_url": postgres.database_url(pg[1] if pg else pg_port()),
         "log": str(cache / "logs" / "postgres.log"),
     }
-    kafka_info = {
+    kafka_info: dict[str, Any] = {
         "running": broker is not None and port_open(broker[1]),
         "pid": broker[0] if broker else None,
         "bootstrap": kafka.bootstrap_address(broker[1] if broker else kafka_port()),
         "log": str(kafka.log_file(cache)),
     }
+    if nodes > 1:
+        brokers: list[dict[str, Any]] = []
+        kafka_info["brokers"] = brokers
+        for node in range(1, nodes + 1):
+            found = kafka.running(cache, node)
+            port = kafka.node_ports(node, kafka_port(), controller_port(), tls_port()).port
+            brokers.append({
+                "node": node, "pid": found[0] if found else None,
+                "running": found is not None and port_open(found[1]),
+                "bootstrap": kafka.bootstrap_address(found[1] if found else port),
+                "log": str(kafka.log_file(cache, node))})
+        kafka_info["running"] = all(b["running"] for b in brokers)
+        kafka_info["bootstrap"] = ",".join(b["bootstrap"] for b in brokers)
     return {
         "ok": bool(pg_info["running"] and kafka_info["running"]),
         "cache_dir": str(cache),
@@ -179,10 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--brokers", type=int, default=None, metavar="N",
+                        help="Kafka nodes (up only; default: as the cache was made, else 1)")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            addresses = up(args.cache_dir)
+            addresses = up(args.cache_dir, args.brokers)
             print(json.dumps(asdict(addresses) | {
                 "database_url": redact_url(addresses.database_url),
                 "database_roles_file": str(roles_file(resolve_cache_dir(args.cache_dir)))},

@@ -1,6 +1,7 @@
 """The `clearinghouse` command: infrastructure, services, demo and documentation.
 
     clearinghouse infra up|down|status     local PostgreSQL and Kafka, no Docker
+    clearinghouse infra up --brokers 3     the same with a replicated three-node Kafka
     clearinghouse serve NAME|all           run one service, or all three as child processes
     clearinghouse participants sync|keys   Kafka logins, certificates, keys and ACLs of participants
     clearinghouse serve portal             the agencies' and auditors' portal (HTTP)
@@ -29,7 +30,8 @@ def _infra(args: argparse.Namespace) -> int:
 
     if args.action == "topics":
         return _create_topics()
-    return local.main([args.action])
+    brokers = ["--brokers", str(args.brokers)] if args.brokers and args.action == "up" else []
+    return local.main([args.action, *brokers])
 
 
 def _create_topics() -> int:
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     infra = sub.add_parser("infra", help="start, stop or inspect local PostgreSQL and Kafka")
     infra.add_argument("action", choices=["up", "down", "status", "topics"],
                        help="topics: create the topics on KAFKA_BOOTSTRAP_SERVERS")
+    infra.add_argument("--brokers", type=_positive, default=None, metavar="N",
+                       help="up: Kafka nodes (3: a replicated cluster, replication 3, "
+                            "min.insync.replicas 2; default: as the cache was made, else 1)")
     infra.set_defaults(run=_infra)
 
     serve = sub.add_parser("serve", help="run a service (or all three)")

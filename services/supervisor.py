@@ -117,6 +117,8 @@ class Supervisor:
         self.env = dict(env or {})
         self.cwd, self.new_session, self.stop_timeout = cwd, new_session, stop_timeout
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: How each instance was started (argv, environment), for `restart`.
+        self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}
 
     def start(self, name: str, *, instances: int = 1, module: str | None = None,
               wrapper: Sequence[str] = (), **extra_env: str) -> list[str]:
@@ -134,8 +136,21 @@ class Supervisor:
         for number in range(1, instances + 1):
             instance = instance_name(name, number)
             self.processes[instance] = self._spawn(argv, env, instance)
+            self._commands[instance] = (argv, env)
             started.append(instance)
         return started
+
+    def restart(self, instance: str) -> subprocess.Popen[bytes]:
+        """Start `instance` (one this supervisor started before, e.g. ``settlement-2`` after
+        it was killed) again with the same command and environment; a running one first
+        stops."""
+        if instance not in self._commands:
+            raise ValueError(f"{instance!r} was never started here")
+        if instance in self.processes:
+            self.stop(instance)
+        argv, env = self._commands[instance]
+        self.processes[instance] = self._spawn(argv, env, instance)
+        return self.processes[instance]
 
     def _spawn(self, argv: list[str], env: dict[str, str], instance: str
                ) -> subprocess.Popen[bytes]:

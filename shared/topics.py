@@ -85,6 +85,11 @@ def person_partitions() -> int:
     return int(os.environ.get("CLEARINGHOUSE_PERSON_PARTITIONS", "6"))
 
 
+def agency_partitions() -> int:
+    """Partitions of the agency-keyed topics (3; 12 on a local cluster, infra.local)."""
+    return int(os.environ.get("CLEARINGHOUSE_AGENCY_PARTITIONS", "3"))
+
+
 def participants(reference_dir: str | None = None) -> tuple[list[str], list[str]]:
     """(hospital codes, agency codes) of the reference data (the addressees)."""
     from shared.config import load_settings
@@ -119,7 +124,7 @@ def all_topics(prefix: str = "", reference_dir: str | None = None) -> list[Topic
     """
     n = person_partitions()
     specs = [TopicSpec(t, n) for t in PERSON_KEYED + EXTENSION_PERSON_KEYED]
-    specs += [TopicSpec(t, 3) for t in AGENCY_KEYED]
+    specs += [TopicSpec(t, agency_partitions()) for t in AGENCY_KEYED]
     specs += [TopicSpec(t, 1) for t in INTERNAL]
     specs += [TopicSpec(rejected(t), 1) for t in CONSUMED]
     hospitals, agencies = participants(reference_dir)

@@ -21,6 +21,9 @@ SPEC = ServiceSpec(
     publishes=(topics.CLEARING_RESULTS,),
     migrations=Path(__file__).parent / "migrations",
     make_handler=make_handler,
+    # One set of ledgers for every agency, inputs ordered across partitions: one active
+    # instance, the others on standby (docs/architecture.md, "Several instances").
+    single_active=True,
 )
 
 app, runtime = build_app(SPEC, load_settings())

@@ -28,10 +28,17 @@ log = structlog.get_logger(__name__)
 MAX_RECORDS = 1000
 
 
+def bootstrap_list(bootstrap: str) -> list[str]:
+    """``"a:1, b:2"`` -> ``["a:1", "b:2"]``: every broker of a cluster as its own address."""
+    return [address.strip() for address in bootstrap.split(",") if address.strip()]
+
+
 def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
     """A broker whose producer is idempotent (acks=all) and batches sends."""
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        # a list of addresses: FastStream hands a string on as one address, and a cluster's
+        # "host1:port,host2:port" is not one
+        bootstrap_list(settings.kafka_bootstrap_servers),
         client_id=client_id,
         security=clients.faststream_security(settings.kafka_principal),
         enable_idempotence=True,

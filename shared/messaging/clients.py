@@ -210,8 +210,12 @@ def kafka_auth(principal: str | None = None, protocol: str | None = None) -> Kaf
 
 
 def producer(bootstrap: str, *, principal: str | None = None, **options: Any) -> Any:
+    """An aiokafka producer for `principal`. ``acks=all`` unless told otherwise (aiokafka's
+    default is 1): on a replicated cluster a record is acknowledged only once the
+    ``min.insync.replicas`` have it, so losing the leader loses no acknowledged record."""
     from aiokafka import AIOKafkaProducer
 
+    options.setdefault("acks", "all")
     return AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_auth(principal).aiokafka(),
                             **options)
 

@@ -5,7 +5,9 @@ publishes them in order with an idempotent producer and deletes them once Kafka
 acknowledged. A crash between publish and delete republishes the same events
 (same CloudEvents id), which every consumer's inbox recognises: at-least-once
 delivery, exactly-once effect. One relay per service holds an advisory lock;
-another instance waits to take over.
+another instance waits to take over. The relay publishes what is committed in `seq` order
+(per key that is decision order: a key's events are decided by one instance at a time) and
+deletes exactly the rows it sent.
 """
 
 from __future__ import annotations
@@ -98,7 +100,11 @@ class OutboxRelay:
                 futures.append(await self._publish(topics.addressed(row["topic"], addressee),
                                                    row["value"], row["key"], headers))
         await asyncio.gather(*futures)
-        await conn.execute("DELETE FROM outbox WHERE seq <= $1", rows[-1]["seq"])
+        # Exactly the rows sent: with several instances writing, a row of a lower seq may
+        # have committed since the SELECT (seq order is not commit order); it stays for the
+        # next batch instead of being deleted unsent.
+        await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])",
+                           [row["seq"] for row in rows])
         self.published += len(rows)
         return len(rows)
 

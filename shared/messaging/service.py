@@ -34,6 +34,7 @@ from shared.messaging.broker import (
     wait_for_broker,
 )
 from shared.messaging.clients import service_principal
+from shared.messaging.leadership import Leadership
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.processing import BatchProcessor, Handler, Verifier, tune_gc
 from shared.messaging.records import Record
@@ -52,6 +53,10 @@ class ServiceSpec:
     migrations: Path
     make_handler: HandlerFactory
     extra_tasks: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = field(default=())
+    #: One active instance at a time (shared/messaging/leadership.py): for a service whose
+    #: state is not partitioned like its input. The others wait on standby, outside the
+    #: consumer group, and one takes over when the active one's database session ends.
+    single_active: bool = False
 
 
 class ServiceRuntime:
@@ -64,13 +69,18 @@ class ServiceRuntime:
         self.pool: asyncpg.Pool | None = None
         self.processor: BatchProcessor | None = None
         self.relay: OutboxRelay | None = None
+        self.leadership: Leadership | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Connect, migrate and build the handler; called before consumers start."""
+        """Connect, migrate and build the handler; called before consumers start (so a
+        standby instance of a `single_active` service joins no consumer group)."""
         await wait_for_broker(self.settings.kafka_bootstrap_servers, self.settings.kafka_principal)
         # The service's own role on DATABASE_URL's database (shared.db.roles).
         database_url = service_database_url(self.settings.database_url, self.spec.name)
+        if self.spec.single_active:
+            self.leadership = Leadership(database_url, self.spec.name)
+            await self.leadership.acquire()
         self.pool = await create_pool(database_url, self.spec.name, max_size=8)
         await apply_migrations(self.pool, self.spec.migrations)
         handler = await self.spec.make_handler(self.pool, self.settings)
@@ -101,10 +111,14 @@ class ServiceRuntime:
                 await task
         if self.pool is not None:
             await self.pool.close()
+        if self.leadership is not None:
+            await self.leadership.release()
         log.info("service.stopped", service=self.spec.name)
 
     async def consume(self, records: list[Record]) -> None:
         assert self.processor is not None, "the service has not started"
+        if self.leadership is not None:
+            await self.leadership.wait_held()  # paused while the lock is being regained
         await self.processor.process(records)
 
     async def _publish(self, topic: str, value: bytes, key: bytes | None,

@@ -134,3 +134,46 @@ async def test_rejected_record_does_not_stop_the_consumer(infra, fresh_database,
                             "missing_type", "money_format"])
     assert {r.value for r in rejected} == set(bad_values)
     assert published[0].json()["data"]["settlement_id"] == "S-000001"
+
+
+async def test_relay_deletes_exactly_the_rows_it_sent(fresh_database) -> None:
+    """Several instances write the outbox at once, so `seq` order is not commit order: a
+    row with a lower seq may commit while the relay publishes a batch read before it. The
+    relay must delete the rows it sent, not every row up to the batch's last seq (that
+    deleted the late row unpublished)."""
+    from shared.messaging.outbox import OutboxRelay
+
+    setup = await asyncpg.connect(fresh_database)
+    late = await asyncpg.connect(fresh_database)
+    relay_conn = await asyncpg.connect(fresh_database)
+    try:
+        await setup.execute("CREATE SCHEMA relaytest; CREATE TABLE relaytest.outbox ("
+                            "seq bigserial PRIMARY KEY, topic text NOT NULL, key bytea, "
+                            "value bytea NOT NULL, headers jsonb NOT NULL DEFAULT '[]')")
+        await relay_conn.execute("SET search_path = relaytest")
+        slow = late.transaction()
+        await slow.start()  # an instance's transaction: seq 1, not committed yet
+        await late.execute("INSERT INTO relaytest.outbox (topic, value) VALUES ('t', 'late')")
+        await setup.execute("INSERT INTO relaytest.outbox (topic, value) VALUES ('t', 'early')")
+        sent: list[bytes] = []
+
+        async def publish(topic: str, value: bytes, key: bytes | None,
+                          headers: dict[str, str]) -> asyncio.Future[None]:
+            sent.append(value)
+            if slow is not None and value == b"early":
+                await slow.commit()  # commits while the relay is publishing its batch
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+        relay = OutboxRelay(fresh_database, "relaytest", publish)
+        assert await relay.drain(relay_conn) == 1
+        assert sent == [b"early"]
+        left = [r["value"] for r in await setup.fetch("SELECT value FROM relaytest.outbox")]
+        assert left == [b"late"], "the row committed during the publish must stay to be sent"
+        assert await relay.drain(relay_conn) == 1
+        assert sent == [b"early", b"late"]
+        assert await setup.fetchval("SELECT count(*) FROM relaytest.outbox") == 0
+    finally:
+        for conn in (setup, late, relay_conn):
+            await conn.close()

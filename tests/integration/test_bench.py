@@ -45,6 +45,9 @@ def test_the_generated_province_loads_and_its_month_is_well_formed(tmp_path: Pat
         assert 1 <= len(data["items"]) <= 20
         settled.add(data["settlement_id"])
 
+# The bench also runs three loads below capacity and a month with 3 instances of each
+# service (9 processes to start and stop): beyond the 300 s default on a busy machine.
+@pytest.mark.timeout(600)
 async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) -> None:
     sizes = Sizes(persons=300, hospitals=60, settlements=400, repeat=2, latency_rate=400,
                   latency_seconds=1.0, latency_repeat=1, cycle_settlements=1000, cycle_repeat=1,
@@ -54,7 +57,9 @@ async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) 
     results = (await bench.run()).as_dict()
 
     accounting = results["accounting"]
-    assert len(accounting) == 3  # two throughput months and one latency month
+    # two throughput months, one latency month at the fixed rate, three at 25/50/75 % of
+    # the measured capacity, one with 3 instances of each service (issue 14)
+    assert len(accounting) == 7
     signatures = results["signatures"]  # pairs of runs, signatures on and off
     assert signatures["ratio_on_to_off"] > 0
     assert len(signatures["accounting"]) == 2 * signatures["pairs"]
@@ -77,6 +82,19 @@ async def test_quick_bench_accounts_for_every_settlement(infra, tmp_path: Path) 
     assert all(r["postings"] > 0 for r in runs)
     latency = results["latency"]["runs"][0]
     assert latency["completed_ms"]["count"] == latency["ledger_ms"]["count"] > 0
+    loads = results["latency"]["loads"]
+    capacity = results["latency"]["capacity_events_per_s"]
+    assert capacity == results["throughput"]["events_per_s"]["median"]
+    assert [load["share"] for load in loads] == [0.25, 0.5, 0.75]
+    for load in loads:
+        assert load["rate"] == load["share"] * capacity
+        assert load["completed_ms"]["count"] > 0 and load["ledger_ms"]["count"] > 0
+    scaled = results["instances"]
+    assert scaled["instances"] == 3 and scaled["run"]["settlements"] == 404
+    assert scaled["ratio"] == (scaled["scaled_settlements_per_s"]
+                               / results["throughput"]["settlements_per_s"]["median"])
+    assert any("3 instances ÷ 1 instance" in r[0] for r in rows(results))
+    assert any("50% of capacity" in r[0] for r in rows(results))
     assert results["clearing"]["runs"][0]["events"] == 1000 + 1000 // 50
     assert results["clearing"]["statements_s"]["n"] == 1
     assert set(results["memory"]["peak_rss_mb"]) == {"filing", "settlement", "clearing"}

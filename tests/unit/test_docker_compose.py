@@ -82,3 +82,61 @@ def test_the_compose_broker_authenticates_and_authorises_every_client() -> None:
     for name in SERVICES:
         assert _env(name)["KAFKA_PRINCIPAL"] == f"svc-{name}"
     assert "participants sync" in " ".join(COMPOSE["services"]["topics"]["entrypoint"])
+
+
+# ---- docker-compose.cluster.yml: the three-node option ------------------------------------
+
+CLUSTER = yaml.safe_load((REPO_ROOT / "docker-compose.cluster.yml").read_text())
+NODES = ("kafka", "kafka-2", "kafka-3")
+
+
+def _cluster_env(service: str) -> dict[str, str]:
+    """The environment of `service` once the override is merged over docker-compose.yml
+    (compose merges environment mappings key by key)."""
+    base = COMPOSE["services"].get(service, {}).get("environment", {})
+    over = CLUSTER["services"][service]["environment"]
+    return {k: str(v) for k, v in {**base, **over}.items()}
+
+
+def test_cluster_has_three_nodes_in_one_controller_quorum() -> None:
+    voters = {_cluster_env(n)["KAFKA_CONTROLLER_QUORUM_VOTERS"] for n in NODES}
+    assert voters == {"1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert sorted(_cluster_env(n)["KAFKA_NODE_ID"] for n in NODES) == ["1", "2", "3"]
+    for node in NODES:
+        env = _cluster_env(node)
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert f"CLIENT://{node}:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+        # the single broker's static quorum setting would contradict the voters
+        assert "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS" not in env
+    volumes = {CLUSTER["services"][n]["volumes"][0].split(":")[0] for n in NODES}
+    assert len(volumes) == 3, "every node keeps its log on a volume of its own"
+    host_ports = [p for n in NODES for p in CLUSTER["services"][n].get("ports", [])]
+    assert host_ports == ["19102:19102", "19112:19112"]  # node 1 keeps 19092 (the base file)
+
+
+def test_cluster_replicates_like_infra_up_brokers_3() -> None:
+    from infra import kafka
+
+    local = dict(line.split("=", 1) for line in kafka.server_properties(
+        REPO_ROOT, 19092, 19093, tls_port=19094, admin_password="x",
+        broker_pem=REPO_ROOT, ca_pem=REPO_ROOT, node_id=1,
+        voters=[kafka.node_ports(n, 19092, 19093, 19094) for n in (1, 2, 3)]
+    ).splitlines()[2:])
+    for node in NODES:
+        env = _cluster_env(node)
+        for key in ("default.replication.factor", "min.insync.replicas",
+                    "offsets.topic.replication.factor", "transaction.state.log.min.isr",
+                    "authorizer.class.name", "super.users", "inter.broker.listener.name",
+                    "sasl.mechanism.inter.broker.protocol", "allow.everyone.if.no.acl.found"):
+            assert env["KAFKA_" + key.upper().replace(".", "_")] == local[key], (node, key)
+        assert env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].count("PLAINTEXT") == 3
+        assert "SSL" not in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].replace("SASL_", "")
+    assert local["default.replication.factor"] == "3" and local["min.insync.replicas"] == "2"
+
+
+def test_cluster_services_know_every_broker() -> None:
+    for name in (*SERVICES, "topics"):
+        env = _cluster_env(name)
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092,kafka-2:9092,kafka-3:9092"
+        assert env["CLEARINGHOUSE_PERSON_PARTITIONS"] == "12"
+        assert set(CLUSTER["services"][name]["depends_on"]) == set(NODES)
