@@ -6,7 +6,8 @@ COPY shared ./shared
 COPY services ./services
 COPY infra ./infra
 COPY reference ./reference
-COPY bench ./bench
+COPY tools ./tools
+COPY cli ./cli
 RUN pip install --no-cache-dir .
 ENV CLEARINGHOUSE_REFERENCE_DIR=/app/reference PYTHONUNBUFFERED=1
 ENTRYPOINT ["clearinghouse"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
+from types import ModuleType
 
 from shared.config import load_settings
 from shared.logging import configure_logging
@@ -12,11 +12,21 @@ from shared.messaging.service import ServiceSpec
 SERVICES = ("filing", "settlement", "clearing")
 
 
-def spec_of(name: str) -> ServiceSpec:
-    if name not in SERVICES:
+def _app_module(name: str) -> ModuleType:
+    """The service's ``app`` module: its FastStream app and its `ServiceSpec`."""
+    if name == "filing":
+        from services.filing import app
+    elif name == "settlement":
+        from services.settlement import app
+    elif name == "clearing":
+        from services.clearing import app
+    else:
         raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
-    module = importlib.import_module(f"services.{name}.app")
-    spec: ServiceSpec = module.SPEC
+    return app
+
+
+def spec_of(name: str) -> ServiceSpec:
+    spec: ServiceSpec = _app_module(name).SPEC
     return spec
 
 
@@ -24,8 +34,7 @@ def run_service(name: str) -> int:
     """Run one service until SIGINT/SIGTERM; logs are JSON lines on stderr."""
     settings = load_settings()
     configure_logging(settings.log_level, service=name)
-    module = importlib.import_module(f"services.{name}.app")
-    asyncio.run(module.app.run())
+    asyncio.run(_app_module(name).app.run())
     return 0
 
 

@@ -27,7 +27,7 @@ def free_port() -> int:
 
 def add_user(env: dict[str, str], login: str, password: str) -> None:
     """`clearinghouse portal users add LOGIN --password-stdin`, as an operator would."""
-    done = subprocess.run([sys.executable, "-m", "services.cli", "portal", "users", "add",
+    done = subprocess.run([sys.executable, "-m", "cli", "portal", "users", "add",
                            login, "--password-stdin"], input=password + "\n", text=True,
                           env={**os.environ, **env}, cwd=REPO_ROOT, capture_output=True)
     assert done.returncode == 0, done.stderr
@@ -38,7 +38,7 @@ async def running_portal(env: dict[str, str], log: Path) -> AsyncIterator[str]:
     """Start the portal with `env` (DATABASE_URL, CLEARINGHOUSE_CACHE, ...); its base URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "portal", "--port", str(port)],
+        [sys.executable, "-m", "cli", "serve", "portal", "--port", str(port)],
         env={**os.environ, **env}, cwd=REPO_ROOT, stdout=log.open("ab"),
         stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

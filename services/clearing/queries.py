@@ -128,6 +128,11 @@ async def postings(conn: asyncpg.Connection, agency: str | None = None) -> list[
     return await store.postings(conn, agency)
 
 
+def posting_of(row: asyncpg.Record) -> Posting:
+    """A row of ``clearing.postings`` (read by whoever streams the table) as a `Posting`."""
+    return store.posting_of(row)
+
+
 # ---- balances -------------------------------------------------------------------------------
 
 
@@ -332,7 +337,7 @@ async def settlements_of_person(conn: asyncpg.Connection, person_id: str) -> lis
 async def items_totals(conn: asyncpg.Connection, agency: str, cycle: str,
                        counterpart: str | None = None) -> dict[str, dict[str, Any]]:
     """Per counterpart, the statement's figures recomputed from the cycle's items in SQL
-    (the arithmetic of `services.audit.explain.Totals`: a refund counts negative, items
+    (the arithmetic of `tools.audit.explain.Totals`: a refund counts negative, items
     carried from an earlier cycle are adjustments, signed from `agency`'s side)."""
     # The items owed to the agency and those it owes as two branches, each an index-only
     # scan of one of the portal's indexes (004_portal_indexes.sql).

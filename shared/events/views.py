@@ -16,7 +16,7 @@ class CompletedView(SettlementCompleted):
     """``settlement.completed`` as the clearing service reads it: the bill's items stay
     plain JSON, unchecked. The settlement service validated every item before it computed
     the amounts, and clearing uses only those amounts; validating 1 to 20 items again cost
-    about 45 % of decoding the event (bench.micro)."""
+    about 45 % of decoding the event (tools.bench.micro)."""
 
     items: list[Any] = Field(min_length=1)
 

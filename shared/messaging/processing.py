@@ -137,7 +137,7 @@ class BatchProcessor:
         self._pool = pool
         #: Awaited inside every transaction committed, last, with (conn, events taken,
         #: duplicates, records refused, whether the transaction is the whole batch): the
-        #: audit's replay commits its checkpoint with the effects (services/audit/stream.py).
+        #: audit's replay commits its checkpoint with the effects (tools/audit/stream.py).
         self._in_transaction = in_transaction
         self._splitting = False
         self._handler = handler

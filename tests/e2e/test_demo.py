@@ -24,7 +24,7 @@ async def test_a_small_demo_clears_its_month(infra, tmp_path: Path) -> None:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
            "DATABASE_URL": infra.database_url, "CLEARINGHOUSE_CACHE": str(tmp_path)}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "demo", "--json", "--no-infra",
+        sys.executable, "-m", "cli", "demo", "--json", "--no-infra",
         "--persons", "150", "--settlements", "300", cwd=REPO_ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
@@ -71,7 +71,7 @@ async def test_a_small_demo_clears_its_month(infra, tmp_path: Path) -> None:
         outputs = []
         for _ in range(2):
             audit = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.cli", "audit", "replay", "--json",
+                sys.executable, "-m", "cli", "audit", "replay", "--json",
                 cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE)
             audit_out, audit_err = await asyncio.wait_for(audit.communicate(), timeout=120)

@@ -17,12 +17,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.demo.run import caught_up
 from shared import topics
 from shared.config import REPO_ROOT
 from shared.messaging.clients import AUDITOR, agency_principal, hospital_principal
 from tests.e2e.test_kcat_contract import kcat_config, kcat_produce, kcat_read
 from tests.helpers import ENROLLED_SINCE, Services, create_topics, new_prefix, wait_enrolled
+from tools.demo.run import caught_up
 
 pytestmark = [pytest.mark.infra,
               pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")]
@@ -112,7 +112,7 @@ def write_csv(path: Path) -> None:
 
 
 def run_import(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.cli", "enrolment", "import", *args],
+    return subprocess.run([sys.executable, "-m", "cli", "enrolment", "import", *args],
                           env={**os.environ, **env}, cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=900)
 

@@ -23,7 +23,7 @@ async def test_serve_all_starts_three_services_logging_json(infra, fresh_databas
     log = tmp_path / "serve-all.log"
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
            "DATABASE_URL": fresh_database, "CLEARINGHOUSE_TOPIC_PREFIX": prefix}
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "all"],
+    process = subprocess.Popen([sys.executable, "-m", "cli", "serve", "all"],
                                env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                                stderr=log.open("wb"))
     ready: set[str] = set()

@@ -19,7 +19,6 @@ import asyncpg
 import orjson
 import pytest
 
-from services.audit import replay
 from services.clearing import scheduler
 from services.clearing.fund_reference import load_fund_policy
 from shared import topics
@@ -39,6 +38,7 @@ from tests.helpers import (
     produce,
     read_topic,
 )
+from tools.audit import replay
 
 pytestmark = pytest.mark.infra
 
@@ -225,7 +225,7 @@ def clearinghouse(month: Month, *argv: str, cache: Path) -> subprocess.Completed
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": month.bootstrap,
            "DATABASE_URL": month.database_url, "CLEARINGHOUSE_TOPIC_PREFIX": month.prefix,
            "CLEARINGHOUSE_CACHE": str(cache)}
-    return subprocess.run([sys.executable, "-m", "services.cli", *argv], env=env,
+    return subprocess.run([sys.executable, "-m", "cli", *argv], env=env,
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
 
 
@@ -465,7 +465,7 @@ async def test_an_audit_stopped_with_sigterm_drops_its_database_and_stops_its_pr
         before = {r["datname"] for r in await admin.fetch(
             "SELECT datname FROM pg_database WHERE datname LIKE 'audit\\_%'")}
         audit = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "audit", "replay", "--prefix", month.prefix,
+            [sys.executable, "-m", "cli", "audit", "replay", "--prefix", month.prefix,
              "--database-url", month.database_url, "--quiet", "--processes", "always"],
             env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)

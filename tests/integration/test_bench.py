@@ -9,12 +9,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench import province as pv
-from bench.report import markdown, rows
-from bench.runner import Bench, Sizes
 from shared.messaging import clients as kafka_clients
 from tests.helpers import processes_with_env
 from tests.security.leaks import leaks, leaks_in_files
+from tools.bench import province as pv
+from tools.bench.report import markdown, rows
+from tools.bench.runner import Bench, Sizes
 
 pytestmark = pytest.mark.infra
 
@@ -139,7 +139,7 @@ async def test_a_bench_stopped_with_sigterm_removes_its_services_database_and_to
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
            "DATABASE_URL": infra.database_url, "TMPDIR": str(tmp_path)}
     bench = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "bench", "--quick", "--only", "pipeline",
+        sys.executable, "-m", "cli", "bench", "--quick", "--only", "pipeline",
         "--no-audit", "--json", str(tmp_path / "out.json"), cwd=REPO_ROOT, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     assert bench.stderr is not None

@@ -20,7 +20,7 @@ def test_bench_without_servers_names_what_is_missing_and_how_to_start_it() -> No
     kafka, postgres = _closed_port(), _closed_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
            "DATABASE_URL": f"postgresql://someone:secret@127.0.0.1:{postgres}/nothing"}
-    done = subprocess.run([sys.executable, "-m", "services.cli", "bench", "--quick"],
+    done = subprocess.run([sys.executable, "-m", "cli", "bench", "--quick"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr

@@ -8,10 +8,10 @@ import asyncpg
 import pytest
 from aiokafka.admin import NewTopic
 
-from services.demo.run import prune
 from shared.db import drop_database
 from shared.messaging import clients as kafka_clients
 from tests.conftest import Infra
+from tools.demo.run import prune
 
 pytestmark = pytest.mark.infra
 

@@ -46,7 +46,7 @@ async def demo(infra, tmp_path_factory) -> AsyncIterator[Demo]:
     env = {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "DATABASE_URL": infra.database_url,
            "CLEARINGHOUSE_CACHE": str(cache)}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "demo", "--json", "--no-infra",
+        sys.executable, "-m", "cli", "demo", "--json", "--no-infra",
         "--persons", "150", "--settlements", "300", cwd=REPO_ROOT, env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), timeout=240)
@@ -188,8 +188,8 @@ async def test_a_daily_reports_figures_drill_down_to_its_items(demo: Demo) -> No
 
 async def test_the_drill_downs_totals_are_explains(demo: Demo) -> None:
     """The portal's totals (summed in SQL) are `clearinghouse explain`'s, line by line."""
-    from services.audit import explain
     from services.clearing import queries
+    from tools.audit import explain
 
     agencies = sorted(s["agency"] for s in demo.summary["statements"])
     conn = await queries.connect(demo.database_url)
@@ -307,7 +307,7 @@ async def test_the_auditor_sees_every_agency_and_the_ledger_check(demo: Demo) ->
         assert audit["last_replay"] is None
         # An auditor replays the log; the portal shows that replay's verdict.
         replay = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.cli", "audit", "replay", "--json", "--quiet",
+            sys.executable, "-m", "cli", "audit", "replay", "--json", "--quiet",
             cwd=REPO_ROOT, env={**os.environ, **demo.env}, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(replay.communicate(), timeout=180)
@@ -348,7 +348,7 @@ async def test_the_demo_serves_the_portal(infra, tmp_path) -> None:
            "DATABASE_URL": infra.database_url, "CLEARINGHOUSE_CACHE": str(tmp_path)}
     err = tmp_path / "demo.err"
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "demo", "--json", "--no-infra", "--persons",
+        [sys.executable, "-m", "cli", "demo", "--json", "--no-infra", "--persons",
          "60", "--settlements", "120", "--serve-portal", "--portal-port", str(port)],
         cwd=REPO_ROOT, env=env, stdout=(tmp_path / "demo.out").open("wb"),
         stderr=err.open("wb"))

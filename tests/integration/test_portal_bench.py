@@ -1,4 +1,4 @@
-"""`python3 -m bench.portal` at a tiny size: the filled cycle is what the clearing service
+"""`python3 -m tools.bench.portal` at a tiny size: the filled cycle is what the clearing service
 would have stored (the drill-down's totals add up to the statements computed from it), the
 drill-down's pages read from either end give every item once and in order, and the bench
 measures every page through the real portal server (figures not asserted: no timing in
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import portal as bench_portal
 from services.clearing import queries
 from services.portal import reads
+from tools.bench import portal as bench_portal
 
 pytestmark = pytest.mark.infra
 

@@ -1,4 +1,4 @@
-"""`python3 -m bench.replay` at a tiny size: a log made by the live services is replayed by
+"""`python3 -m tools.bench.replay` at a tiny size: a log made by the live services is replayed by
 the streaming audit, which matches, and every audit process's peak RSS is reported (figures
 not asserted: no timing in tests)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import replay as bench_replay
+from tools.bench import replay as bench_replay
 
 pytestmark = pytest.mark.infra
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from services.audit import fund_explain
 from services.clearing import queries, scheduler
 from shared import topics
 from shared.reference import DEFAULT_DIRECTORY
@@ -27,6 +26,7 @@ from tests.integration.test_clearing_service import (
     _results,
     outpatient,
 )
+from tools.audit import fund_explain
 
 pytestmark = pytest.mark.infra
 

@@ -217,9 +217,9 @@ async def test_the_running_services_connect_as_their_own_roles(
 async def test_the_audit_and_the_queries_read_as_the_read_only_roles(migrated: str) -> None:
     """Given the admin's URL (as the audit and `clearinghouse clearing ...` are), they
     connect as ch_auditor and ch_portal: what those roles may not read, they do not get."""
-    from services.audit import cli as audit_cli
-    from services.audit import replay
     from services.clearing import queries
+    from tools.audit import cli as audit_cli
+    from tools.audit import replay
 
     live = await audit_cli._read_only(migrated)
     try:

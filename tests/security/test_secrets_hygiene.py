@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from services.audit.cli import _unredacted
 from shared.config import REPO_ROOT
 from shared.db import redact_url
 from shared.db import roles as db_roles
 from tests.helpers import Services, create_topics, new_prefix
 from tests.security.leaks import known_passwords, leaks
+from tools.audit.cli import _unredacted
 
 
 def _mode(path: Path) -> int:

@@ -248,7 +248,7 @@ async def test_a_revoked_key_is_key_revoked_and_the_rotated_key_works(
     env = {"CLEARINGHOUSE_PARTICIPANT_KEYS": str(registry),
            "CLEARINGHOUSE_PARTICIPANT_SECRETS": str(secrets)}
     for argv in (["--rotate", participant], ["--revoke", old.kid]):
-        subprocess.run([sys.executable, "-m", "services.cli", "participants", "keys", *argv],
+        subprocess.run([sys.executable, "-m", "cli", "participants", "keys", *argv],
                        env={**os.environ, **env}, cwd=REPO_ROOT, check=True,
                        capture_output=True)
     new = participant_keys.read_registry(registry).current(participant)
@@ -278,7 +278,7 @@ async def test_the_audit_verifies_the_whole_log_after_the_attacks(running) -> No
     report counts them per reason, and a replay of the log refuses the same records."""
     await refused(running, topics.SETTLEMENT_SUBMISSIONS, "H220102001-SEC-REPLAY-2")
     done = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "audit", "verify-signatures", "--json",
+        sys.executable, "-m", "cli", "audit", "verify-signatures", "--json",
         "--prefix", running.prefix, cwd=REPO_ROOT, env={**os.environ,
                                                          "KAFKA_BOOTSTRAP_SERVERS":
                                                          running.bootstrap},
@@ -293,7 +293,7 @@ async def test_the_audit_verifies_the_whole_log_after_the_attacks(running) -> No
 
     # Replayed from the log, the refusals are the same refusals: the audit matches.
     replay = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "audit", "replay", "--json", "--quiet",
+        sys.executable, "-m", "cli", "audit", "replay", "--json", "--quiet",
         "--prefix", running.prefix, "--database-url", running.database_url, cwd=REPO_ROOT,
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": running.bootstrap},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

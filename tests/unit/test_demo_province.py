@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
-from services.demo.province import Province, generate
 from shared import topics
 from shared.business_time import SHANGHAI
 from shared.events import decode
 from shared.reference import load_reference
+from tools.demo.province import Province, generate
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from services.docs import render, schema_documents
 from shared.config import REPO_ROOT
+from tools.docs import render, schema_documents
 
 DOCS = REPO_ROOT / "docs"
 

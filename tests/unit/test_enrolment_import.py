@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.enrolment.importer import (
+from shared.events.enrolment import PersonEnrolled
+from shared.reference import DEFAULT_DIRECTORY, load_reference
+from tools.enrolment.importer import (
     BadRow,
     Progress,
     load_progress,
@@ -12,8 +14,6 @@ from services.enrolment.importer import (
     row_event_id,
     save_progress,
 )
-from shared.events.enrolment import PersonEnrolled
-from shared.reference import DEFAULT_DIRECTORY, load_reference
 
 REF = load_reference(DEFAULT_DIRECTORY)
 ROW = {"person_id": "P-1", "insured_agency": "220100", "insurance_type": "employee",

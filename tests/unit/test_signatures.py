@@ -1,5 +1,5 @@
 """Signing and verifying submissions (shared.signatures), and the auditor's check of a log
-(services.audit.signatures): pure functions over bytes, keys in memory, no I/O."""
+(tools.audit.signatures): pure functions over bytes, keys in memory, no I/O."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import orjson
 import pytest
 from joserfc.jwk import OKPKey
 
-from services.audit.signatures import check, rejected_positions
 from shared import inbound, signatures
 from shared.events import Rejection
 from shared.messaging.records import Record
 from shared.signatures import KeyRegistry, PublicKey, participant_of, sign, verify
 from tests.unit.test_events import SUBMITTED
+from tools.audit.signatures import check, rejected_positions
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 SENT = datetime(2026, 10, 3, 1, 15, tzinfo=UTC)

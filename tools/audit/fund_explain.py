@@ -16,10 +16,10 @@ from typing import Any
 
 import asyncpg
 
+from cli.presentation import console, table
 from services.clearing import queries
 from services.clearing.domain.fund import ledger_of
 from services.clearing.domain.ledger import AccountKind, EntryKind, Posting
-from services.clearing.reports_cli import console, table
 from shared.business_time import in_business_zone
 from shared.money import ZERO
 

@@ -20,8 +20,15 @@ from typing import Any
 import asyncpg
 import orjson
 
-from bench import province as pv
-from bench.infra import (
+from shared import topics
+from shared.config import REPO_ROOT
+from shared.db import redact_url
+from shared.events import encode, make_event
+from shared.events.clearing import DayStarted
+from shared.messaging import clients as kafka_clients
+from shared.participant_keys import Signer
+from tools.bench import province as pv
+from tools.bench.infra import (
     Environment,
     LedgerWatch,
     MemorySampler,
@@ -33,13 +40,6 @@ from bench.infra import (
     publish_all,
     signed,
 )
-from shared import topics
-from shared.config import REPO_ROOT
-from shared.db import redact_url
-from shared.events import encode, make_event
-from shared.events.clearing import DayStarted
-from shared.messaging import clients as kafka_clients
-from shared.participant_keys import Signer
 
 
 @dataclass
@@ -319,8 +319,8 @@ class Bench:
     async def _enrolment(self, env: Environment, people: list[pv.Person]) -> None:
         """The agencies load their insured persons with `clearinghouse enrolment import`'s
         code; timed until the settlement service has folded every one (the import rate)."""
-        from services.enrolment.importer import import_file
         from shared.reference import load_reference
+        from tools.enrolment.importer import import_file
 
         path = pv.write_enrolment_csv(people, self.workdir / f"{env.name}-persons.csv")
         say(f"enrolment import: {len(people)} rows")
@@ -654,7 +654,7 @@ class Bench:
     # ---- figure 4 ---------------------------------------------------------------------------
 
     async def _audit(self, env: Environment) -> None:
-        if importlib.util.find_spec("services.audit") is None:
+        if importlib.util.find_spec("tools.audit") is None:
             self.results.audit = {"measured": False,
                                   "why": "services/audit (clearinghouse audit replay) is not "
                                          "in this tree"}
@@ -668,7 +668,7 @@ class Bench:
             events += sum((await end_offsets(self.bootstrap, env.prefix + topic)).values())
         started = now()
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.cli", "audit", "replay", "--prefix", env.prefix,
+            sys.executable, "-m", "cli", "audit", "replay", "--prefix", env.prefix,
             # no password on a command line: the audit takes it from DATABASE_URL (env)
             "--database-url", redact_url(env.database_url), "--json", "--quiet",
             env={**os.environ, **env.env}, cwd=REPO_ROOT,

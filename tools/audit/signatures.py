@@ -86,7 +86,7 @@ def check(records: list[Record], rejected: set[tuple[str, int, int]],
 
 
 async def verify_log(bootstrap: str, prefix: str) -> SignatureReport:
-    from services.audit.replay import read_log
+    from tools.audit.replay import read_log
 
     names = sorted(signatures.SIGNED_TOPICS)
     log = await read_log(bootstrap, prefix, [*names, *(topics.rejected(t) for t in names)],

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from services.clearing import store
+from services.clearing import queries
 from services.clearing.queries import BrokenLink
 from shared import topics
 from shared.messaging.records import Record
@@ -457,7 +457,7 @@ async def ledger_chains(conn: asyncpg.Connection) -> tuple[int, int, list[Broken
         async for row in conn.cursor(
                 'SELECT * FROM clearing.postings ORDER BY agency COLLATE "C", sequence',
                 prefetch=2000):
-            posting = store.posting_of(row)
+            posting = queries.posting_of(row)
             count += 1
             if posting.agency != agency:
                 agency, previous, index, failed = posting.agency, GENESIS, 0, False

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from aiokafka import TopicPartition
 
-from services.clearing import scheduler, store
+from services.clearing import queries, scheduler
 from services.clearing.domain.ledger import Posting
 from services.clearing.domain.periods import (
     DISTRIBUTION_DAY,
@@ -36,7 +36,6 @@ from services.clearing.domain.periods import (
     cycle_of,
     milestone,
 )
-from services.demo.province import Message, Province, event_id, make_message
 from services.registry import SERVICES
 from services.supervisor import Deployment, Supervisor
 from shared import inbound, participant_keys, topics
@@ -48,6 +47,7 @@ from shared.events.settlement import SettlementCompleted, SettlementRefunded
 from shared.messaging import clients as kafka_clients
 from shared.money import format_money
 from shared.reference import ReferenceData, load_reference
+from tools.demo.province import Message, Province, event_id, make_message
 
 #: What each service reads (its consumer group must reach the end of these to be idle).
 INPUTS = {"filing": (topics.FILING_COMMANDS, topics.CLEARING_SCHEDULE),
@@ -836,6 +836,6 @@ def _answer_key(message: Message) -> str:
 async def _postings(database_url: str) -> list[Posting]:
     conn = await asyncpg.connect(database_url, server_settings={"search_path": "clearing"})
     try:
-        return await store.postings(conn)
+        return await queries.postings(conn)
     finally:
         await conn.close()

@@ -1,5 +1,5 @@
 """The demo's checks of the revolving fund and of supervision (issue 16): each returns the
-problems found, empty when all holds (services/demo/report.py runs them with the others)."""
+problems found, empty when all holds (tools/demo/report.py runs them with the others)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from decimal import Decimal
 from services.clearing.domain.fund import ledger_of
 from services.clearing.domain.ledger import AccountKind
 from services.clearing.fund_reference import load_fund_policy
-from services.demo.run import Outcome, late_payer, late_remittance_day
 from shared import topics
 from shared.events.clearing import NetTransferInstruction
 from shared.money import ZERO
+from tools.demo.run import Outcome, late_payer, late_remittance_day
 
 RESULTS = topics.CLEARING_RESULTS
 

@@ -390,7 +390,7 @@ async def rebuild(service: str, audit_url: str, settings: Settings, plan: Any,
 async def _rebuild_staged(service: str, audit_url: str, pool: asyncpg.Pool, handler: Any,
                           on_batch: Callable[[str, int], None] | None, merge_limit: int,
                           stop_after: int | None) -> BatchProcessor:
-    from services.audit import stream
+    from tools.audit import stream
 
     reader = await asyncpg.connect(audit_url)
     try:
@@ -529,7 +529,7 @@ def _rebuild_process(service: str, audit_url: str, settings: Settings, plan: Any
 
 
 async def _ledger_chains(conn: asyncpg.Connection) -> Any:
-    from services.audit.compare import ledger_chains
+    from tools.audit.compare import ledger_chains
 
     return await ledger_chains(conn)
 

@@ -28,11 +28,11 @@ import asyncpg
 import orjson
 from aiokafka import TopicPartition
 
-from services.audit import replay
 from shared import topics
 from shared.db import AUDITOR, role_url
 from shared.messaging import clients as kafka_clients
 from shared.messaging.records import Record
+from tools.audit import replay
 
 SCHEMA = "audit_log"
 #: Records per COPY while staging and per read while replaying.
@@ -187,7 +187,7 @@ async def compare_events(audit_url: str, topic: str, schemas: Sequence[str],
     """`compare.compare_events` for a staged topic without holding it: the published records
     (by event id, else position) and the rebuilt events of the services' outboxes (by event
     id) both read in id order through cursors and merged."""
-    from services.audit.compare import Difference, TopicSummary, _event_differences, _text
+    from tools.audit.compare import Difference, TopicSummary, _event_differences, _text
 
     live_query = (f"""SELECT coalesce(event_id, topic || '/' || "partition" || '@' || "offset")
                           AS eid, key, value FROM {SCHEMA}.records WHERE topic = $1

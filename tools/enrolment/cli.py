@@ -41,9 +41,9 @@ def _import(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from services.enrolment.importer import ImportFailed, import_file, load_progress
     from shared.config import load_settings
     from shared.reference import load_reference
+    from tools.enrolment.importer import ImportFailed, import_file, load_progress
 
     path: Path = args.file
     err = Console(stderr=True)

@@ -15,7 +15,7 @@ server (`/api/me`) measured in the same run.
 Not filled: ledger postings (the auditor's ledger check runs over none here) and difference
 notices.
 
-    python3 -m bench.portal --settlements 5000,1000000
+    python3 -m tools.bench.portal --settlements 5000,1000000
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ ITEM_COLUMNS = ("item_id", "kind", "hospital", "settlement_id", "insured_agency"
 
 
 def say(text: str) -> None:
-    print(f"[bench.portal {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+    print(f"[tools.bench.portal {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 # ---- filling a cycle -------------------------------------------------------------------------
@@ -289,7 +289,7 @@ async def portal_server(database_url: str, cache: Path, log: Path) -> AsyncItera
     env.pop("CLEARINGHOUSE_PORTAL_DATABASE_URL", None)
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", "portal", "--port", str(port)],
+            [sys.executable, "-m", "cli", "serve", "portal", "--port", str(port)],
             env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -530,7 +530,7 @@ def run_from_arguments(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m bench.portal", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python3 -m tools.bench.portal", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     register_arguments(parser)
     return run_from_arguments(parser.parse_args(argv))

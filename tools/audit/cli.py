@@ -28,8 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
-from services.audit import compare, explain, replay, signatures, stream
-from services.clearing.reports_cli import console, print_json, table
+from cli.presentation import console, print_json, table
 from services.registry import SERVICES
 from shared import topics
 from shared.config import Settings, load_settings
@@ -37,6 +36,7 @@ from shared.db import AUDITOR, drop_database, redact_url, role_url
 from shared.db.roles import with_credentials
 from shared.logging import configure_logging
 from shared.running import Interrupted, run_cancellable
+from tools.audit import compare, explain, replay, signatures, stream
 
 #: Differences listed in full in the JSON report (all are counted).
 MAX_LISTED = 2000

@@ -19,8 +19,6 @@ from rich.table import Table
 from services.clearing.domain import chain, cycles, ledger
 from services.clearing.domain.ledger import EntryKind, Posting, Side
 from services.clearing.domain.periods import STATEMENTS_DAY, cycle_of, milestone
-from services.demo import checks as demo_checks
-from services.demo.run import FILING_ANSWERS, Outcome, Steps, cross_items, late_payer
 from shared import topics
 from shared.business_time import business_date
 from shared.db import redact_url
@@ -28,6 +26,8 @@ from shared.events.clearing import DifferenceNotice, NetTransferInstruction, Sta
 from shared.events.settlement import SettlementCompleted
 from shared.money import ZERO, format_money
 from shared.reference import ReferenceData
+from tools.demo import checks as demo_checks
+from tools.demo.run import FILING_ANSWERS, Outcome, Steps, cross_items, late_payer
 
 RESULTS = topics.CLEARING_RESULTS
 

@@ -1,6 +1,6 @@
 """CPU time per event of the services' hot path, without Kafka or PostgreSQL.
 
-``python -m bench.micro`` generates a province and a month (as `clearinghouse bench` does),
+``python -m tools.bench.micro`` generates a province and a month (as `clearinghouse bench` does),
 then runs the settlement service's and the clearing service's real `BatchProcessor` and
 handlers over batches of 1,000 records against an in-memory stand-in for the database
 (it answers the statements the two services make; rows are kept as the same JSON text
@@ -33,10 +33,10 @@ from typing import Any
 
 import orjson
 
-from bench import province as prov
 from shared import topics
 from shared.messaging import clients as kafka_clients
 from shared.messaging.records import Outgoing, Record
+from tools.bench import province as prov
 
 BATCH = 1000
 
@@ -181,7 +181,7 @@ async def _process_all(processor: Any, batches: list[list[Record]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.micro", description=__doc__)
     parser.add_argument("--persons", type=int, default=2000)
     parser.add_argument("--settlements", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)

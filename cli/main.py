@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 SERVICES = ("filing", "settlement", "clearing")
 #: Modules that add their own subcommands: each has ``register(subparsers)``.
-COMMAND_MODULES = ("services.clearing.cli", "services.clearing.reports_cli", "services.audit.cli",
-                   "bench.cli", "services.demo.cli", "services.enrolment.cli",
-                   "services.participants.cli", "services.portal.cli")
+COMMAND_MODULES = ("services.clearing.cli", "services.clearing.reports_cli", "tools.audit.cli",
+                   "tools.bench.cli", "tools.demo.cli", "tools.enrolment.cli",
+                   "tools.participants.cli", "services.portal.cli")
 
 
 def _infra(args: argparse.Namespace) -> int:
@@ -95,7 +95,7 @@ def _positive(text: str) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
-    from services.docs import generate
+    from tools.docs import generate
 
     for path in generate():
         print(path)

@@ -22,14 +22,14 @@ from typing import Any
 
 import asyncpg
 
-from services.audit import fund_explain
+from cli.presentation import console, print_json, table
 from services.clearing import queries
 from services.clearing.domain.items import ClearingItem
-from services.clearing.reports_cli import console, print_json, table
 from shared.business_time import in_business_zone
 from shared.config import load_settings
 from shared.events.clearing import HUB
 from shared.money import ZERO
+from tools.audit import fund_explain
 
 
 @dataclass

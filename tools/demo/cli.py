@@ -15,8 +15,8 @@ from typing import Any
 
 from rich.console import Console
 
-from services.demo.province import DEFAULT_MONTH, DEFAULT_SEED
 from shared.running import Interrupted, run_cancellable
+from tools.demo.province import DEFAULT_MONTH, DEFAULT_SEED
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -74,7 +74,7 @@ def _month(text: str) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from services.demo.run import Options
+    from tools.demo.run import Options
 
     # The demo's own consumers start right after their topics are made; aiokafka warns
     # (on stderr, over the progress bars) until the metadata has spread. Errors still show.
@@ -106,10 +106,10 @@ def _run_cancellable(main: Coroutine[Any, Any, int]) -> int:
 
 async def _main(options: Any, as_json: bool) -> int:
     from infra.local import resolve_cache_dir
-    from services.demo import report
-    from services.demo.province import generate
-    from services.demo.run import DemoError, Steps, prepare, run
     from shared.reference import load_reference
+    from tools.demo import report
+    from tools.demo.province import generate
+    from tools.demo.run import DemoError, Steps, prepare, run
 
     started = time.monotonic()
     err = Console(stderr=True)

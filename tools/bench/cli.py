@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        help="pairs of throughput runs with signatures on and off (figure 7)")
     bench.add_argument("--only", choices=["pipeline", "clearing", "portal", "replay"],
                        help="run only the pipeline figures (1, 2, 4, 5, 6), clearing (3), "
-                            "the portal's page latency (bench/portal.py) or the audit replay "
-                            "of a generated log (bench/replay.py, --replay-records)")
+                            "the portal's page latency (tools/bench/portal.py) or the audit replay "
+                            "of a generated log (tools/bench/replay.py, --replay-records)")
     bench.add_argument("--replay-records", type=int, metavar="N",
                        help="generate a log of at least N records with the live services and "
                             "replay it (events/s, peak RSS of every audit process); in a full "
@@ -61,11 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.report import print_table, update_docs
-    from bench.runner import Bench, Sizes, default_workdir, say
     from shared.config import REPO_ROOT, load_settings
     from shared.health import unreachable
     from shared.running import Interrupted, run_cancellable
+    from tools.bench.report import print_table, update_docs
+    from tools.bench.runner import Bench, Sizes, default_workdir, say
 
     sizes = Sizes.quick() if args.quick else Sizes()
     for name in ("persons", "hospitals", "settlements", "repeat", "latency_rate",
@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         return _portal(settings.database_url, portal_sizes, args.portal_requests, args.json,
                        args.keep)
     if args.only == "replay":
-        from bench import replay
+        from tools.bench import replay
 
         return replay.main([f"--records={args.replay_records or 300_000}",
                             *([f"--json={args.json}"] if args.json else []),
@@ -113,20 +113,20 @@ def _run(args: argparse.Namespace) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     if run_portal:
-        from bench import portal
+        from tools.bench import portal
 
         results["portal"] = asyncio.run(portal.run(settings.database_url, portal_sizes,
                                                    args.portal_requests, args.keep))
         for run in results["portal"]["runs"]:
             print(portal.table(run))
     if args.replay_records:
-        from bench import replay
+        from tools.bench import replay
 
         results["replay"] = asyncio.run(replay.run(
             settings.database_url, settings.kafka_bootstrap_servers, args.replay_records,
             keep=args.keep))
         print(orjson.dumps(results["replay"], option=orjson.OPT_INDENT_2).decode())
-    path = args.json or REPO_ROOT / "bench" / "results" / (
+    path = args.json or REPO_ROOT / "tools" / "bench" / "results" / (
         f"bench-{'quick-' if args.quick else ''}{time.strftime('%Y%m%d-%H%M%S')}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
@@ -140,8 +140,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _portal(database_url: str, sizes: list[int], requests: int, json_path: Path | None,
             keep: bool) -> int:
-    """`clearinghouse bench --only portal`: the portal section alone (bench/portal.py)."""
-    from bench import portal
+    """`clearinghouse bench --only portal`: the portal section alone (tools/bench/portal.py)."""
+    from tools.bench import portal
 
     return portal.run_from_arguments(argparse.Namespace(
         settlements=",".join(str(n) for n in sizes), requests=requests, json=json_path,
@@ -149,7 +149,7 @@ def _portal(database_url: str, sizes: list[int], requests: int, json_path: Path 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.cli …`: the same as `clearinghouse bench …`."""
+    """`python -m tools.bench.cli …`: the same as `clearinghouse bench …`."""
     parser = argparse.ArgumentParser(prog="clearinghouse")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["bench", *(argv if argv is not None else __import__("sys").argv[1:])])

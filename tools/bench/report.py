@@ -180,7 +180,7 @@ def markdown(results: dict[str, Any], json_path: Path | None) -> str:
             shown = json_path.resolve().relative_to(REPO_ROOT).as_posix()
         except ValueError:
             shown = json_path.name
-        lines += ["", f"Raw figures: `{shown}` (JSON written by the run; `bench/results/` is "
+        lines += ["", f"Raw figures: `{shown}` (JSON written by the run; `tools/bench/results/` is "
                   "not under version control)."]
     return "\n".join(lines)
 

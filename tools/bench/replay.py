@@ -8,7 +8,7 @@ process (the command and the rebuild processes it spawns) is sampled for its res
 Reported: records replayed, replay events/s, the match, and the peak RSS of every audit
 process.
 
-    python3 -m bench.replay --records 300000
+    python3 -m tools.bench.replay --records 300000
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import Any
 
 import orjson
 
-from bench import province as pv
-from bench.infra import LedgerWatch, MemorySampler, end_offsets, participant_keys_for
-from bench.runner import Bench, Sizes, say
-from services.audit.replay import topics_to_read
 from shared.config import REPO_ROOT
 from shared.db import redact_url
+from tools.audit.replay import topics_to_read
+from tools.bench import province as pv
+from tools.bench.infra import LedgerWatch, MemorySampler, end_offsets, participant_keys_for
+from tools.bench.runner import Bench, Sizes, say
 
 #: Settlements a generated month holds (the log grows by about 5 records a settlement).
 MONTH = 50_000
@@ -130,7 +130,7 @@ async def audit(env: dict[str, str], prefix: str, database_url: str,
     """`clearinghouse audit replay` of the namespace, its audit processes sampled."""
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "audit", "replay", "--prefix", prefix,
+        sys.executable, "-m", "cli", "audit", "replay", "--prefix", prefix,
         "--database-url", redact_url(database_url), "--json", "--quiet", *extra,
         env={**os.environ, **env}, cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -164,7 +164,7 @@ async def audit(env: dict[str, str], prefix: str, database_url: str,
 def main(argv: list[str] | None = None) -> int:
     from shared.config import load_settings
 
-    parser = argparse.ArgumentParser(prog="python3 -m bench.replay", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python3 -m tools.bench.replay", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=300_000,
                         help="records in the log (at least)")

@@ -1,0 +1,2 @@
+"""The `clearinghouse` command (`python3 -m cli`): one subcommand module per tool or
+service, each with `register(subparsers)`."""
