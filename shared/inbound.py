@@ -41,6 +41,34 @@ def envelope(type_: str, data: dict[str, Any], *, id: str, source: str, time: st
     return orjson.dumps(document)
 
 
+def settlement_submitted(*, settlement_id: str, hospital: str, person_id: str,
+                         insured_agency: str, insurance_type: str, visit_type: str,
+                         settled_at: str, items: list[dict[str, str]],
+                         admitted_on: str | None = None, discharged_on: str | None = None,
+                         visit_date: str | None = None, disease_code: str | None = None,
+                         emergency: bool = False, referral: bool = False,
+                         personal_account_request: str | None = None,
+                         resettles: str | None = None) -> dict[str, Any]:
+    """The data of a hospital's ``settlement.submitted`` (CONTRACT.md), fields in the
+    contract's order, optional ones left out when None: the one shape every workload (the
+    demo's province, the bench's, the fault tests') sends."""
+    data: dict[str, Any] = {
+        "settlement_id": settlement_id, "hospital": hospital, "person_id": person_id,
+        "insured_agency": insured_agency, "insurance_type": insurance_type,
+        "visit_type": visit_type, "disease_code": disease_code, "admitted_on": admitted_on,
+        "discharged_on": discharged_on, "visit_date": visit_date, "settled_at": settled_at,
+        "emergency": emergency, "referral": referral, "items": items,
+        "personal_account_request": personal_account_request, "resettles": resettles}
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def refund_requested(*, refund_id: str, settlement_id: str, hospital: str, person_id: str,
+                     reason: str, refunded_at: str) -> dict[str, Any]:
+    """The data of a hospital's ``settlement.refund_requested`` (CONTRACT.md)."""
+    return {"refund_id": refund_id, "settlement_id": settlement_id, "hospital": hospital,
+            "person_id": person_id, "reason": reason, "refunded_at": refunded_at}
+
+
 def signature_headers(value: bytes, *, source: str | None = None, kid: str | None = None,
                       signer: Signer | None = None, required: bool = True
                       ) -> list[tuple[str, bytes]]:

@@ -154,21 +154,17 @@ class Settlement:
         return self.route.insured_agency != self.route.care_agency
 
     def data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "settlement_id": self.settlement_id, "hospital": self.route.hospital,
-            "person_id": self.person, "insured_agency": self.route.insured_agency,
-            "insurance_type": self.insurance_type, "visit_type": "inpatient",
-            "admitted_on": self.admitted_on.isoformat(),
-            "discharged_on": self.discharged_on.isoformat(), "settled_at": self.settled_at,
-            "emergency": False, "referral": False,
-            "items": [{"code": "WARD", "name": "病房", "category": "A",
-                       "amount": money(self.amount)}],
-        }
-        if self.request is not None:
-            data["personal_account_request"] = money(self.request)
-        if self.resettles:
-            data["resettles"] = self.resettles
-        return data
+        return inbound.settlement_submitted(
+            settlement_id=self.settlement_id, hospital=self.route.hospital,
+            person_id=self.person, insured_agency=self.route.insured_agency,
+            insurance_type=self.insurance_type, visit_type="inpatient",
+            admitted_on=self.admitted_on.isoformat(),
+            discharged_on=self.discharged_on.isoformat(), settled_at=self.settled_at,
+            items=[{"code": "WARD", "name": "病房", "category": "A",
+                    "amount": money(self.amount)}],
+            personal_account_request=(money(self.request) if self.request is not None
+                                      else None),
+            resettles=self.resettles or None)
 
     def message(self) -> bytes:
         return envelope("settlement.submitted", self.data(), id=self.message_id,
@@ -187,11 +183,11 @@ class Refund:
 
     def message(self) -> bytes:
         s = self.original
-        return envelope("settlement.refund_requested", {
-            "refund_id": self.refund_id, "settlement_id": s.settlement_id,
-            "hospital": s.route.hospital, "person_id": s.person, "reason": "items corrected",
-            "refunded_at": self.refunded_at,
-        }, id=self.message_id, source=f"hospital/{s.route.hospital}", time=self.refunded_at)
+        return envelope("settlement.refund_requested", inbound.refund_requested(
+            refund_id=self.refund_id, settlement_id=s.settlement_id,
+            hospital=s.route.hospital, person_id=s.person, reason="items corrected",
+            refunded_at=self.refunded_at,
+        ), id=self.message_id, source=f"hospital/{s.route.hospital}", time=self.refunded_at)
 
 
 @dataclass(frozen=True)

@@ -269,10 +269,11 @@ def month(province: Province, people: list[Person], count: int, *, cycle: str = 
         event_id = f"{hospital.code}-{rid}"
         source = f"hospital/{hospital.code}"
         timeline.append((refund_at, len(timeline), Submission(
-            person.person_id.encode(), _envelope("settlement.refund_requested", {
-                "refund_id": rid, "settlement_id": sid, "hospital": hospital.code,
-                "person_id": person.person_id, "reason": "benchmark refund",
-                "refunded_at": iso(refund_at)}, id=event_id, source=source, time=iso(refund_at)),
+            person.person_id.encode(), _envelope("settlement.refund_requested",
+                                                 inbound.refund_requested(
+                refund_id=rid, settlement_id=sid, hospital=hospital.code,
+                person_id=person.person_id, reason="benchmark refund",
+                refunded_at=iso(refund_at)), id=event_id, source=source, time=iso(refund_at)),
             "refund", derived_id("settlement", source, event_id, "0"))))
         if r < resettles:
             again = refund_at + 60
@@ -287,18 +288,19 @@ def month(province: Province, people: list[Person], count: int, *, cycle: str = 
 def _settlement(rng: random.Random, person: Person, hospital: Hospital, sid: str, at: str,
                 when: datetime, resettles: str | None = None) -> Submission:
     day = when.date().isoformat()
-    data: dict = {"settlement_id": sid, "hospital": hospital.code, "person_id": person.person_id,
-                  "insured_agency": person.insured, "insurance_type": person.insurance_type}
+    care: dict[str, str]
     if rng.random() < 0.3:
         admitted = (when.date() - timedelta(days=rng.randint(0, 9))).isoformat()
-        data |= {"visit_type": "inpatient", "admitted_on": admitted, "discharged_on": day}
+        care = {"visit_type": "inpatient", "admitted_on": admitted, "discharged_on": day}
     else:
-        data |= {"visit_type": "outpatient", "visit_date": day}
-    data |= {"settled_at": at, "emergency": False, "referral": False, "items": _items(rng)}
-    if person.insurance_type == "employee" and rng.random() < 0.3:
-        data["personal_account_request"] = f"{rng.randint(0, 20000) / 100:.2f}"
-    if resettles:
-        data["resettles"] = resettles
+        care = {"visit_type": "outpatient", "visit_date": day}
+    items = _items(rng)
+    request = (f"{rng.randint(0, 20000) / 100:.2f}"
+               if person.insurance_type == "employee" and rng.random() < 0.3 else None)
+    data = inbound.settlement_submitted(
+        settlement_id=sid, hospital=hospital.code, person_id=person.person_id,
+        insured_agency=person.insured, insurance_type=person.insurance_type, **care,
+        settled_at=at, items=items, personal_account_request=request, resettles=resettles)
     event_id = f"{hospital.code}-{sid}"
     source = f"hospital/{hospital.code}"
     return Submission(person.person_id.encode(),

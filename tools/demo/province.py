@@ -546,24 +546,25 @@ def _submission_messages(world: _World, settlements: list[_Settlement], refunds:
         out.append(((r.refunded_at, o.hospital.code, r.refund_id), _draft(
             topics.SETTLEMENT_SUBMISSIONS, "settlement.refund_requested",
             f"hospital/{o.hospital.code}", o.plan.person.person_id, r.refunded_at,
-            {"refund_id": r.refund_id, "settlement_id": o.settlement_id,
-             "hospital": o.hospital.code, "person_id": o.plan.person.person_id,
-             "reason": r.reason, "refunded_at": r.refunded_at.isoformat()}, o.settlement_id)))
+            inbound.refund_requested(
+                refund_id=r.refund_id, settlement_id=o.settlement_id, hospital=o.hospital.code,
+                person_id=o.plan.person.person_id, reason=r.reason,
+                refunded_at=r.refunded_at.isoformat()), o.settlement_id)))
     return out
 
 
 def _settlement_data(s: _Settlement) -> dict[str, Any]:
     person = s.plan.person
-    return _drop_none({
-        "settlement_id": s.settlement_id, "hospital": s.hospital.code,
-        "person_id": person.person_id, "insured_agency": person.insured_agency,
-        "insurance_type": person.insurance_type, "visit_type": s.visit_type,
-        "disease_code": s.disease_code, **s.care, "settled_at": s.settled_at.isoformat(),
-        "emergency": person.category == C.EMERGENCY, "referral": person.category == C.REFERRAL,
-        "items": [{"code": code, "name": name, "category": category, "amount": _money(fen)}
-                  for code, name, category, fen in s.items],
-        "personal_account_request": _money(s.account_fen) if s.account_fen else None,
-        "resettles": s.resettles.settlement_id if s.resettles else None})
+    return inbound.settlement_submitted(
+        settlement_id=s.settlement_id, hospital=s.hospital.code, person_id=person.person_id,
+        insured_agency=person.insured_agency, insurance_type=person.insurance_type,
+        visit_type=s.visit_type, disease_code=s.disease_code, **s.care,
+        settled_at=s.settled_at.isoformat(), emergency=person.category == C.EMERGENCY,
+        referral=person.category == C.REFERRAL,
+        items=[{"code": code, "name": name, "category": category, "amount": _money(fen)}
+               for code, name, category, fen in s.items],
+        personal_account_request=_money(s.account_fen) if s.account_fen else None,
+        resettles=s.resettles.settlement_id if s.resettles else None)
 
 
 # ---- bills ----------------------------------------------------------------------------------
