@@ -142,11 +142,36 @@ class Leadership:
                 self._watcher = asyncio.create_task(self._watch_lock(),
                                                     name=f"{self.service}-leader")
                 return
-            if taken is False:
+            if taken is False and not await self._end_own_stale_session():
                 log.error("leadership.taken_over", service=self.service, pid=os.getpid())
                 self._on_lost()
                 return
             await asyncio.sleep(self._poll)
+
+    async def _end_own_stale_session(self) -> bool:
+        """Whether the lock is held by this process's own former lock connection (one that
+        stopped answering, say on a loaded machine, while the server still keeps its
+        session): then that session is ended and the lock taken again at the next try.
+        False when another instance holds it (or the database cannot tell)."""
+        try:
+            conn = await asyncpg.connect(self._url)
+        except (OSError, asyncpg.PostgresError):
+            return True  # unreachable again: keep trying, nobody can take it meanwhile
+        try:
+            holder = await conn.fetchval(ACTIVE_QUERY, self.service)
+            if holder != os.getpid():
+                return False
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = $1 AND datname = current_database()",
+                application_name(self.service, os.getpid()))
+            log.warning("leadership.stale_session_ended", service=self.service,
+                        pid=os.getpid())
+            return True
+        except (OSError, asyncpg.PostgresError):
+            return True
+        finally:
+            await _close(conn)
 
     async def release(self) -> None:
         watcher, self._watcher = self._watcher, None

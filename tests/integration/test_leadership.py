@@ -91,3 +91,35 @@ async def test_a_holder_whose_lock_was_taken_meanwhile_ends(fresh_database) -> N
         await holder.release()
         for conn in (admin, rival):
             await conn.close()
+
+
+async def test_a_holder_whose_own_old_session_keeps_the_lock_ends_it_and_regains(
+        fresh_database) -> None:
+    """The lock connection stopped answering (a loaded machine) while the server still keeps
+    its session and the lock: that is this process's own session, not another instance, so
+    the holder ends it and takes the lock again instead of exiting."""
+    import os
+
+    from shared.messaging.leadership import application_name
+
+    lost: list[bool] = []
+    holder = Leadership(fresh_database, "probe", poll=0.1, on_lost=lambda: lost.append(True))
+    stale = await asyncpg.connect(fresh_database, server_settings={
+        "application_name": application_name("probe", os.getpid())})
+    try:
+        assert await stale.fetchval("SELECT pg_try_advisory_lock(hashtext($1))",
+                                    lock_name("probe"))
+        await asyncio.wait_for(holder._regain(), 20)
+        assert holder.held and lost == []
+        assert stale.is_closed() or await _closed(stale)
+    finally:
+        await holder.release()
+        stale.terminate()
+
+
+async def _closed(conn: asyncpg.Connection) -> bool:
+    try:
+        await conn.fetchval("SELECT 1")
+    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+        return True
+    return False
