@@ -13,9 +13,8 @@ import asyncpg
 import pytest
 
 from shared.config import REPO_ROOT
-from shared.db import drop_database, prepare_database
+from shared.db import drop_database
 from shared.db.roles import roles_file
-from tests.helpers import new_database_name
 
 
 @dataclass(frozen=True)
@@ -105,20 +104,10 @@ async def _drop_stale_databases(url: str, now: float) -> None:
 @pytest.fixture
 async def fresh_database(infra: Infra) -> AsyncIterator[str]:
     """A database of its own for one test, dropped afterwards."""
-    name = new_database_name()
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    await prepare_database(infra.database_url, name)
-    base, _, _ = infra.database_url.rpartition("/")
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await drop_database(admin, name)
-    finally:
-        await admin.close()
+    from tests.helpers import own_database
+
+    async with own_database(infra.database_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,3 +291,29 @@ async def wait_enrolled(database_url: str, persons: Iterable[str], timeout: floa
             raise AssertionError(f"the settlement service folded the enrolment of {found} of "
                                  f"{len(want)} persons in {timeout} s")
         await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def own_database(server_url: str) -> AsyncIterator[str]:
+    """A database of its own on the server at `server_url` (with the services' roles and
+    schemas), dropped when the block ends; yields its URL."""
+    import asyncpg
+
+    from shared.db import drop_database, prepare_database
+
+    name = new_database_name()
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    await prepare_database(server_url, name)
+    base, _, _ = server_url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await drop_database(admin, name)
+        finally:
+            await admin.close()

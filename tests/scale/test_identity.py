@@ -15,14 +15,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from infra import kafka
 from infra.local import CLUSTER_PARTITIONS
-from shared.db import drop_database, prepare_database
 from tests.faults.harness import Installation
-from tests.helpers import new_database_name
+from tests.helpers import own_database
 from tests.scale.identity import (
     INSTANCES,
     Outcome,
@@ -38,22 +36,8 @@ KILLED_NODE = 2
 
 
 async def _database(infra) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
-    name = new_database_name()
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    await prepare_database(infra.database_url, name)
-    base, _, _ = infra.database_url.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(infra.database_url)
-        try:
-            await drop_database(admin, name)
-        finally:
-            await admin.close()
+    async with own_database(infra.database_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
