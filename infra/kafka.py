@@ -481,16 +481,21 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None
 
 async def delete_topics(bootstrap: str, wanted: Callable[[str], bool]) -> list[str]:
     """Delete every topic whose name ``wanted`` accepts, in requests of 500 names (a broker
-    may hold thousands of leftovers); returns the names deleted."""
+    may hold thousands of leftovers), and the ACLs on exactly those topics (a namespace's
+    sync made them; left behind they pile up with every test and demo run); returns the
+    names deleted."""
+    from infra.participants import delete_topic_acls
+
     admin = kafka_clients.admin(bootstrap, request_timeout_ms=60000)
     await admin.start()
     try:
         names = [n for n in await admin.list_topics() if wanted(n)]
         for start in range(0, len(names), 500):
             await admin.delete_topics(names[start:start + 500], timeout_ms=60000)
-        return names
     finally:
         await admin.close()
+    await asyncio.to_thread(delete_topic_acls, bootstrap, names)
+    return names
 
 
 async def _probe_once(bootstrap: str) -> None:

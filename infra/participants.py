@@ -119,22 +119,69 @@ def apply_acls(bootstrap: str, wanted: Sequence[Grant], *, owned: Iterable[Grant
     return len(wanted), len(stale)
 
 
-def _until_visible(bootstrap: str, wanted: set[Grant], timeout: float = 30.0) -> None:
+def _until_visible(bootstrap: str, wanted: set[Grant], timeout: float = 30.0,
+                   admin=None) -> None:  # type: ignore[no-untyped-def]
     """CreateAcls returns once the controller has committed the ACLs; a broker applies
     them from the metadata log a moment later. Wait until the broker answers with all of
-    them, so that a client started next is not refused."""
+    them, so that a client started next is not refused.
+
+    Only the resources of `wanted` are described, and after the first round only those
+    still missing an ACL: a broker may hold the ACLs of many other namespaces, and a
+    describe of all of them every 0.1 s is slow (and crashed librdkafka once they were
+    many)."""
     import time
 
     deadline = time.monotonic() + timeout
-    admin = _admin(bootstrap)  # one login for every poll
+    admin = admin or _admin(bootstrap)  # one login for every poll
+    missing = set(wanted)
     while True:
-        missing = wanted - set(current_acls(bootstrap, admin))
+        missing -= set(resource_acls(admin, missing))
         if not missing:
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"{len(missing)} ACLs not visible on the broker after "
                                f"{timeout:.0f} s, e.g. {sorted(missing)[0]}")
         time.sleep(0.1)
+
+
+def resource_acls(admin, of: Iterable[Grant]) -> list[Grant]:  # type: ignore[no-untyped-def]
+    """The ACLs on the broker of the resources `of` names (each resource as it is named:
+    type, pattern type and name), asked for all of them at once."""
+    from confluent_kafka.admin import (
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    resources = sorted({(g.resource, g.pattern, g.name) for g in of})
+    futures = [admin.describe_acls(AclBindingFilter(
+        ResourceType[resource.upper()], name, ResourcePatternType[pattern.upper()], None, None,
+        AclOperation.ANY, AclPermissionType.ANY)) for resource, pattern, name in resources]
+    return [g for future in futures for g in (_grant(b) for b in future.result(timeout=60))
+            if g is not None]
+
+
+def delete_topic_acls(bootstrap: str, topic_names: Sequence[str]) -> None:
+    """Remove every ACL on exactly these topics (the literal ones a namespace's sync made):
+    deleting a namespace's topics leaves no ACLs behind on the broker."""
+    from confluent_kafka.admin import (
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    if not topic_names:
+        return
+    admin = _admin(bootstrap)
+    filters = [AclBindingFilter(ResourceType.TOPIC, name, ResourcePatternType.LITERAL, None,
+                                None, AclOperation.ANY, AclPermissionType.ANY)
+               for name in topic_names]
+    for start in range(0, len(filters), 500):
+        _wait(admin.delete_acls(filters[start:start + 500]))
 
 
 def delete_grants(bootstrap: str, stale: Sequence[Grant]) -> None:
@@ -216,17 +263,6 @@ def sync_blocking(bootstrap: str, *, cache: Path | None = None, topic_prefix: st
 
 async def sync(bootstrap: str, **options: object) -> dict[str, int]:
     return await asyncio.to_thread(sync_blocking, bootstrap, **options)  # type: ignore[arg-type]
-
-
-def delete_namespace_acls(bootstrap: str, prefixes: Sequence[str]) -> int:
-    """Remove the ACLs of test or demo namespaces whose topics were deleted."""
-    if not prefixes:
-        return 0
-    stale = [g for g in current_acls(bootstrap)
-             if g.resource == "topic" and g.name.startswith(tuple(prefixes))]
-    if stale:
-        delete_grants(bootstrap, stale)
-    return len(stale)
 
 
 def main(argv: list[str] | None = None) -> int:

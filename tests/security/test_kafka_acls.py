@@ -181,3 +181,36 @@ async def test_no_login_no_entry(infra, namespace) -> None:
     with pytest.raises(KafkaConnectionError):
         await asyncio.wait_for(consumer.start(), 30)
     await consumer.stop()
+
+
+async def test_deleting_a_namespaces_topics_removes_their_acls(infra) -> None:
+    """Every test and demo namespace leaves its topics' ACLs on the broker unless deleting
+    the topics removes them too; they used to pile up (thousands per suite run) until
+    every sync's describe was slow, and librdkafka crashed on the answer."""
+    from infra.kafka import delete_topics
+    from infra.participants import _admin, resource_acls
+
+    if clients.kafka_auth().protocol == "PLAINTEXT":
+        pytest.skip("the broker of this run has no authentication (env/testcontainers)")
+    prefix = new_prefix()
+    await create_topics(infra.kafka_bootstrap, prefix)
+    results = prefix + topics.agency_results(AGENCY)
+    probe = [g for g in _namespace_grants(prefix) if g.name == results]
+    assert probe, "the namespace's sync grants the agency its results topic"
+    admin = _admin(infra.kafka_bootstrap)
+    assert await asyncio.to_thread(resource_acls, admin, probe)
+    deleted = await delete_topics(infra.kafka_bootstrap, lambda n: n.startswith(prefix))
+    assert results in deleted
+    left = probe
+    for _ in range(300):  # the broker applies the deletion from its metadata log
+        left = await asyncio.to_thread(resource_acls, admin, probe)
+        if not left:
+            break
+        await asyncio.sleep(0.1)
+    assert left == []
+
+
+def _namespace_grants(prefix: str):  # type: ignore[no-untyped-def]
+    from infra.participants import namespace_grants
+
+    return namespace_grants(prefix)
