@@ -83,7 +83,7 @@ async def _sample_tree(pid: int, peaks: dict[str, float], stop: asyncio.Event) -
 
 async def run(database_url: str, bootstrap: str, records: int, *, persons: int | None = None,
               keep: bool = False, workdir: Path | None = None,
-              extra: tuple[str, ...] = ()) -> dict[str, Any]:
+              extra: tuple[str, ...] = (), profile: Path | None = None) -> dict[str, Any]:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="bench-replay-"))
     persons = persons or max(500, min(200_000, records // 10))
     bench = Bench(Sizes(persons=persons, hospitals=400), bootstrap=bootstrap,
@@ -115,7 +115,7 @@ async def run(database_url: str, bootstrap: str, records: int, *, persons: int |
         result["log_records"] = await log_records(bootstrap, env.prefix)
         result["settlements"] = settlements
         env.stop()  # the live side stands still while it is audited
-        result |= await audit(env.env, env.prefix, env.database_url, extra)
+        result |= await audit(env.env, env.prefix, env.database_url, extra, profile)
         return result
     finally:
         await watch.stop()
@@ -126,11 +126,15 @@ async def run(database_url: str, bootstrap: str, records: int, *, persons: int |
 
 
 async def audit(env: dict[str, str], prefix: str, database_url: str,
-                extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """`clearinghouse audit replay` of the namespace, its audit processes sampled."""
+                extra: tuple[str, ...] = (), profile: Path | None = None) -> dict[str, Any]:
+    """`clearinghouse audit replay` of the namespace, its audit processes sampled (and
+    profiled by py-spy, the rebuild processes included, into `profile` when given: collapsed
+    stacks, one line per stack)."""
     started = time.perf_counter()
+    spy = ("py-spy", "record", "--subprocesses", "--rate", "200", "--format", "raw",
+           "--nonblocking", "-o", str(profile), "--") if profile else ()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "audit", "replay", "--prefix", prefix,
+        *spy, sys.executable, "-m", "cli", "audit", "replay", "--prefix", prefix,
         "--database-url", redact_url(database_url), "--json", "--quiet", *extra,
         env={**os.environ, **env}, cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -171,13 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--persons", type=int, help="insured persons (default records/10)")
     parser.add_argument("--json", type=Path, help="where to write the JSON result")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="py-spy the audit and its rebuild processes into FILE "
+                             "(collapsed stacks; the figures are then slower)")
     parser.add_argument("--in-memory", action="store_true",
                         help="replay with the whole log in memory (the former replay)")
     args = parser.parse_args(argv)
     settings = load_settings()
     result = asyncio.run(run(settings.database_url, settings.kafka_bootstrap_servers,
                              args.records, persons=args.persons, keep=args.keep,
-                             extra=("--in-memory",) if args.in_memory else ()))
+                             extra=("--in-memory",) if args.in_memory else (),
+                             profile=args.profile))
     path = args.json or REPO_ROOT / "bench" / "results" / (
         f"bench-replay-{time.strftime('%Y%m%d-%H%M%S')}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
