@@ -58,14 +58,15 @@ decode_input = decoder({(topics.SETTLEMENT_EVENTS, SettlementCompleted.TYPE): Co
 class ClearingHandler:
     """The backbone's `Handler` for the clearing service (`BatchProcessor` calls it).
 
-    `calendar_on_log` answers whether ``clearing.schedule`` holds any day yet (None: assume
-    it may, as a replay of a log does; `make_handler` asks Kafka).
+    `calendar_on_log` answers, for a record read before any day, whether
+    ``clearing.schedule`` holds a day yet (None: assume it may; `make_handler` asks Kafka;
+    the audit's replay asks what the live service answered, `tools.audit.replay.LiveChoices`).
     """
 
     #: Reads `settlement.completed` through `CompletedView` (`BatchProcessor` uses it).
     decode = staticmethod(decode_input)
 
-    def __init__(self, calendar_on_log: Callable[[], Awaitable[bool]] | None = None):
+    def __init__(self, calendar_on_log: Callable[[Record], Awaitable[bool]] | None = None):
         self.calendar_on_log = calendar_on_log
 
     async def handle(self, conn: asyncpg.Connection, batch: Sequence[Incoming]) -> list[Outgoing]:

@@ -19,7 +19,10 @@ every input has been read up to their watermarks (``sequencer_positions``). A re
 
 Before any marker was read the same holds, and while none is on the log at all
 (`markers_on_log`, e.g. `shared.messaging.topic_probe.TopicProbe`: a marker published later
-cuts after what was written before it) records are applied as they are read.
+cuts after what was written before it) records are applied as they are read. That answer
+depends on when the service asked, not on the log alone, so each record applied because of
+it is kept (``sequencer_unmarked``): a replay of the log asks those rows instead of the
+broker (tools/audit/replay.py `LiveChoices`) and applies the same records at the same place.
 
 Records of a partition are applied in offset order: once one is held back, those after it
 on its partition wait behind it. Everything lives in the service's PostgreSQL schema, in
@@ -70,14 +73,15 @@ class Sequencer:
     rejected records).
 
     `started`: the service acted on a marker before (its own state says so); `markers_on_log`
-    answers whether a marker may be on the log yet (None: assume one may, as a replay of a
-    log does).
+    answers, for a record the rules cannot decide before any marker was read, whether a
+    marker may be on the log yet (None: assume one may). A record it answers "no" for is
+    applied at once and kept in ``sequencer_unmarked``.
     """
 
     def __init__(self, conn: asyncpg.Connection, rules: Rules, *, started: bool,
                  positions: dict[tuple[str, int], int], waiting: list[Record],
                  held: set[tuple[str, int]],
-                 markers_on_log: Callable[[], Awaitable[bool]] | None = None):
+                 markers_on_log: Callable[[Record], Awaitable[bool]] | None = None):
         self.conn, self.rules = conn, rules
         self.positions = positions
         self.waiting = waiting
@@ -86,16 +90,17 @@ class Sequencer:
         self.held = held
         self.started = started or bool(waiting)
         self._markers_on_log = markers_on_log
-        #: Whether a marker is on the log, once asked (before the first was read).
-        self._markers_exist: bool | None = None
         self.to_defer: list[Record] = []
+        #: Records applied in this transaction because no marker was on the log yet.
+        self.unmarked: list[Record] = []
         #: The held records must be looked at again (the first waiting marker changed, or a
         #: marker acted). Not at the start: the transaction that left them held did.
         self.recheck = False
 
     @classmethod
     async def load(cls, conn: asyncpg.Connection, rules: Rules, *, started: bool,
-                   markers_on_log: Callable[[], Awaitable[bool]] | None = None) -> Sequencer:
+                   markers_on_log: Callable[[Record], Awaitable[bool]] | None = None
+                   ) -> Sequencer:
         return cls(conn, rules, started=started, positions=await _positions(conn),
                    waiting=await _waiting_markers(conn), held=await _held_partitions(conn),
                    markers_on_log=markers_on_log)
@@ -129,7 +134,7 @@ class Sequencer:
         if key not in self.held:
             first = self._first_cut
             if ((first is not None and not _past_cut(first, record))
-                    or (first is None and await self._decidable(event))):
+                    or (first is None and await self._decidable(event, record))):
                 await self.rules.apply(event, record)
                 await self.drain()
                 return
@@ -152,9 +157,12 @@ class Sequencer:
             self.recheck = bool(self.held)
 
     async def finish(self) -> None:
-        """Write what was held back in this transaction."""
+        """Write what was held back in this transaction, and what was applied because no
+        marker was on the log."""
         await _defer(self.conn, self.to_defer)
         self.to_defer = []
+        await _keep_unmarked(self.conn, self.unmarked)
+        self.unmarked = []
 
     async def _release(self) -> None:
         """One pass over the held records in (topic, partition, offset) order: apply each
@@ -178,7 +186,7 @@ class Sequencer:
                     still.add(key)  # after the waiting marker: looked at once it has acted
                     continue
                 event = self.rules.decode(held.topic, held.value)
-                if first is None and not await self._decidable(event):
+                if first is None and not await self._decidable(event, held):
                     still.add(key)
                     continue
                 await self.rules.apply(event, held)
@@ -190,18 +198,15 @@ class Sequencer:
                 after = (last.topic, last.partition, 2**62)  # skip the rest of it
         self.held = still
 
-    async def _decidable(self, event: Envelope[Any]) -> bool:
+    async def _decidable(self, event: Envelope[Any], record: Record) -> bool:
         if await self.rules.decidable(event):
             return True
         # Before the first marker is read: one may still come first only if one is on the
         # log (a marker published later cuts after this record).
-        return not self.started and not await self._markers_may_exist()
-
-    async def _markers_may_exist(self) -> bool:
-        if self._markers_exist is None:
-            self._markers_exist = (self._markers_on_log is None
-                                   or await self._markers_on_log())
-        return self._markers_exist
+        if self.started or self._markers_on_log is None or await self._markers_on_log(record):
+            return False
+        self.unmarked.append(record)
+        return True
 
     def _cut(self, marker: Record) -> Watermarks:
         cut = self.rules.watermarks(self.rules.decode(marker.topic, marker.value))
@@ -274,6 +279,15 @@ async def _defer(conn: asyncpg.Connection, records: Sequence[Record]) -> None:
                    $3::bigint[], $4::bytea[]) ON CONFLICT DO NOTHING""",
             [r.topic for r in records], [r.partition for r in records],
             [r.offset for r in records], [r.value for r in records])
+
+
+async def _keep_unmarked(conn: asyncpg.Connection, records: Sequence[Record]) -> None:
+    if records:
+        await conn.execute(
+            """INSERT INTO sequencer_unmarked SELECT * FROM unnest($1::text[], $2::int[],
+                   $3::bigint[]) ON CONFLICT DO NOTHING""",
+            [r.topic for r in records], [r.partition for r in records],
+            [r.offset for r in records])
 
 
 async def _deferred(conn: asyncpg.Connection, after: tuple[str, int, int],

@@ -33,7 +33,9 @@ class TopicProbe:
         self.asked = -1e9
         self._task: asyncio.Task[None] | None = None
 
-    async def __call__(self) -> bool:
+    async def __call__(self, record: object = None) -> bool:
+        """Whether the topic holds a record yet (`record`, the record the answer is for, as
+        `shared.messaging.sequencer` asks, changes nothing)."""
         if self.exists:
             return True
         if (self._task is None or self._task.done()) and (
