@@ -336,6 +336,40 @@ async def test_replay_in_processes_and_unmerged_gives_the_same_report(month, tmp
     assert all(merged[s]["transactions"] <= unmerged[s]["transactions"] for s in merged)
 
 
+async def test_settlement_rebuilt_in_groups_of_persons_gives_the_same_report(month, tmp_path
+                                                                            ) -> None:
+    """The settlement service's persons rebuilt in two processes sharing its schema give
+    exactly the report of one process; one stopped after a transaction of each group goes on
+    from the groups' checkpoints to the same report."""
+    code, report, _ = _replay(month, tmp_path, "--groups", "1")
+    assert code == 0, orjson.dumps(report["differences"][:20]).decode()
+    assert report["run"]["groups"] == []
+    code, grouped, stderr = _replay(month, tmp_path, "--groups", "2")
+    assert code == 0, (stderr, orjson.dumps(grouped["differences"][:20]).decode())
+    assert grouped["run"]["groups"] == [
+        "settlement was rebuilt in 2 groups of persons, a process each"]
+    assert {k: v for k, v in grouped.items() if k != "run"} == {
+        k: v for k, v in report.items() if k != "run"}
+    per_service = grouped["run"]["per_service"]["settlement"]
+    assert per_service["transactions"] >= report["run"]["per_service"]["settlement"][
+        "transactions"]
+
+    stopped = clearinghouse(month, "audit", "replay", "--prefix", month.prefix,
+                            "--database-url", month.database_url, "--json", "--quiet",
+                            "--keep", "--groups", "2", "--merge-limit", "1", "--stop-after",
+                            "1", cache=tmp_path)
+    assert stopped.returncode == 130, stopped.stderr
+    name = stopped.stderr.split("--resume ")[-1].split("`")[0].split()[0].strip(")`")
+    resumed = clearinghouse(month, "audit", "replay", "--prefix", month.prefix,
+                            "--database-url", month.database_url, "--json", "--quiet",
+                            "--groups", "2", "--resume", name, cache=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    again = orjson.loads(resumed.stdout)
+    assert again["run"]["resumed"] and again["run"]["groups"] == grouped["run"]["groups"]
+    assert {k: v for k, v in again.items() if k != "run"} == {
+        k: v for k, v in report.items() if k != "run"}
+
+
 async def test_the_streaming_replay_plans_as_the_in_memory_one_and_resumes(month, infra,
                                                                           tmp_path) -> None:
     """The replay staged in the audit database (the default) gives exactly the report of the

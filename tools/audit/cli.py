@@ -59,6 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--processes", choices=("auto", "always", "never"), default="auto",
                         help="rebuild each service in a process of its own: from "
                              f"{replay.OWN_PROCESS_FROM} records (auto), always or never")
+    parser.add_argument("--groups", type=int, default=0, metavar="N",
+                        help="rebuild a service whose state is per person (settlement) in N "
+                             "groups of persons, a process each, when no shared claim falls "
+                             "into two groups (default: the cores, at most "
+                             f"{MAX_GROUPS}; 1: one process)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the audit database afterwards (default: drop it); an "
                              "interrupted audit kept so goes on with --resume")
@@ -196,6 +201,11 @@ async def _drop_database(live_url: str, name: str) -> bool:
 # ---- the audit ------------------------------------------------------------------------------
 
 
+#: At most this many groups of persons of one service (`stream.split_plan`); the default is
+#: the number of cores, up to this.
+MAX_GROUPS = 4
+
+
 class _Rate(ProgressColumn):
     def render(self, task: Task) -> Text:
         return Text(f"{task.speed:,.0f} events/s" if task.speed else "", style="cyan")
@@ -204,7 +214,7 @@ class _Rate(ProgressColumn):
 async def run_audit(*, prefix: str | None = None, database_url: str | None = None,
                     order: str = "inbox", keep: bool = False,
                     progress: Progress | None = None, merge_limit: int = replay.MERGE_LIMIT,
-                    processes: str = "auto", in_memory: bool = False,
+                    processes: str = "auto", in_memory: bool = False, groups: int = 0,
                     resume: str | None = None, stop_after: int | None = None
                     ) -> dict[str, Any]:
     """Replay, compare and return the report (``run`` holds what differs between runs).
@@ -218,8 +228,10 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
     bootstrap, prefix, live_url = resolve_target(prefix, database_url, settings)
     # The handlers see the audited installation's broker and namespace (the clearing
     # service asks whether its clearing.schedule holds a day), not this shell's.
+    # The clearing rebuild reads the live answers to that question (`replay.LiveChoices`)
+    # from the live database.
     settings = dataclasses.replace(settings, kafka_bootstrap_servers=bootstrap,
-                                   topic_prefix=prefix)
+                                   topic_prefix=prefix, database_url=live_url)
     started = time.perf_counter()
     reading = progress.add_task("reading the log", total=None) if progress else None
 
@@ -275,10 +287,15 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
                  for s in SERVICES} if progress else {}
 
         def on_batch(service: str, n: int) -> None:
-            if progress is not None:
-                progress.advance(tasks[service], n)
+            if progress is not None:  # `service`, or one of its groups (`service/n`)
+                progress.advance(tasks[service.partition("/")[0]], n)
 
         timings: dict[str, float] = {}
+        #: Groups asked for are made whatever the plan's size; by default only for a plan
+        #: large enough to pay for the processes.
+        asked_groups, groups = groups > 0, groups or min(os.cpu_count() or 1, MAX_GROUPS)
+        #: Said on stderr and in `run` (stdout stays the same for the same log and state).
+        group_notes: list[str] = []
         # The live side of the comparison (read-only, independent of the replay) is read
         # while the services are rebuilt; each service's tables are compared as soon as it
         # is rebuilt.
@@ -287,21 +304,39 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
         async def rebuild(service: str) -> tuple[replay.RebuildResult, compare.Comparison, Any]:
             began = time.perf_counter()
             loop = asyncio.get_running_loop()
-            rebuilt: asyncio.Future[replay.RebuildResult] = loop.create_future()
-            whole = asyncio.create_task(replay.rebuild_anywhere(
-                service, audit_url, settings, plans[service], on_batch, rebuilt,
-                processes=processes, merge_limit=merge_limit, stop_after=stop_after))
+            parts = await _groups(service)
+            rebuilt = [loop.create_future() for _ in parts]
+            wholes = [asyncio.create_task(replay.rebuild_anywhere(
+                service, audit_url, settings, part, on_batch, done,
+                processes="always" if len(parts) > 1 else processes, merge_limit=merge_limit,
+                stop_after=stop_after)) for part, done in zip(parts, rebuilt, strict=True)]
             try:
-                await asyncio.wait({rebuilt, whole}, return_when=asyncio.FIRST_COMPLETED)
-                if not rebuilt.done():
-                    await whole  # it failed: raises
+                for done, whole in zip(rebuilt, wholes, strict=True):
+                    await asyncio.wait({done, whole}, return_when=asyncio.FIRST_COMPLETED)
+                    if not done.done():
+                        await whole  # it failed: raises
                 timings[service] = time.perf_counter() - began
                 part = await _compare_service(
                     service, live_url, audit_url,
                     (await live_side)[0][service] if in_memory else None)
-                return await whole, *part
+                return replay.combined([await whole for whole in wholes]), *part
             finally:
-                await _cancel(whole)
+                for whole in wholes:
+                    await _cancel(whole)
+
+        async def _groups(service: str) -> list[Any]:
+            """The service's plan, or its groups of persons, each rebuilt in a process of its
+            own (`stream.split_plan`), when its state allows and there are cores for it."""
+            plan = plans[service]
+            if (in_memory or processes == "never" or groups < 2
+                    or (not asked_groups and plan.records < 2 * replay.OWN_PROCESS_FROM)):
+                return [plan]
+            parts = await stream.split_plan(audit_url, service, groups)
+            if parts is None:
+                return [plan]
+            group_notes.append(f"{service} was rebuilt in {len(parts)} groups of persons, "
+                               "a process each")
+            return parts
 
         try:
             replay_started = time.perf_counter()
@@ -345,6 +380,7 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
         **report, "notes": notes + report.pop("notes"),
         "run": {"audit_database": name, "kept": keep, "log_records": log_records,
                 "streaming": not in_memory, "resumed": resume is not None,
+                "groups": group_notes,
                 "read_seconds": round(read_seconds, 3),
                 "plan_seconds": round(plan_seconds, 3),
                 "replay_seconds": round(replay_seconds, 3),
@@ -610,6 +646,7 @@ def _replay(args: argparse.Namespace) -> int:
                                                progress=progress,
                                                merge_limit=args.merge_limit,
                                                processes=args.processes,
+                                               groups=args.groups,
                                                in_memory=args.in_memory,
                                                resume=args.resume,
                                                stop_after=args.stop_after))
@@ -617,7 +654,7 @@ def _replay(args: argparse.Namespace) -> int:
             report = run_cancellable(run_audit(prefix=args.prefix, database_url=args.database_url,
                                            order=args.order, keep=args.keep,
                                            merge_limit=args.merge_limit,
-                                           processes=args.processes,
+                                           processes=args.processes, groups=args.groups,
                                            in_memory=args.in_memory, resume=args.resume,
                                            stop_after=args.stop_after))
     except (OSError, asyncpg.PostgresError, ValueError) as exc:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -351,6 +351,17 @@ class RebuildResult:
     cpu_seconds: float | None = None
 
 
+def combined(results: Sequence[RebuildResult]) -> RebuildResult:
+    """The results of a service rebuilt in groups of persons, as one."""
+    if len(results) == 1:
+        return results[0]
+    cpu = [r.cpu_seconds for r in results]
+    return RebuildResult(sum(r.processed for r in results), sum(r.duplicates for r in results),
+                         sum(r.rejected for r in results), sum(r.commits for r in results),
+                         next((r.chains for r in results if r.chains is not None), None),
+                         None if None in cpu else round(sum(cpu), 3))  # type: ignore[misc]
+
+
 async def rebuild(service: str, audit_url: str, settings: Settings, plan: Any,
                   on_batch: Callable[[str, int], None] | None = None, *,
                   verify_chains: bool = True, merge_limit: int = MERGE_LIMIT,
@@ -365,9 +376,14 @@ async def rebuild(service: str, audit_url: str, settings: Settings, plan: Any,
 
     spec = spec_of(service)
     pool = await create_pool(audit_url, service, max_size=2)
+    choices: LiveChoices | None = None
     try:
         await apply_migrations(pool, spec.migrations)
         handler = await spec.make_handler(pool, settings)
+        if service == "clearing" and settings.database_url:
+            choices = await LiveChoices.open(settings.database_url, service)
+            if choices is not None:
+                handler.calendar_on_log = choices
         if isinstance(plan, Plan):
             processor = BatchProcessor(pool, handler)
             for batch in plan.transactions(merge_limit):
@@ -375,8 +391,9 @@ async def rebuild(service: str, audit_url: str, settings: Settings, plan: Any,
                 if on_batch:
                     on_batch(service, len(batch))
         else:
-            processor = await _rebuild_staged(service, audit_url, pool, handler, on_batch,
-                                              merge_limit, stop_after)
+            # the plan's own name: a service rebuilt in groups of persons has one per group
+            processor = await _rebuild_staged(plan.service, audit_url, pool, handler,
+                                              on_batch, merge_limit, stop_after)
         chains = None
         if service == "clearing" and verify_chains:
             async with pool.acquire() as conn:
@@ -384,7 +401,49 @@ async def rebuild(service: str, audit_url: str, settings: Settings, plan: Any,
         return RebuildResult(processor.processed, processor.duplicates, processor.rejected,
                              processor.commits, chains)
     finally:
+        if choices is not None:
+            await choices.close()
         await pool.close()
+
+
+class LiveChoices:
+    """The clearing rebuild's answer to "may a day be on the log yet?" for a record read
+    before any day: what the live service answered. It asked the broker, so its answer
+    depended on when it asked; it kept every record it applied at once because no day was on
+    the log (``sequencer_unmarked``, shared/messaging/sequencer.py), and the rebuild applies
+    exactly those at once and holds the others, so that it posts in the live order. Read
+    from the live database a window of offsets at a time (bounded memory)."""
+
+    WINDOW = 20_000
+
+    def __init__(self, conn: asyncpg.Connection, service: str):
+        self._conn, self._table = conn, f"{service}.sequencer_unmarked"
+        self._window: dict[Partition, tuple[int, int, set[int]]] = {}
+
+    @classmethod
+    async def open(cls, live_url: str, service: str) -> LiveChoices | None:
+        """None when the live database keeps no such answers (an installation from before
+        they were kept): the rebuild then asks the broker, as it did."""
+        conn = await asyncpg.connect(role_url(live_url, AUDITOR), server_settings={
+            "default_transaction_read_only": "on", "application_name": "clearinghouse-audit"})
+        if await conn.fetchval("SELECT to_regclass($1)", f"{service}.sequencer_unmarked"):
+            return cls(conn, service)
+        await conn.close()
+        return None
+
+    async def __call__(self, record: Record) -> bool:
+        part = (record.topic, record.partition)
+        window = self._window.get(part)
+        if window is None or not window[0] <= record.offset < window[1]:
+            low, high = record.offset, record.offset + self.WINDOW
+            rows = await self._conn.fetch(
+                f"""SELECT "offset" FROM {self._table} WHERE topic = $1 AND "partition" = $2
+                    AND "offset" >= $3 AND "offset" < $4""", *part, low, high)
+            window = self._window[part] = (low, high, {r["offset"] for r in rows})
+        return record.offset not in window[2]
+
+    async def close(self) -> None:
+        await self._conn.close()
 
 
 async def _rebuild_staged(service: str, audit_url: str, pool: asyncpg.Pool, handler: Any,

@@ -19,6 +19,7 @@ counters; ``state`` what is done.
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -65,6 +66,9 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.checkpoints (
     rejected bigint NOT NULL DEFAULT 0, commits bigint NOT NULL DEFAULT 0,
     done boolean NOT NULL DEFAULT false);
 CREATE TABLE IF NOT EXISTS {SCHEMA}.state (key text PRIMARY KEY, value jsonb NOT NULL);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.grouped (
+    service text NOT NULL, ord bigint NOT NULL, g integer NOT NULL, source text, id text,
+    hospital text, settlement_id text, PRIMARY KEY (service, ord));
 """
 
 
@@ -510,6 +514,106 @@ async def plan_inbox_order(audit_url: str, live_url: str, service: str,
         await reader.close()
         await lookup.close()
         await audit.close()
+
+
+# ---- a plan in groups of persons -----------------------------------------------------------
+
+#: Services whose state is per person (the record's ``data.person_id``, else its Kafka
+#: key), so that persons can be rebuilt in separate processes sharing the service's schema,
+#: each in the plan's order; and what else their state shares across persons, which must
+#: not fall into two groups: the settlement service claims each (hospital, settlement id)
+#: for one person (`services.settlement.store.claim_settlement_ids`: the first claim wins,
+#: so two groups would race for it). The inbox's (source, id) is checked for every service.
+PER_PERSON = {"settlement": ("settlement.submitted", "hospital", "settlement_id")}
+
+
+def group_of(key: bytes | None, value: bytes | None, groups: int) -> tuple[int, dict[str, Any]]:
+    """The group of a record (by its person) and its event's data (empty when it has none)."""
+    try:
+        document = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        document = None
+    data = document.get("data") if isinstance(document, dict) else None
+    data = data if isinstance(data, dict) else {}
+    person = data.get("person_id")
+    subject = (person if isinstance(person, str) and person else
+               (key or b"").decode("utf-8", "replace"))
+    kind = document.get("type") if isinstance(document, dict) else None
+    return zlib.crc32(subject.encode()) % groups, {"type": kind, **data}
+
+
+async def split_plan(audit_url: str, service: str, groups: int) -> list[PlanSummary] | None:
+    """The service's plan split into `groups` plans of persons (``<service>/<n>``), each in
+    the plan's order and with its live transactions (a live transaction of several groups
+    is replayed as one transaction in each); the ones an interrupted audit made before.
+    None when the service's state is not per person, when a shared claim or an event id
+    would fall into two groups (the live order decided between them), or when the service's
+    rebuild already began unsplit (a resumed audit goes on as it began)."""
+    if service not in PER_PERSON or groups < 2:
+        return None
+    kind, *shared = PER_PERSON[service]
+    names = [f"{service}/{n}" for n in range(groups)]
+    conn = await asyncpg.connect(audit_url)
+    reader = await asyncpg.connect(audit_url)
+    try:
+        saved = [await saved_summary(conn, name) for name in names]
+        if all(saved):
+            return saved  # type: ignore[return-value]
+        began = await conn.fetchrow(
+            f"SELECT ord, done FROM {SCHEMA}.checkpoints WHERE service = $1", service)
+        if began is not None and (began["ord"] or began["done"]):
+            return None
+        await conn.execute(f"DELETE FROM {SCHEMA}.grouped WHERE service = $1", service)
+        rows: list[tuple[Any, ...]] = []
+        async for row in _cursor(reader, f"""
+                SELECT p.ord, r.key, r.value, r.source, r.id FROM {SCHEMA}.plan p
+                JOIN {SCHEMA}.records r USING (topic, "partition", "offset")
+                WHERE p.service = $1 ORDER BY p.ord""", service):
+            group, data = group_of(row["key"], row["value"], groups)
+            claim = [data.get(f) for f in shared] if data.get("type") == kind else []
+            claim = claim if all(isinstance(c, str) for c in claim) else []
+            rows.append((service, row["ord"], group, row["source"], row["id"],
+                         *(claim or [None] * len(shared))))
+            if len(rows) >= PAGE:
+                await conn.copy_records_to_table("grouped", schema_name=SCHEMA, records=rows)
+                rows.clear()
+        if rows:
+            await conn.copy_records_to_table("grouped", schema_name=SCHEMA, records=rows)
+        async with conn.transaction():
+            shared_twice = await conn.fetchval(f"""
+                SELECT EXISTS (SELECT 1 FROM {SCHEMA}.grouped WHERE service = $1
+                               AND hospital IS NOT NULL GROUP BY hospital, settlement_id
+                               HAVING count(DISTINCT g) > 1)
+                    OR EXISTS (SELECT 1 FROM {SCHEMA}.grouped WHERE service = $1
+                               AND id IS NOT NULL GROUP BY source, id
+                               HAVING count(DISTINCT g) > 1)""", service)
+            if shared_twice:
+                await conn.execute(f"DELETE FROM {SCHEMA}.grouped WHERE service = $1",
+                                   service)
+                return None
+            parent = await saved_summary(conn, service)
+            summaries = []
+            for n, name in enumerate(names):
+                await conn.execute(f"DELETE FROM {SCHEMA}.plan WHERE service = $1", name)
+                await conn.execute(f"""
+                    INSERT INTO {SCHEMA}.plan
+                    SELECT $2, row_number() OVER (ORDER BY p.ord), p.batch, p.plain, p.topic,
+                           p."partition", p."offset"
+                    FROM {SCHEMA}.plan p JOIN {SCHEMA}.grouped g USING (service, ord)
+                    WHERE p.service = $1 AND g.g = $3""", service, name, n)
+                counts = await conn.fetchrow(
+                    f"""SELECT count(*) AS records, count(DISTINCT batch) AS batches
+                        FROM {SCHEMA}.plan WHERE service = $1""", name)
+                summary = PlanSummary(name, int(counts["records"]), int(counts["batches"]))
+                if parent is not None:
+                    summary.notes = list(parent.notes)
+                await save_summary(conn, summary)
+                summaries.append(summary)
+            await conn.execute(f"DELETE FROM {SCHEMA}.grouped WHERE service = $1", service)
+            return summaries
+    finally:
+        await reader.close()
+        await conn.close()
 
 
 # ---- reading a plan back as transactions ---------------------------------------------------
