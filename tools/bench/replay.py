@@ -30,7 +30,13 @@ from shared.config import REPO_ROOT
 from shared.db import redact_url
 from tools.audit.replay import topics_to_read
 from tools.bench import province as pv
-from tools.bench.infra import LedgerWatch, MemorySampler, end_offsets, participant_keys_for
+from tools.bench.infra import (
+    LedgerWatch,
+    MemorySampler,
+    _infrastructure_pids,
+    end_offsets,
+    participant_keys_for,
+)
 from tools.bench.runner import Bench, Sizes, say
 
 #: Settlements a generated month holds (the log grows by about 5 records a settlement).
@@ -115,6 +121,12 @@ async def run(database_url: str, bootstrap: str, records: int, *, persons: int |
         result["log_records"] = await log_records(bootstrap, env.prefix)
         result["settlements"] = settlements
         env.stop()  # the live side stands still while it is audited
+        if keep:  # `--again DIR` audits the same log again
+            (workdir / "audit-target.json").write_bytes(orjson.dumps({
+                "env": env.env, "prefix": env.prefix, "database_url": env.database_url,
+                "generated": result}))
+            say(f"kept: the log of {env.prefix}* and its database; audit it again with "
+                f"`python3 -m tools.bench.replay --again {workdir}`")
         result |= await audit(env.env, env.prefix, env.database_url, extra, profile)
         return result
     finally:
@@ -131,6 +143,7 @@ async def audit(env: dict[str, str], prefix: str, database_url: str,
     profiled by py-spy, the rebuild processes included, into `profile` when given: collapsed
     stacks, one line per stack)."""
     started = time.perf_counter()
+    cpu_before = _cpu_now()
     spy = ("py-spy", "record", "--subprocesses", "--rate", "200", "--format", "raw",
            "--nonblocking", "-o", str(profile), "--") if profile else ()
     process = await asyncio.create_subprocess_exec(
@@ -147,6 +160,7 @@ async def audit(env: dict[str, str], prefix: str, database_url: str,
         stop.set()
         await sampler
     seconds = time.perf_counter() - started
+    cpu = {k: round(v - cpu_before[k], 1) for k, v in _cpu_now().items()}
     try:
         report = orjson.loads(output)
     except orjson.JSONDecodeError:
@@ -162,7 +176,34 @@ async def audit(env: dict[str, str], prefix: str, database_url: str,
             "events_per_s_wall": round(replayed / seconds) if seconds else None,
             "per_service": run["per_service"], "streaming": run.get("streaming"),
             "peak_rss_mb": {k: round(v, 1) for k, v in sorted(peaks.items())},
-            "largest_rss_mb": round(max(peaks.values()), 1) if peaks else None}
+            "largest_rss_mb": round(max(peaks.values()), 1) if peaks else None,
+            # CPU seconds over the whole audit (read, plan, rebuild, compare): where it goes
+            "cpu_seconds": cpu}
+
+
+def _cpu_now() -> dict[str, float]:
+    """CPU seconds so far of this process's finished children (the audit command and the
+    rebuild processes it reaped), of the PostgreSQL server (the postmaster, the backends
+    it reaped and those still running) and of every core (busy, all)."""
+    import resource
+
+    tick = os.sysconf("SC_CLK_TCK")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    found = {"audit": children.ru_utime + children.ru_stime, "postgres": 0.0}
+    _, postgres = _infrastructure_pids()
+    if postgres is not None:
+        def times(pid: int, reaped: bool) -> float:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return 0.0
+            return sum(int(f) for f in fields[11:15 if reaped else 13]) / tick
+        found["postgres"] = times(postgres, True) + sum(
+            times(pid, False) for pid in _children(postgres))
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    found["machine_busy"] = (sum(values) - values[3] - values[4]) / tick
+    found["machine_all"] = sum(values) / tick
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,12 +221,22 @@ def main(argv: list[str] | None = None) -> int:
                              "(collapsed stacks; the figures are then slower)")
     parser.add_argument("--in-memory", action="store_true",
                         help="replay with the whole log in memory (the former replay)")
+    parser.add_argument("--groups", type=int, metavar="N",
+                        help="the audit's --groups (default: the audit's own default)")
+    parser.add_argument("--again", type=Path, metavar="DIR",
+                        help="audit again the log a run with --keep left (its work directory)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    result = asyncio.run(run(settings.database_url, settings.kafka_bootstrap_servers,
-                             args.records, persons=args.persons, keep=args.keep,
-                             extra=("--in-memory",) if args.in_memory else (),
-                             profile=args.profile))
+    extra = (("--in-memory",) if args.in_memory else ()) + (
+        ("--groups", str(args.groups)) if args.groups else ())
+    if args.again:
+        target = orjson.loads((args.again / "audit-target.json").read_bytes())
+        result = target["generated"] | asyncio.run(audit(
+            target["env"], target["prefix"], target["database_url"], extra, args.profile))
+    else:
+        result = asyncio.run(run(settings.database_url, settings.kafka_bootstrap_servers,
+                                 args.records, persons=args.persons, keep=args.keep,
+                                 extra=extra, profile=args.profile))
     path = args.json or REPO_ROOT / "bench" / "results" / (
         f"bench-replay-{time.strftime('%Y%m%d-%H%M%S')}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
