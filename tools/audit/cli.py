@@ -328,11 +328,14 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
             """The service's plan, or its groups of persons, each rebuilt in a process of its
             own (`stream.split_plan`), when its state allows and there are cores for it."""
             plan = plans[service]
-            if (in_memory or processes == "never" or groups < 2
-                    or (not asked_groups and plan.records < 2 * replay.OWN_PROCESS_FROM)):
+            if in_memory:
                 return [plan]
-            parts = await stream.split_plan(audit_url, service, groups)
-            if parts is None:
+            parts = await stream.saved_groups(audit_url, service)  # a resumed audit's
+            if not parts and (processes == "never" or groups < 2 or (
+                    not asked_groups and plan.records < 2 * replay.OWN_PROCESS_FROM)):
+                return [plan]
+            parts = parts or await stream.split_plan(audit_url, service, groups)
+            if not parts:
                 return [plan]
             group_notes.append(f"{service} was rebuilt in {len(parts)} groups of persons, "
                                "a process each")

@@ -542,13 +542,26 @@ def group_of(key: bytes | None, value: bytes | None, groups: int) -> tuple[int, 
     return zlib.crc32(subject.encode()) % groups, {"type": kind, **data}
 
 
+async def saved_groups(audit_url: str, service: str) -> list[PlanSummary]:
+    """The groups an earlier run of this audit split the service's plan into (none: it was
+    not split); a resumed audit goes on with them whatever it is told now."""
+    conn = await asyncpg.connect(audit_url)
+    try:
+        rows = await conn.fetch(
+            f"""SELECT summary::text FROM {SCHEMA}.plans WHERE service LIKE $1
+                ORDER BY length(service), service""", f"{service}/%")
+        return [PlanSummary(**orjson.loads(r["summary"])) for r in rows]
+    finally:
+        await conn.close()
+
+
 async def split_plan(audit_url: str, service: str, groups: int) -> list[PlanSummary] | None:
     """The service's plan split into `groups` plans of persons (``<service>/<n>``), each in
     the plan's order and with its live transactions (a live transaction of several groups
-    is replayed as one transaction in each); the ones an interrupted audit made before.
-    None when the service's state is not per person, when a shared claim or an event id
-    would fall into two groups (the live order decided between them), or when the service's
-    rebuild already began unsplit (a resumed audit goes on as it began)."""
+    is replayed as one transaction in each). None when the service's state is not per
+    person, when a shared claim or an event id would fall into two groups (the live order
+    decided between them), or when the service's rebuild already began unsplit (a resumed
+    audit goes on as it began)."""
     if service not in PER_PERSON or groups < 2:
         return None
     kind, *shared = PER_PERSON[service]
@@ -556,9 +569,6 @@ async def split_plan(audit_url: str, service: str, groups: int) -> list[PlanSumm
     conn = await asyncpg.connect(audit_url)
     reader = await asyncpg.connect(audit_url)
     try:
-        saved = [await saved_summary(conn, name) for name in names]
-        if all(saved):
-            return saved  # type: ignore[return-value]
         began = await conn.fetchrow(
             f"SELECT ord, done FROM {SCHEMA}.checkpoints WHERE service = $1", service)
         if began is not None and (began["ord"] or began["done"]):
