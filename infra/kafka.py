@@ -49,8 +49,11 @@ POM = Path(__file__).with_name("kafka-pom.xml")
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 PROBE_TOPIC = "infra.probe"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: The heap: a test suite's namespaces hold some 10,000 partitions at their peak (every
+#: namespace has a topic per agency and per hospital; each session's are deleted when it
+#: ends), and 512 MB ran out at about 9,400 (the broker exits on OutOfMemoryError).
 JVM_OPTS = [
-    "-Xmx512m",
+    "-Xmx1536m",
     "-Xms512m",
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
