@@ -7,14 +7,13 @@ never an obligation between agencies, never cleared (docs/settlement.md)."""
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 
 from pydantic import AwareDatetime, Field
 
 from shared.events.base import Code, Payload, Reason, RegionCode
 from shared.events.filing import InsuranceType
-from shared.events.settlement import Item, Ratio, VisitType
+from shared.events.settlement import Item, Ratio, Visit
 from shared.money import Money
 
 
@@ -29,19 +28,19 @@ class ClaimCase(StrEnum):
     FILING_AFTER_SETTLEMENT = "filing_after_settlement"
 
 
-class ReimbursementClaimed(Payload):
-    TYPE = "reimbursement.claimed"
+class _ClaimHead(Payload):
+    """The fields of `ReimbursementClaimed` before its `Visit`."""
+
     claim_id: Code
     person_id: Code
     insured_agency: RegionCode
     insurance_type: InsuranceType
     #: The care-place hospital whose bills are claimed (its catalogue and level apply).
     hospital: Code
-    visit_type: VisitType
-    disease_code: Code | None = None
-    admitted_on: date | None = None
-    discharged_on: date | None = None
-    visit_date: date | None = None
+
+
+class ReimbursementClaimed(Visit, _ClaimHead):
+    TYPE = "reimbursement.claimed"
     #: When the person paid the hospital: the care's settlement time (filing, cap year).
     paid_at: AwareDatetime
     case: ClaimCase

@@ -59,18 +59,34 @@ class Item(Payload):
     amount: NonNegativeMoney
 
 
-class SettlementSubmitted(Payload):
-    TYPE = "settlement.submitted"
-    settlement_id: Code
-    hospital: Code
-    person_id: Code
-    insured_agency: RegionCode
-    insurance_type: InsuranceType
+class Visit(Payload):
+    """The care a bill is for, described alike by a settlement (`SettlementSubmitted`) and by
+    a manual reimbursement claim (`ReimbursementClaimed`).
+
+    A base of those events, not an event. pydantic orders a model's fields from its last base
+    to itself, and that order is the order of the event's JSON: an event lists the base with
+    its fields before the visit after this one (``class E(Visit, Head)``: Head's fields, the
+    visit's, then E's own)."""
+
     visit_type: VisitType
     disease_code: Code | None = None
     admitted_on: date | None = None
     discharged_on: date | None = None
     visit_date: date | None = None
+
+
+class _SubmissionHead(Payload):
+    """The fields of `SettlementSubmitted` before its `Visit`."""
+
+    settlement_id: Code
+    hospital: Code
+    person_id: Code
+    insured_agency: RegionCode
+    insurance_type: InsuranceType
+
+
+class SettlementSubmitted(Visit, _SubmissionHead):
+    TYPE = "settlement.submitted"
     settled_at: AwareDatetime
     emergency: bool
     referral: bool

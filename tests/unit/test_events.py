@@ -146,3 +146,22 @@ def test_a_stated_total_must_be_the_sum_of_the_items() -> None:
         _decode(document)
     assert raised.value.code == "amounts_do_not_add_up"
     assert f"{_items_sum(document):.2f}" in raised.value.message
+
+
+def test_the_bill_events_keep_their_json_field_order() -> None:
+    # The two events share their `Visit` through pydantic bases, whose order decides the order
+    # of the fields in the JSON they are serialised to; these are the orders they always had.
+    from shared.events.reimbursement import ReimbursementClaimed
+    from shared.events.settlement import SettlementSubmitted
+
+    visit = ["visit_type", "disease_code", "admitted_on", "discharged_on", "visit_date"]
+    assert list(SettlementSubmitted.model_fields) == [
+        "settlement_id", "hospital", "person_id", "insured_agency", "insurance_type", *visit,
+        "settled_at", "emergency", "referral", "items", "personal_account_request",
+        "resettles", "not_direct_personal_reason", "total"]
+    assert list(ReimbursementClaimed.model_fields) == [
+        "claim_id", "person_id", "insured_agency", "insurance_type", "hospital", *visit,
+        "paid_at", "case", "at_fault", "emergency", "referral", "items",
+        "failed_settlement_id"]
+    data = _decode(SUBMITTED).data
+    assert list(orjson.loads(data.model_dump_json())) == list(SettlementSubmitted.model_fields)

@@ -140,3 +140,17 @@ def test_a_reimbursement_never_enters_the_clearing() -> None:
     assert readers >= {"agency-220100"}
     assert not {ReimbursementApproved.TYPE, ReimbursementRejected.TYPE} & set(
         PAYLOADS_BY_TOPIC[topics.SETTLEMENT_EVENTS])
+
+
+@pytest.mark.parametrize("visit", [
+    {"visit_type": "inpatient", "admitted_on": "2026-11-02", "discharged_on": "2026-11-10",
+     "disease_code": "I63.9"},
+    {"visit_type": "chronic_outpatient", "visit_date": "2026-11-10", "disease_code": "M1"},
+    {"visit_type": "pharmacy"},
+])
+def test_the_settlement_a_claim_stands_for_has_the_claims_visit(visit: dict[str, str]) -> None:
+    c = claim(**{"admitted_on": None, "discharged_on": None, **visit})
+    submitted = as_settlement(c)
+    fields = ("visit_type", "disease_code", "admitted_on", "discharged_on", "visit_date")
+    assert [getattr(submitted, f) for f in fields] == [getattr(c, f) for f in fields]
+    assert submitted.model_dump(mode="json", include=set(fields), exclude_none=True) == visit

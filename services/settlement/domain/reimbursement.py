@@ -27,7 +27,7 @@ from shared.events.reimbursement import (
     ReimbursementClaimed,
     ReimbursementRejected,
 )
-from shared.events.settlement import SettlementCompleted, SettlementSubmitted
+from shared.events.settlement import SettlementCompleted, SettlementSubmitted, Visit
 
 #: The settlement id a reimbursement is recorded under in the person's state.
 PREFIX = "MR:"
@@ -38,11 +38,8 @@ def as_settlement(claim: ReimbursementClaimed) -> SettlementSubmitted:
     document = {
         "settlement_id": f"{PREFIX}{claim.claim_id}"[:64], "hospital": claim.hospital,
         "person_id": claim.person_id, "insured_agency": claim.insured_agency,
-        "insurance_type": claim.insurance_type.value, "visit_type": claim.visit_type.value,
-        "disease_code": claim.disease_code,
-        "admitted_on": claim.admitted_on and claim.admitted_on.isoformat(),
-        "discharged_on": claim.discharged_on and claim.discharged_on.isoformat(),
-        "visit_date": claim.visit_date and claim.visit_date.isoformat(),
+        "insurance_type": claim.insurance_type.value,
+        **claim.model_dump(mode="json", include=set(Visit.model_fields)),
         "settled_at": claim.paid_at.isoformat(), "emergency": claim.emergency,
         "referral": claim.referral, "not_direct_personal_reason": claim.at_fault,
         "items": [i.model_dump(mode="json") for i in claim.items],
