@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from shared.events.base import Code, Payload, Reason, RegionCode
 from shared.events.filing import InsuranceType
-from shared.events.settlement import Item, Ratio, Visit
+from shared.events.settlement import Item, Ratio, Visit, items_within_limit
 from shared.money import Money
 
 
@@ -51,6 +51,13 @@ class ReimbursementClaimed(Visit, _ClaimHead):
     items: list[Item] = Field(min_length=1, max_length=2000)
     #: The refused direct settlement, when there was one.
     failed_settlement_id: Code | None = None
+
+    @model_validator(mode="after")
+    def _bill_within_limit(self) -> ReimbursementClaimed:
+        """A claim is computed as the direct settlement of the same bill: refused at the
+        door as that settlement would be (and answered), not failing inside the rule."""
+        items_within_limit(self.items)
+        return self
 
 
 class ReimbursementApproved(Payload):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -37,8 +37,12 @@ def _parse_ratio(value: object) -> Decimal:
     # always carries a string.
     if not isinstance(value, str | Decimal):
         raise ValueError("ratio must be a decimal string such as \"0.70\"")
-    ratio = Decimal(value)
-    if not _RATIO_MIN <= ratio <= _RATIO_MAX:
+    try:
+        ratio = Decimal(value)
+    except InvalidOperation:  # "", "true", "0,7": refused like any other bad field
+        raise ValueError(f"ratio must be a decimal string such as 0.70, got {value!r}"
+                         ) from None
+    if not (ratio.is_finite() and _RATIO_MIN <= ratio <= _RATIO_MAX):
         raise ValueError(f"ratio must lie between 0 and 1, got {value}")
     return ratio
 
@@ -57,6 +61,17 @@ class Item(Payload):
     name: Text
     category: Literal["A", "B", "C"]
     amount: NonNegativeMoney
+
+
+def items_within_limit(items: list[Item]) -> Decimal:
+    """The sum of a bill's items, refused (a field error of the event) when it reaches the
+    money limit: no real bill does, and no amount computed from it could be written."""
+    items_sum = sum((item.amount for item in items), Decimal("0"))
+    if items_sum >= MONEY_LIMIT:
+        raise PydanticCustomError(
+            "money_format", "the items add up to {limit} or more: not a real bill",
+            {"limit": str(MONEY_LIMIT)})
+    return items_sum
 
 
 class Visit(Payload):
@@ -103,11 +118,7 @@ class SettlementSubmitted(Visit, _SubmissionHead):
 
     @model_validator(mode="after")
     def _bill_within_limit(self) -> SettlementSubmitted:
-        items_sum = sum(item.amount for item in self.items)
-        if items_sum >= MONEY_LIMIT:
-            raise PydanticCustomError(
-                "money_format", "the items add up to {limit} or more: not a real bill",
-                {"limit": str(MONEY_LIMIT)})
+        items_sum = items_within_limit(self.items)
         if self.total is not None and self.total != items_sum:
             raise PydanticCustomError(
                 "amounts_do_not_add_up",

@@ -165,3 +165,15 @@ def test_the_bill_events_keep_their_json_field_order() -> None:
         "failed_settlement_id"]
     data = _decode(SUBMITTED).data
     assert list(orjson.loads(data.model_dump_json())) == list(SettlementSubmitted.model_fields)
+
+
+@pytest.mark.parametrize("text", ["", "true", "xxx", "0,7", "NaN", "Infinity", "-0.01", "1.01"])
+def test_a_ratio_that_is_no_number_between_0_and_1_is_a_field_error(text: str) -> None:
+    """Not `decimal.InvalidOperation` escaping the decoder (which no refusal catches)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from shared.events.settlement import Ratio
+
+    with pytest.raises(ValidationError):
+        TypeAdapter(Ratio).validate_python(text)
+    assert TypeAdapter(Ratio).validate_python("0.70") == Decimal("0.70")

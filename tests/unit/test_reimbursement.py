@@ -154,3 +154,33 @@ def test_the_settlement_a_claim_stands_for_has_the_claims_visit(visit: dict[str,
     fields = ("visit_type", "disease_code", "admitted_on", "discharged_on", "visit_date")
     assert [getattr(submitted, f) for f in fields] == [getattr(c, f) for f in fields]
     assert submitted.model_dump(mode="json", include=set(fields), exclude_none=True) == visit
+
+
+def test_a_claim_of_no_real_bill_is_refused_at_the_door_and_answered() -> None:
+    """Items adding up to the money limit are refused as the submission of the same bill
+    is, with an answer to the agency, instead of failing inside the rule."""
+    from shared import topics
+    from shared.events import Rejection, decode
+    from shared.messaging.records import Record
+    from shared.money import MONEY_LIMIT
+
+    from pydantic import ValidationError
+
+    half = f"{(MONEY_LIMIT / 2).quantize(Decimal('0.01')):.2f}"  # each line is money
+    lines = bill(half) + bill(half)
+    data = json.loads(claim().model_dump_json()) | {"items": lines}
+    with pytest.raises(ValidationError, match="not a real bill"):
+        ReimbursementClaimed.model_validate_json(json.dumps(data))
+    document = {"specversion": "1.0", "id": "MR-9", "source": "agency/220100",
+                "type": "reimbursement.claimed", "time": "2026-11-10T16:00:00+08:00",
+                "datacontenttype": "application/json", "data": data}
+    raw = json.dumps(document).encode()
+    with pytest.raises(Rejection) as refused:
+        decode(topics.REIMBURSEMENT_CLAIMS, raw)
+    assert "not a real bill" in refused.value.message
+    from services.settlement.handlers import SettlementHandler
+
+    answers = SettlementHandler(None).answer_rejection(  # type: ignore[arg-type]
+        Record(topics.REIMBURSEMENT_CLAIMS, 0, 7, b"P-1", raw), refused.value)
+    assert [a.topic for a in answers] == [topics.REIMBURSEMENT_EVENTS]
+    assert b"reimbursement.rejected" in answers[0].value and b"MR-1" in answers[0].value
