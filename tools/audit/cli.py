@@ -681,6 +681,8 @@ def _replay(args: argparse.Namespace) -> int:
                  f"audit database {run['audit_database']} "
                  + ("dropped" if not run["kept"] else "kept" if args.keep
                     else "could not be dropped (still in use): drop it by hand"))
+    for note in run.get("groups", []):
+        errors.print(note)
     record_last_replay(report)
     if args.json:
         print_json(report)
