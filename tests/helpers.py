@@ -294,23 +294,24 @@ async def wait_enrolled(database_url: str, persons: Iterable[str], timeout: floa
 
 
 @contextlib.asynccontextmanager
-async def own_database(server_url: str) -> AsyncIterator[str]:
+async def own_database(server_url: str, *, template: str | None = None) -> AsyncIterator[str]:
     """A database of its own on the server at `server_url` (with the services' roles and
-    schemas), dropped when the block ends; yields its URL."""
+    schemas), dropped when the block ends; yields its URL. With `template`, a copy of that
+    database (on which no session may be open meanwhile)."""
     import asyncpg
 
     from shared.db import drop_database, prepare_database
 
     name = new_database_name()
+    copy = f' TEMPLATE "{template}"' if template else ""
     admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await admin.close()
-    await prepare_database(server_url, name)
-    base, _, _ = server_url.rpartition("/")
     try:
-        yield f"{base}/{name}"
+        await prepare_database(server_url, name)
+        yield f"{server_url.rpartition('/')[0]}/{name}"
     finally:
         admin = await asyncpg.connect(server_url)
         try:
