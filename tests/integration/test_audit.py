@@ -26,16 +26,14 @@ from shared import topics
 from shared.config import REPO_ROOT
 from shared.messaging.records import Record
 from tests.helpers import (
-    Services,
-    create_topics,
     enrol,
     envelope,
-    new_prefix,
     not_enrolment,
     own_database,
     processes_with_env,
     produce,
     read_topic,
+    running_services,
 )
 from tools.audit import replay
 
@@ -103,15 +101,10 @@ async def _settled(bootstrap: str, prefix: str, count: int) -> None:
 async def build_month(bootstrap: str, database_url: str, logs: Path) -> Month:
     """Filing, settlements, a refund, a re-settlement across cycles, the calendar through the
     20th, confirmations and remittances; returns once every service is idle and stopped."""
-    prefix = new_prefix()
-    await create_topics(bootstrap, prefix)
-    services = Services(bootstrap, database_url, prefix, logs)
-    services.start("filing", "settlement", "clearing")
-    try:
-        await _run_month(bootstrap, prefix, database_url)
-    finally:
-        services.stop()
-    return Month(bootstrap, prefix, database_url)
+    async with running_services(bootstrap, database_url, logs,
+                                "filing", "settlement", "clearing") as services:
+        await _run_month(bootstrap, services.prefix, database_url)
+    return Month(bootstrap, services.prefix, database_url)
 
 
 async def _run_month(bootstrap: str, prefix: str, database_url: str) -> None:

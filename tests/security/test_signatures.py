@@ -28,12 +28,11 @@ from shared.participant_keys import Signer
 from tests.helpers import (
     Read,
     Services,
-    create_topics,
     envelope,
-    new_prefix,
     own_database,
     produce,
     read_topic,
+    running_services,
 )
 
 pytestmark = pytest.mark.infra
@@ -54,15 +53,10 @@ class Installation:
 
 async def _installation(infra: Any, logs: Path, **env: str) -> AsyncIterator[Installation]:
     # each service's role owns its schema (own_database prepares it)
-    async with own_database(infra.database_url) as database_url:
-        prefix = new_prefix()
-        await create_topics(infra.kafka_bootstrap, prefix)
-        services = Services(infra.kafka_bootstrap, database_url, prefix, logs)
-        services.start("filing", "settlement", "clearing", **env)
-        try:
-            yield Installation(infra.kafka_bootstrap, prefix, database_url, services)
-        finally:
-            services.stop()
+    async with (own_database(infra.database_url) as database_url,
+                running_services(infra.kafka_bootstrap, database_url, logs,
+                                 "filing", "settlement", "clearing", **env) as services):
+        yield Installation(infra.kafka_bootstrap, services.prefix, database_url, services)
 
 
 @pytest.fixture(scope="module")
