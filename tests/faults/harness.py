@@ -422,10 +422,18 @@ def _check_issued(what: str, got: dict[Any, list[dict[str, Any]]],
     return problems
 
 
+def _copies(documents: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any],
+            cycle: str | None = None) -> dict[Any, list[dict[str, Any]]]:
+    """Every copy of each document by its `key` (only those of `cycle`, when given)."""
+    out: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for document in documents:
+        if cycle is None or document["cycle"] == cycle:
+            out[key(document)].append(document)
+    return out
+
+
 def check_daily_reports(reports: list[dict[str, Any]], expected: Expected) -> list[str]:
-    got: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for report in reports:
-        got[(report["agency"], report["date"])].append(report)
+    got = _copies(reports, lambda r: (r["agency"], r["date"]))
 
     def view(report: dict[str, Any], _: dict[str, Any]) -> dict[str, Any]:
         return {"counterparts": {c["counterpart"]: _line_view(c) for c in report["counterparts"]},
@@ -441,10 +449,7 @@ def _field_differences(name: str, expected: dict[str, Any], got: dict[str, Any])
 
 def check_statements(statements: list[dict[str, Any]], expected: Expected,
                      cycle: str) -> list[str]:
-    got: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for statement in statements:
-        if statement["cycle"] == cycle:
-            got[statement["agency"]].append(statement)
+    got = _copies(statements, lambda s: s["agency"], cycle)
 
     def view(s: dict[str, Any], _: dict[str, Any]) -> dict[str, Any]:
         return {"lines": {line["counterpart"]: _line_view(line) for line in s["lines"]},
@@ -461,10 +466,7 @@ def check_statements(statements: list[dict[str, Any]], expected: Expected,
 
 def check_instructions(instructions: list[dict[str, Any]], expected: Expected,
                        cycle: str) -> list[str]:
-    got: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for i in instructions:
-        if i["cycle"] == cycle:
-            got[i["instruction_id"]].append(i)
+    got = _copies(instructions, lambda i: i["instruction_id"], cycle)
     problems = _check_issued(
         "instruction", got, expected.instructions(cycle),
         lambda i, _: {k: i[k] for k in ("payer", "payee", "amount", "due_on")})
@@ -478,9 +480,7 @@ def check_instructions(instructions: list[dict[str, Any]], expected: Expected,
 
 
 def check_difference_notices(notices: list[dict[str, Any]], expected: Expected) -> list[str]:
-    got: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for notice in notices:
-        got[(notice["agency"], notice["settlement_id"])].append(notice)
+    got = _copies(notices, lambda n: (n["agency"], n["settlement_id"]))
     return _check_issued("difference notice", got, expected.difference_notices(),
                          lambda notice, want: {k: notice.get(k) for k in want}, issued="sent")
 
