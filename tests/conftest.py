@@ -110,6 +110,16 @@ async def fresh_database(infra: Infra) -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+async def module_database(infra: Infra) -> AsyncIterator[str]:
+    """A database of its own for one test module (its module-scoped fixtures and the tests
+    that share them), dropped after the module's last test."""
+    from tests.helpers import own_database
+
+    async with own_database(infra.database_url) as url:
+        yield url
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A key pair for every participant of the reference data, generated for this session

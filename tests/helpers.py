@@ -196,6 +196,8 @@ class Services:
             Deployment(kafka_bootstrap_servers=bootstrap, database_url=database_url,
                        topic_prefix=prefix),
             logs, log_name=lambda name: f"{name.rsplit('.', 1)[-1]}.log")
+        #: The topic namespace the services run on.
+        self.prefix = prefix
         #: The running processes by name (the supervisor's own record).
         self.processes = self.supervisor.processes
 
@@ -216,6 +218,21 @@ class Services:
     def log_text(self, name: str) -> str:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextlib.asynccontextmanager
+async def running_services(bootstrap: str, database_url: str, logs: Path, *names: str,
+                           **extra_env: str) -> AsyncIterator[Services]:
+    """The services `names` as processes on `database_url` and a topic namespace of their
+    own (``Services.prefix``, its topics made first); stopped when the block ends."""
+    prefix = new_prefix()
+    await create_topics(bootstrap, prefix)
+    services = Services(bootstrap, database_url, prefix, logs)
+    try:
+        services.start(*names, crash_after_commits=None, **extra_env)
+        yield services
+    finally:
+        services.stop()
 
 
 def envelope(type_: str, data: dict[str, Any], *, id: str, source: str,
@@ -294,23 +311,24 @@ async def wait_enrolled(database_url: str, persons: Iterable[str], timeout: floa
 
 
 @contextlib.asynccontextmanager
-async def own_database(server_url: str) -> AsyncIterator[str]:
+async def own_database(server_url: str, *, template: str | None = None) -> AsyncIterator[str]:
     """A database of its own on the server at `server_url` (with the services' roles and
-    schemas), dropped when the block ends; yields its URL."""
+    schemas), dropped when the block ends; yields its URL. With `template`, a copy of that
+    database (on which no session may be open meanwhile)."""
     import asyncpg
 
     from shared.db import drop_database, prepare_database
 
     name = new_database_name()
+    copy = f' TEMPLATE "{template}"' if template else ""
     admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await admin.close()
-    await prepare_database(server_url, name)
-    base, _, _ = server_url.rpartition("/")
     try:
-        yield f"{base}/{name}"
+        await prepare_database(server_url, name)
+        yield f"{server_url.rpartition('/')[0]}/{name}"
     finally:
         admin = await asyncpg.connect(server_url)
         try:

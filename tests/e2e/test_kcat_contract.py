@@ -25,7 +25,7 @@ from shared.messaging.clients import (
     hospital_principal,
     write_kcat_config,
 )
-from tests.helpers import ENROLMENT_TYPES, Services, create_topics, new_prefix, wait_enrolled
+from tests.helpers import ENROLMENT_TYPES, running_services, wait_enrolled
 
 pytestmark = [pytest.mark.infra,
               pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed"),
@@ -63,6 +63,16 @@ def kcat_produce(config: Path, topic: str, key: str, document: dict) -> None:
     subprocess.run(["bash", "-c", SIGN_AND_PRODUCE], env=env, check=True, timeout=30)
 
 
+def kcat_enrol(config: Path, topic: str, person: str, insurance_type: str, *, id: str,
+               agency: str = "220100", effective: str = "2026-01-01") -> None:
+    """The insuring `agency`'s ``person.enrolled`` of `person` (参保登记), with kcat."""
+    kcat_produce(config, topic, person, {
+        "specversion": "1.0", "id": id, "source": f"agency/{agency}",
+        "type": "person.enrolled", "time": "2026-09-01T08:00:00+08:00",
+        "data": {"person_id": person, "insured_agency": agency,
+                 "insurance_type": insurance_type, "effective": effective}})
+
+
 def kcat_config(infra, tmp_path: Path, principal: str) -> Path:  # type: ignore[no-untyped-def]
     """The kcat configuration a participant keeps for itself. Debian 12's kcat links
     librdkafka 2.0.2, whose SCRAM Kafka 4 refuses (fixed in librdkafka 2.6.1): it logs in
@@ -85,20 +95,15 @@ def kcat_read(config: Path, topic: str, count: int, timeout: float = 60) -> list
 
 
 async def test_agency_and_hospital_with_plain_kcat(infra, fresh_database, tmp_path) -> None:
-    prefix = new_prefix()
-    await create_topics(infra.kafka_bootstrap, prefix)
-    services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
-    services.start("filing", "settlement")
     agency = kcat_config(infra, tmp_path, agency_principal("220100"))
     hospital = kcat_config(infra, tmp_path, hospital_principal(HOSPITAL))
     auditor = kcat_config(infra, tmp_path, AUDITOR)
-    try:
+    async with running_services(infra.kafka_bootstrap, fresh_database, tmp_path,
+                                "filing", "settlement") as services:
+        prefix = services.prefix
         # The agency enrols the person (参保登记) before filing for them.
-        kcat_produce(agency, prefix + topics.FILING_COMMANDS, PERSON, {
-            "specversion": "1.0", "id": "agency-220100-0000", "source": "agency/220100",
-            "type": "person.enrolled", "time": "2026-09-01T08:00:00+08:00",
-            "data": {"person_id": PERSON, "insured_agency": "220100",
-                     "insurance_type": "resident", "effective": "2026-01-01"}})
+        kcat_enrol(agency, prefix + topics.FILING_COMMANDS, PERSON, "resident",
+                   id="agency-220100-0000")
         kcat_produce(agency, prefix + topics.FILING_COMMANDS, PERSON, {
             "specversion": "1.0", "id": "agency-220100-0001", "source": "agency/220100",
             "type": "filing.requested", "time": "2026-10-01T08:00:00+08:00",
@@ -138,8 +143,6 @@ async def test_agency_and_hospital_with_plain_kcat(infra, fresh_database, tmp_pa
             kcat_read, hospital, prefix + topics.hospital_outcomes(HOSPITAL), 2)
         rejected = await asyncio.to_thread(
             kcat_read, auditor, prefix + topics.rejected(topics.SETTLEMENT_SUBMISSIONS), 1)
-    finally:
-        services.stop()
     completed = next(e for e in results if e["type"] == "settlement.completed")["data"]
     assert completed["settlement_id"] == "S-KCAT-1"
     assert completed["tier"] == 2  # referral across cities: Jilin 2022 tier 2

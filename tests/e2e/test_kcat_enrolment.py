@@ -20,8 +20,8 @@ import pytest
 from shared import topics
 from shared.config import REPO_ROOT
 from shared.messaging.clients import AUDITOR, agency_principal, hospital_principal
-from tests.e2e.test_kcat_contract import kcat_config, kcat_produce, kcat_read
-from tests.helpers import ENROLLED_SINCE, Services, create_topics, new_prefix, wait_enrolled
+from tests.e2e.test_kcat_contract import kcat_config, kcat_enrol, kcat_produce, kcat_read
+from tests.helpers import ENROLLED_SINCE, running_services, wait_enrolled
 from tools.demo.run import caught_up
 
 pytestmark = [pytest.mark.infra,
@@ -48,18 +48,13 @@ def submission(serial: int, person: str, *, insured_agency: str = "220100",
 
 async def test_unknown_and_mismatched_persons_are_refused(infra, fresh_database,
                                                           tmp_path) -> None:
-    prefix = new_prefix()
-    await create_topics(infra.kafka_bootstrap, prefix)
-    services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
-    services.start("filing", "settlement")
     agency = kcat_config(infra, tmp_path, agency_principal("220100"))
     hospital = kcat_config(infra, tmp_path, hospital_principal(HOSPITAL))
-    try:
-        kcat_produce(agency, prefix + topics.FILING_COMMANDS, ENROLLED, {
-            "specversion": "1.0", "id": "220100-enrol-000001", "source": "agency/220100",
-            "type": "person.enrolled", "time": "2026-09-01T08:00:00+08:00",
-            "data": {"person_id": ENROLLED, "insured_agency": "220100",
-                     "insurance_type": "employee", "effective": "2026-01-01"}})
+    async with running_services(infra.kafka_bootstrap, fresh_database, tmp_path,
+                                "filing", "settlement") as services:
+        prefix = services.prefix
+        kcat_enrol(agency, prefix + topics.FILING_COMMANDS, ENROLLED, "employee",
+                   id="220100-enrol-000001")
         answers = await asyncio.to_thread(kcat_read, agency, prefix + topics.FILING_EVENTS, 1)
         assert [a["type"] for a in answers] == ["person.enrolled"], answers
         await wait_enrolled(fresh_database, [ENROLLED])
@@ -72,8 +67,6 @@ async def test_unknown_and_mismatched_persons_are_refused(infra, fresh_database,
                          submission(serial, person, **changes))
         results = await asyncio.to_thread(
             kcat_read, hospital, prefix + topics.hospital_outcomes(HOSPITAL), 4)
-    finally:
-        services.stop()
     by_id = {e["data"]["settlement_id"]: e for e in results}
     forged = by_id["S-ENR-1"]
     assert forged["type"] == "settlement.rejected"
@@ -130,14 +123,11 @@ async def count(database_url: str, sql: str) -> int:
 @pytest.mark.timeout(1200)  # 100,000 signed rows through Kafka and the filing service
 async def test_import_100000_rows_reports_the_bad_row_and_loads_the_rest(
         infra, fresh_database, tmp_path) -> None:
-    prefix = new_prefix()
-    await create_topics(infra.kafka_bootstrap, prefix)
-    services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
-    services.start("filing")
     csv_path = tmp_path / "persons.csv"
     write_csv(csv_path)
     bootstrap = infra.kafka_bootstrap
-    try:
+    async with running_services(bootstrap, fresh_database, tmp_path, "filing") as services:
+        prefix = services.prefix
         # A first run stops early (as an interrupted one would); the second resumes.
         first = run_import(services.env, str(csv_path), "--max-rows", "40000")
         assert first.returncode == 0, first.stderr
@@ -165,8 +155,6 @@ async def test_import_100000_rows_reports_the_bad_row_and_loads_the_rest(
             await asyncio.sleep(1)
         answers = await asyncio.to_thread(_types, kcat_config(infra, tmp_path, AUDITOR),
                                           prefix + topics.FILING_EVENTS)
-    finally:
-        services.stop()
     assert answers == {"person.enrolled": ROWS - 1}, answers
     assert await count(fresh_database, "SELECT count(*) FROM filing.persons") == ROWS - 1
     assert await count(fresh_database, "SELECT count(*) FROM filing.inbox") == ROWS - 1

@@ -397,53 +397,67 @@ def _line_view(line: dict[str, Any]) -> dict[str, Any]:
     return {k: line[k] for k in ("receivable", "receivable_count", "payable", "payable_count")}
 
 
-def check_daily_reports(reports: list[dict[str, Any]], expected: Expected) -> list[str]:
+def _check_issued(what: str, got: dict[Any, list[dict[str, Any]]],
+                  want: dict[Any, dict[str, Any]],
+                  view: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]], *,
+                  differs: Callable[[str, dict[str, Any], dict[str, Any]], str] = _differs,
+                  issued: str = "issued") -> list[str]:
+    """Each expected document (`want`, by key) issued once (`got`, every copy by key) and
+    its `view` (of the first copy, given the expected one) equal to the expected; none
+    unexpected. `what` names a document (``daily report``) in the problems."""
     problems: list[str] = []
-    got: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for report in reports:
-        got[(report["agency"], report["date"])].append(report)
-    want = expected.daily_reports()
     for key in sorted(set(want) | set(got)):
+        name = f"{what} {key}"
         if key not in got:
-            problems.append(f"daily report {key}: missing, expected {want[key]}")
+            problems.append(f"{name}: missing, expected {want[key]}")
             continue
         if key not in want:
-            problems.append(f"daily report {key}: not expected, got {got[key][0]}")
+            problems.append(f"{name}: not expected, got {got[key][0]}")
             continue
         if len(got[key]) > 1:
-            problems.append(f"daily report {key}: issued {len(got[key])} times")
-        report = got[key][0]
-        view = {"counterparts": {c["counterpart"]: _line_view(c) for c in report["counterparts"]},
-                "settlement_count": report["settlement_count"], "checksum": report["checksum"]}
-        if view != want[key]:
-            problems.append(_differs(f"daily report {key}", want[key], view))
+            problems.append(f"{name}: {issued} {len(got[key])} times")
+        seen = view(got[key][0], want[key])
+        if seen != want[key]:
+            problems.append(differs(name, want[key], seen))
     return problems
+
+
+def _copies(documents: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any],
+            cycle: str | None = None) -> dict[Any, list[dict[str, Any]]]:
+    """Every copy of each document by its `key` (only those of `cycle`, when given)."""
+    out: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for document in documents:
+        if cycle is None or document["cycle"] == cycle:
+            out[key(document)].append(document)
+    return out
+
+
+def check_daily_reports(reports: list[dict[str, Any]], expected: Expected) -> list[str]:
+    got = _copies(reports, lambda r: (r["agency"], r["date"]))
+
+    def view(report: dict[str, Any], _: dict[str, Any]) -> dict[str, Any]:
+        return {"counterparts": {c["counterpart"]: _line_view(c) for c in report["counterparts"]},
+                "settlement_count": report["settlement_count"], "checksum": report["checksum"]}
+
+    return _check_issued("daily report", got, expected.daily_reports(), view)
+
+
+def _field_differences(name: str, expected: dict[str, Any], got: dict[str, Any]) -> str:
+    diff = {k: (expected[k], got[k]) for k in got if got[k] != expected[k]}
+    return f"{name}: differs (expected, got): {diff}"
 
 
 def check_statements(statements: list[dict[str, Any]], expected: Expected,
                      cycle: str) -> list[str]:
-    problems: list[str] = []
-    got: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for statement in statements:
-        if statement["cycle"] == cycle:
-            got[statement["agency"]].append(statement)
-    want = expected.statements()
-    for agency in sorted(set(want) | set(got)):
-        if agency not in got:
-            problems.append(f"statement {cycle} {agency}: missing, expected {want[agency]}")
-            continue
-        if agency not in want:
-            problems.append(f"statement {cycle} {agency}: not expected, got {got[agency][0]}")
-            continue
-        if len(got[agency]) > 1:
-            problems.append(f"statement {cycle} {agency}: issued {len(got[agency])} times")
-        s = got[agency][0]
-        view = {"lines": {line["counterpart"]: _line_view(line) for line in s["lines"]},
+    got = _copies(statements, lambda s: s["agency"], cycle)
+
+    def view(s: dict[str, Any], _: dict[str, Any]) -> dict[str, Any]:
+        return {"lines": {line["counterpart"]: _line_view(line) for line in s["lines"]},
                 "receivable": s["receivable"], "payable": s["payable"],
                 "adjustments": s["adjustments"], "net": s["net"], "checksum": s["checksum"]}
-        if view != want[agency]:
-            diff = {k: (want[agency][k], view[k]) for k in view if view[k] != want[agency][k]}
-            problems.append(f"statement {cycle} {agency}: differs (expected, got): {diff}")
+
+    problems = _check_issued(f"statement {cycle}", got, expected.statements(), view,
+                             differs=_field_differences)
     nets = sum((Decimal(s[0]["net"]) for s in got.values()), Decimal(0))
     if nets != 0:
         problems.append(f"statements {cycle}: the nets add up to {nets}, not 0.00")
@@ -452,23 +466,10 @@ def check_statements(statements: list[dict[str, Any]], expected: Expected,
 
 def check_instructions(instructions: list[dict[str, Any]], expected: Expected,
                        cycle: str) -> list[str]:
-    problems: list[str] = []
-    got: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for i in instructions:
-        if i["cycle"] == cycle:
-            got[i["instruction_id"]].append(i)
-    want = expected.instructions(cycle)
-    for iid in sorted(set(want) | set(got)):
-        if iid not in got:
-            problems.append(f"instruction {iid}: missing, expected {want[iid]}")
-        elif iid not in want:
-            problems.append(f"instruction {iid}: not expected, got {got[iid][0]}")
-        else:
-            if len(got[iid]) > 1:
-                problems.append(f"instruction {iid}: issued {len(got[iid])} times")
-            view = {k: got[iid][0][k] for k in ("payer", "payee", "amount", "due_on")}
-            if view != want[iid]:
-                problems.append(_differs(f"instruction {iid}", want[iid], view))
+    got = _copies(instructions, lambda i: i["instruction_id"], cycle)
+    problems = _check_issued(
+        "instruction", got, expected.instructions(cycle),
+        lambda i, _: {k: i[k] for k in ("payer", "payee", "amount", "due_on")})
     into = sum((Decimal(i[0]["amount"]) for i in got.values() if i[0]["payee"] == HUB),
                Decimal(0))
     out = sum((Decimal(i[0]["amount"]) for i in got.values() if i[0]["payer"] == HUB),
@@ -479,23 +480,9 @@ def check_instructions(instructions: list[dict[str, Any]], expected: Expected,
 
 
 def check_difference_notices(notices: list[dict[str, Any]], expected: Expected) -> list[str]:
-    problems: list[str] = []
-    got: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for notice in notices:
-        got[(notice["agency"], notice["settlement_id"])].append(notice)
-    want = expected.difference_notices()
-    for key in sorted(set(want) | set(got)):
-        if key not in got:
-            problems.append(f"difference notice {key}: missing, expected {want[key]}")
-        elif key not in want:
-            problems.append(f"difference notice {key}: not expected, got {got[key][0]}")
-        else:
-            if len(got[key]) > 1:
-                problems.append(f"difference notice {key}: sent {len(got[key])} times")
-            view = {k: got[key][0].get(k) for k in want[key]}
-            if view != want[key]:
-                problems.append(_differs(f"difference notice {key}", want[key], view))
-    return problems
+    got = _copies(notices, lambda n: (n["agency"], n["settlement_id"]))
+    return _check_issued("difference notice", got, expected.difference_notices(),
+                         lambda notice, want: {k: notice.get(k) for k in want}, issued="sent")
 
 
 async def check_ledgers(conn: asyncpg.Connection, expected: Expected, *,

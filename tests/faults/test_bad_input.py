@@ -26,7 +26,6 @@ import orjson
 import pytest
 
 from shared import topics
-from shared.db import drop_database, prepare_database
 from tests.faults.harness import (
     SERVICES,
     Installation,
@@ -37,7 +36,6 @@ from tests.faults.harness import (
     produce,
     results_shortfall,
 )
-from tests.helpers import new_database_name
 
 HOSPITAL = "H220102001"  # 长春, level 3; care agency 220100
 OTHER_HOSPITAL = "H220104001"  # 长春, another hospital
@@ -289,14 +287,9 @@ async def _statement_answers(database_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def outcome(infra, tmp_path_factory) -> AsyncIterator[Outcome]:
+async def outcome(infra, module_database, tmp_path_factory) -> AsyncIterator[Outcome]:
     started = time.monotonic()
-    name = new_database_name()
-    admin = await asyncpg.connect(infra.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    await prepare_database(infra.database_url, name)
-    database = infra.database_url.rsplit("/", 1)[0] + "/" + name
+    database = module_database
     inst = Installation(infra.kafka_bootstrap, database, tmp_path_factory.mktemp("bad-input"))
     await inst.create_topics()
     inst.start(*SERVICES)
@@ -389,9 +382,6 @@ async def outcome(infra, tmp_path_factory) -> AsyncIterator[Outcome]:
         for reader in readers.values():
             await reader.stop()
         inst.stop()
-        admin = await asyncpg.connect(infra.database_url)
-        await drop_database(admin, name)
-        await admin.close()
 
 
 def _rejected_record(outcome: Outcome, case: Case) -> Any | None:

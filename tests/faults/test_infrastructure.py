@@ -27,7 +27,6 @@ import pytest
 
 from infra import kafka, postgres
 from infra.local import resolve_cache_dir, run_sync
-from shared.db import prepare_database
 from shared.db.roles import roles_file
 from tests.faults.harness import (
     SERVICES,
@@ -39,6 +38,7 @@ from tests.faults.harness import (
     run_and_check,
 )
 from tests.faults.workload import generate
+from tests.helpers import own_database
 
 SETTLEMENTS = env_int("CLEARINGHOUSE_FAULT_INFRA_SETTLEMENTS", 6_000)
 OUTAGE_SECONDS = env_int("CLEARINGHOUSE_FAULT_OUTAGE_SECONDS", 10)
@@ -238,57 +238,44 @@ async def test_services_started_while_kafka_and_database_are_down_wait_for_them(
     wait for the broker and the database with backoff instead of exiting (which, under a
     restarting supervisor, is a crash loop)."""
     own = own_infra
-    database = await _new_database(own.database_url)
-    work = generate(300, seed=11)
-    inst = Installation(own.bootstrap, database, tmp_path)
-    inst.services.supervisor.env.update(own.env)
-    timings = Timings()
-    await inst.create_topics()
-    inst.note("stopping Kafka and PostgreSQL")
-    await asyncio.to_thread(own.stop_kafka)
-    await asyncio.to_thread(own.stop_postgres)
-    since = time.time()
-    inst.start(*SERVICES)
-    try:
-        await asyncio.sleep(OUTAGE_SECONDS / 2)
-        inst.note("starting PostgreSQL (Kafka stays down)")
-        await asyncio.to_thread(own.start_postgres)
-        await asyncio.sleep(OUTAGE_SECONDS)
-        gone = inst.exited()
-        inst.note("starting Kafka")
-        await asyncio.to_thread(own.start_kafka)
-        outages = {"Kafka": (since, time.time())}
-        if gone:
-            name = sorted(gone)[0]
-            lines = inst.services.log_text(name).splitlines()
-            tail = "\n".join(line[:300] for line in
-                             ([x for x in lines if "Error" in x][-1:] or lines[-3:]))
-            raise AssertionError(
-                f"services exited while Kafka was down (exit codes {gone}) instead of waiting "
-                f"for it with backoff; {name}'s log ends with:\n{tail}")
-        await run_and_check(inst, work, timings=timings, waves=2, seconds=1,
-                            answer_timeout=120, results_timeout=120)
-        problems = _check_logs(inst, outages)
-        assert not problems, "\n".join(problems)
-    finally:
-        inst.stop()
-        if kafka.running(own.cache) is None:
-            await asyncio.to_thread(own.start_kafka)
-        if postgres.running(own.cache) is None:
+    # dropped once the servers are back (the `finally` restarts what is down)
+    async with own_database(own.database_url) as database:
+        work = generate(300, seed=11)
+        inst = Installation(own.bootstrap, database, tmp_path)
+        inst.services.supervisor.env.update(own.env)
+        timings = Timings()
+        await inst.create_topics()
+        inst.note("stopping Kafka and PostgreSQL")
+        await asyncio.to_thread(own.stop_kafka)
+        await asyncio.to_thread(own.stop_postgres)
+        since = time.time()
+        inst.start(*SERVICES)
+        try:
+            await asyncio.sleep(OUTAGE_SECONDS / 2)
+            inst.note("starting PostgreSQL (Kafka stays down)")
             await asyncio.to_thread(own.start_postgres)
-        log_step("timeline:\n  " + "\n  ".join(inst.timeline))
+            await asyncio.sleep(OUTAGE_SECONDS)
+            gone = inst.exited()
+            inst.note("starting Kafka")
+            await asyncio.to_thread(own.start_kafka)
+            outages = {"Kafka": (since, time.time())}
+            if gone:
+                name = sorted(gone)[0]
+                lines = inst.services.log_text(name).splitlines()
+                tail = "\n".join(line[:300] for line in
+                                 ([x for x in lines if "Error" in x][-1:] or lines[-3:]))
+                raise AssertionError(
+                    f"services exited while Kafka was down (exit codes {gone}) instead of waiting "
+                    f"for it with backoff; {name}'s log ends with:\n{tail}")
+            await run_and_check(inst, work, timings=timings, waves=2, seconds=1,
+                                answer_timeout=120, results_timeout=120)
+            problems = _check_logs(inst, outages)
+            assert not problems, "\n".join(problems)
+        finally:
+            inst.stop()
+            if kafka.running(own.cache) is None:
+                await asyncio.to_thread(own.start_kafka)
+            if postgres.running(own.cache) is None:
+                await asyncio.to_thread(own.start_postgres)
+            log_step("timeline:\n  " + "\n  ".join(inst.timeline))
 
-
-async def _new_database(url: str) -> str:
-    import uuid
-
-    import asyncpg
-
-    name = f"faults_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    await prepare_database(url, name)
-    return url.rsplit("/", 1)[0] + "/" + name

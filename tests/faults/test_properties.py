@@ -20,12 +20,10 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -39,7 +37,7 @@ from services.settlement.domain.decisions import decide_refund, decide_settlemen
 from services.settlement.facts import Facts
 from shared import topics
 from shared.config import REPO_ROOT, Settings
-from shared.db import apply_migrations, create_pool, drop_database
+from shared.db import apply_migrations, create_pool
 from shared.events import decode
 from shared.events.clearing import HUB, StatementIssued
 from shared.events.settlement import (
@@ -53,7 +51,6 @@ from shared.messaging.records import Record
 from shared.money import ZERO
 from shared.reference import load_reference
 from tests.clearing_book import InMemoryBook
-from tests.helpers import new_database_name
 
 # ---- a random month as a log ------------------------------------------------------------------
 
@@ -282,18 +279,6 @@ def _result_key(event_id: str, kind: str, data: dict[str, Any]) -> tuple[str, st
     return (event_id, kind, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
 
 
-@pytest.fixture(scope="module")
-async def property_database(infra) -> AsyncIterator[str]:
-    name = new_database_name()
-    admin = await asyncpg.connect(infra.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield infra.database_url.rsplit("/", 1)[0] + "/" + name
-    admin = await asyncpg.connect(infra.database_url)
-    await drop_database(admin, name)
-    await admin.close()
-
-
 async def _live_equals_replay(database_url: str, *, interleave: bool) -> None:
     """The property, with hypothesis driving a sync function whose examples run on the
     test's event loop."""
@@ -319,16 +304,16 @@ async def _live_equals_replay(database_url: str, *, interleave: bool) -> None:
 
 
 @pytest.mark.timeout(300)
-async def test_live_in_log_order_equals_replay_and_the_cycle_balances(property_database) -> None:
+async def test_live_in_log_order_equals_replay_and_the_cycle_balances(module_database) -> None:
     """Random batches and redeliveries, records read in log order."""
-    await _live_equals_replay(property_database, interleave=False)
+    await _live_equals_replay(module_database, interleave=False)
 
 
 @pytest.mark.timeout(300)
-async def test_live_in_any_partition_order_equals_replay(property_database) -> None:
+async def test_live_in_any_partition_order_equals_replay(module_database) -> None:
     """Random batches and redeliveries, partitions read in any interleaving: the calendar's
     watermarks must make the outcome independent of it (docs/architecture.md)."""
-    await _live_equals_replay(property_database, interleave=True)
+    await _live_equals_replay(module_database, interleave=True)
 
 
 def check(log: Log, got: dict[str, Any], book: InMemoryBook, seed: int | str) -> None:
@@ -381,7 +366,7 @@ def encode_payload(payload: Any) -> bytes:
 
 @pytest.mark.timeout(120)
 async def test_a_late_settlement_read_before_the_day_that_cuts_it_is_carried_like_on_replay(
-        property_database) -> None:
+        module_database) -> None:
     """The smallest case of the property above, by hand. A 220100 person's bill of 1000.00 at
     a 220200 hospital on 30 Oct clears 800.00 (fund 700.00 + account 100.00); a second bill of
     300.00 (clears 240.00) settled 31 Oct 22:00 reaches settlement.events only after the
@@ -413,7 +398,7 @@ async def test_a_late_settlement_read_before_the_day_that_cuts_it_is_carried_lik
     # read: 31 Oct, ON-TIME, 1 Nov, LATE (ahead of the 2 Nov day in the other partition), ...
     arrival = [[schedule[0]], [events[0]], [schedule[1]], [events[1]], [schedule[2]],
                [schedule[3]]]
-    got = await live(property_database, arrival)
+    got = await live(module_database, arrival)
     book = replay(log)
     replayed = {p.agency: p.net for p in book.payloads(StatementIssued) if p.cycle == "2026-10"}
     lived = {e["data"]["agency"]: e["data"]["net"] for e in got["published"]

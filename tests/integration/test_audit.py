@@ -5,6 +5,7 @@ database and must find it identical; a posting altered afterwards must be named.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,20 +24,16 @@ from services.clearing import scheduler
 from services.clearing.fund_reference import load_fund_policy
 from shared import topics
 from shared.config import REPO_ROOT
-from shared.db import drop_database as drop_database_over
-from shared.db import prepare_database
 from shared.messaging.records import Record
 from tests.helpers import (
-    Services,
-    create_topics,
     enrol,
     envelope,
-    new_database_name,
-    new_prefix,
     not_enrolment,
+    own_database,
     processes_with_env,
     produce,
     read_topic,
+    running_services,
 )
 from tools.audit import replay
 
@@ -104,15 +101,10 @@ async def _settled(bootstrap: str, prefix: str, count: int) -> None:
 async def build_month(bootstrap: str, database_url: str, logs: Path) -> Month:
     """Filing, settlements, a refund, a re-settlement across cycles, the calendar through the
     20th, confirmations and remittances; returns once every service is idle and stopped."""
-    prefix = new_prefix()
-    await create_topics(bootstrap, prefix)
-    services = Services(bootstrap, database_url, prefix, logs)
-    services.start("filing", "settlement", "clearing")
-    try:
-        await _run_month(bootstrap, prefix, database_url)
-    finally:
-        services.stop()
-    return Month(bootstrap, prefix, database_url)
+    async with running_services(bootstrap, database_url, logs,
+                                "filing", "settlement", "clearing") as services:
+        await _run_month(bootstrap, services.prefix, database_url)
+    return Month(bootstrap, services.prefix, database_url)
 
 
 async def _run_month(bootstrap: str, prefix: str, database_url: str) -> None:
@@ -218,23 +210,11 @@ async def _idle(database_url: str, timeout: float = 60) -> None:
         await conn.close()
 
 
-async def new_database(admin_url: str) -> str:
-    name = new_database_name()
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    await prepare_database(admin_url, name)
-    return f"{admin_url.rpartition('/')[0]}/{name}"
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await drop_database_over(admin, url.rpartition("/")[2])
-    finally:
-        await admin.close()
+@contextlib.asynccontextmanager
+async def own_month(infra: Any, logs: Path) -> AsyncIterator[Month]:
+    """The month of `build_month` in a database of its own, dropped when the block ends."""
+    async with own_database(infra.database_url) as database_url:
+        yield await build_month(infra.kafka_bootstrap, database_url, logs)
 
 
 def clearinghouse(month: Month, *argv: str, cache: Path) -> subprocess.CompletedProcess[str]:
@@ -248,12 +228,8 @@ def clearinghouse(month: Month, *argv: str, cache: Path) -> subprocess.Completed
 
 @pytest.fixture(scope="module")
 async def month(infra, tmp_path_factory) -> AsyncIterator[Month]:
-    database_url = await new_database(infra.database_url)
-    try:
-        yield await build_month(infra.kafka_bootstrap, database_url,
-                                tmp_path_factory.mktemp("audit-logs"))
-    finally:
-        await drop_database(infra.database_url, database_url)
+    async with own_month(infra, tmp_path_factory.mktemp("audit-logs")) as month:
+        yield month
 
 
 def _replay(month: Month, cache: Path, *extra: str) -> tuple[int, dict[str, Any], str]:

@@ -4,8 +4,8 @@ PostgreSQL), run as a user runs them: the CLI in a subprocess."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,15 +15,14 @@ import asyncpg
 import orjson
 import pytest
 
+from tests.helpers import own_database
 from tests.integration.test_audit import (
     CHANGCHUN,
     JIAOHE,
     JILIN,
     Month,
-    build_month,
     clearinghouse,
-    drop_database,
-    new_database,
+    own_month,
 )
 
 pytestmark = pytest.mark.infra
@@ -31,12 +30,8 @@ pytestmark = pytest.mark.infra
 
 @pytest.fixture(scope="module")
 async def month(infra, tmp_path_factory) -> AsyncIterator[Month]:
-    database_url = await new_database(infra.database_url)
-    try:
-        yield await build_month(infra.kafka_bootstrap, database_url,
-                                tmp_path_factory.mktemp("queries-logs"))
-    finally:
-        await drop_database(infra.database_url, database_url)
+    async with own_month(infra, tmp_path_factory.mktemp("queries-logs")) as month:
+        yield month
 
 
 def run(month: Month, tmp_path: Path, *argv: str, code: int = 0) -> Any:
@@ -155,24 +150,10 @@ async def test_check_passes_then_names_the_first_failure(infra, month, tmp_path)
         assert f"ledger {JILIN}: the hash chain breaks at sequence 3" in text.stderr
 
 
-class _copy:
-    """A copy of the month's database (the services are stopped, so it can be a template)."""
-
-    def __init__(self, month: Month, admin_url: str):
-        self.month = month
-        self.admin_url = admin_url
-        self.url = ""
-
-    async def __aenter__(self) -> Month:
-        base, _, name = self.month.database_url.rpartition("/")
-        copy = f"copy_{uuid.uuid4().hex[:12]}"
-        admin = await asyncpg.connect(self.admin_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
-        finally:
-            await admin.close()
-        self.url = f"{base}/{copy}"
-        return dataclasses.replace(self.month, database_url=self.url)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await drop_database(self.admin_url, self.url)
+@contextlib.asynccontextmanager
+async def _copy(month: Month, admin_url: str) -> AsyncIterator[Month]:
+    """A copy of the month's database (the services are stopped, so it can be a template),
+    dropped when the block ends."""
+    template = month.database_url.rpartition("/")[2]
+    async with own_database(admin_url, template=template) as url:
+        yield dataclasses.replace(month, database_url=url)

@@ -7,7 +7,7 @@ import pytest
 
 from shared.db import drop_database
 from tests.conftest import Infra
-from tests.helpers import new_database_name
+from tests.helpers import own_database
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,24 +36,23 @@ class _RefusesForce:
 @pytest.mark.parametrize("force_refused", [False, True], ids=["forced", "force-refused"])
 async def test_a_database_with_a_session_on_it_is_dropped(infra: Infra,
                                                           force_refused: bool) -> None:
-    name = new_database_name()
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        holder = await asyncpg.connect(f"{infra.database_url.rpartition('/')[0]}/{name}")
+    async with own_database(infra.database_url) as url:  # drops it again if the test fails
+        name = url.rpartition("/")[2]
+        admin = await asyncpg.connect(infra.database_url)
         try:
-            conn = _RefusesForce(admin) if force_refused else admin
-            await drop_database(conn, name)  # type: ignore[arg-type]
-            assert not await _exists(admin, name)
-            if force_refused:
-                assert any(s.startswith("SELECT pg_terminate_backend") for s in conn.statements)
+            holder = await asyncpg.connect(url)
+            try:
+                conn = _RefusesForce(admin) if force_refused else admin
+                await drop_database(conn, name)  # type: ignore[arg-type]
+                assert not await _exists(admin, name)
+                if force_refused:
+                    assert any(s.startswith("SELECT pg_terminate_backend")
+                               for s in conn.statements)
+            finally:
+                holder.terminate()
+            await drop_database(admin, name)  # absent: nothing to do, no error
         finally:
-            holder.terminate()
-        await drop_database(admin, name)  # absent: nothing to do, no error
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
+            await admin.close()
 
 async def test_the_local_role_may_end_autovacuum_workers(infra: Infra) -> None:
     """``infra up`` grants pg_signal_backend, so the forced drop is not refused because of

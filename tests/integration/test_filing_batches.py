@@ -7,17 +7,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 
 from services.filing.app import SPEC as FILING
 from shared import topics
 from shared.config import REPO_ROOT, Settings
-from shared.db import apply_migrations, create_pool, drop_database
+from shared.db import apply_migrations, create_pool
 from shared.messaging.processing import BatchProcessor
 from shared.messaging.records import Record
-from tests.helpers import ENROLMENT_TYPES, enrolment, envelope, new_database_name, signed
+from tests.helpers import ENROLMENT_TYPES, enrolment, envelope, own_database, signed
 
 pytestmark = pytest.mark.infra
 
@@ -53,11 +52,7 @@ def _day(day: date) -> Record:
 async def _published(server_url: str, batches: list[list[Record]]) -> list[dict[str, Any]]:
     """What the filing service publishes for `batches`, each one transaction, in a database
     of its own (after P1's enrolment, whose answer is left out)."""
-    name = new_database_name()
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    database_url = f"{server_url.rpartition('/')[0]}/{name}"
-    try:
+    async with own_database(server_url) as database_url:
         pool = await create_pool(database_url, FILING.name)
         try:
             await apply_migrations(pool, FILING.migrations)
@@ -69,9 +64,6 @@ async def _published(server_url: str, batches: list[list[Record]]) -> list[dict[
             rows = await pool.fetch("SELECT value FROM outbox ORDER BY seq")
         finally:
             await pool.close()
-    finally:
-        await drop_database(admin, name)
-        await admin.close()
     events = [orjson.loads(r["value"]) for r in rows]
     return [e for e in events if e["type"] not in ENROLMENT_TYPES]
 

@@ -11,13 +11,12 @@ import pytest
 from shared import topics
 from tests.helpers import (
     Services,
-    create_topics,
     enrolment,
     envelope,
-    new_prefix,
     not_enrolment,
     produce,
     read_topic,
+    running_services,
 )
 
 pytestmark = pytest.mark.infra
@@ -28,12 +27,9 @@ TIME = "2026-10-01T09:00:00+08:00"
 
 @pytest.fixture
 async def filing(infra, fresh_database, tmp_path) -> AsyncIterator[tuple[Services, str]]:
-    prefix = new_prefix()
-    await create_topics(infra.kafka_bootstrap, prefix)
-    services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
-    services.start("filing")
-    yield services, prefix
-    services.stop()
+    async with running_services(infra.kafka_bootstrap, fresh_database, tmp_path,
+                                "filing") as services:
+        yield services, services.prefix
 
 
 def requested(filing_id: str, person: str, **changes: Any) -> dict[str, Any]:
@@ -211,11 +207,9 @@ async def test_the_query_model_is_the_same_rebuilt_from_the_log(infra, fresh_dat
     from shared.events import decode
     from shared.filing_view import PersonFilings
 
-    prefix = new_prefix()
-    await create_topics(infra.kafka_bootstrap, prefix)
-    services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
-    services.start("filing", "settlement")
-    try:
+    async with running_services(infra.kafka_bootstrap, fresh_database, tmp_path,
+                                "filing", "settlement") as services:
+        prefix = services.prefix
         await _send(infra, prefix, [
             ("V1", "filing.requested", requested("VF1", "V1")),
             ("V1", "filing.revoked", {"filing_id": "VF1", "effective": "2026-11-01"}),
@@ -250,8 +244,6 @@ async def test_the_query_model_is_the_same_rebuilt_from_the_log(infra, fresh_dat
                 await asyncio.sleep(0.5)
         finally:
             await conn.close()
-    finally:
-        services.stop()
     live = {r["person_id"]: PersonFilings.from_json(r["view"]) for r in rows}
     assert live == rebuilt
     from datetime import date

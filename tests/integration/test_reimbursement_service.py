@@ -21,17 +21,18 @@ from services.clearing import scheduler
 from shared import topics
 from shared.messaging.clients import agency_principal
 from tests.helpers import (
-    Services,
-    create_topics,
-    enrolment,
     envelope,
-    new_prefix,
-    not_enrolment,
     produce,
     read_topic,
-    wait_enrolled,
+    running_services,
 )
-from tests.integration.test_settlement_service import HOSPITAL, PERSON, inpatient, sent
+from tests.integration.test_settlement_service import (
+    HOSPITAL,
+    PERSON,
+    file_relocation,
+    inpatient,
+    sent,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -40,23 +41,10 @@ JILIN, CHANGCHUN = "220200", "220100"
 
 @pytest.fixture
 async def services(infra, fresh_database, tmp_path) -> AsyncIterator[str]:
-    prefix = new_prefix()
-    await create_topics(infra.kafka_bootstrap, prefix)
-    running = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
-    running.start("filing", "settlement", "clearing")
-    await produce(infra.kafka_bootstrap, prefix + topics.FILING_COMMANDS, [
-        enrolment(PERSON, JILIN), (PERSON, envelope("filing.requested", {
-            "filing_id": "F-1", "person_id": PERSON, "insured_agency": JILIN,
-            "insurance_type": "employee", "category": "relocated_retiree",
-            "destination": CHANGCHUN, "valid_from": "2026-10-01",
-            "materials": ["credential", "relocation_proof"], "commitment": False,
-            "channel": "online"}, id="F-1", source=f"agency/{JILIN}",
-            time="2026-09-30T10:00:00+08:00"))])
-    await read_topic(infra.kafka_bootstrap, prefix + topics.FILING_EVENTS,
-                     until=lambda r: len(not_enrolment(r)) >= 1)
-    await wait_enrolled(fresh_database, [PERSON])
-    yield prefix
-    running.stop()
+    async with running_services(infra.kafka_bootstrap, fresh_database, tmp_path,
+                                "filing", "settlement", "clearing") as running:
+        await file_relocation(infra.kafka_bootstrap, running.prefix, fresh_database)
+        yield running.prefix
 
 
 def claim(claim_id: str, source: str, amount: str) -> tuple[str, bytes]:

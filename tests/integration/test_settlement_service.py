@@ -15,14 +15,12 @@ import pytest
 
 from shared import topics
 from tests.helpers import (
-    Services,
-    create_topics,
     enrolment,
     envelope,
-    new_prefix,
     not_enrolment,
     produce,
     read_topic,
+    running_services,
     wait_enrolled,
 )
 
@@ -32,13 +30,11 @@ HOSPITAL = "H220102001"  # 吉林大学第二医院, 长春市南关区, level 3
 PERSON = "P-220200-0001"
 
 
-@pytest.fixture
-async def running(infra, fresh_database, tmp_path) -> AsyncIterator[str]:
-    prefix = new_prefix()
-    await create_topics(infra.kafka_bootstrap, prefix)
-    services = Services(infra.kafka_bootstrap, fresh_database, prefix, tmp_path)
-    services.start("filing", "settlement")
-    await produce(infra.kafka_bootstrap, prefix + topics.FILING_COMMANDS, [
+async def file_relocation(bootstrap: str, prefix: str, database_url: str) -> None:
+    """PERSON enrolled by 220200 (吉林市) and filed as a relocated retiree in 220100 (长春)
+    from 2026-10-01 (F-1); returns once the filing is answered and the settlement service
+    has folded the enrolment."""
+    await produce(bootstrap, prefix + topics.FILING_COMMANDS, [
         enrolment(PERSON, "220200"), (PERSON, envelope(
         "filing.requested", {
             "filing_id": "F-1", "person_id": PERSON, "insured_agency": "220200",
@@ -47,12 +43,18 @@ async def running(infra, fresh_database, tmp_path) -> AsyncIterator[str]:
             "materials": ["credential", "relocation_proof"], "commitment": False,
             "channel": "online"},
         id="F-1", source="agency/220200", time="2026-09-30T10:00:00+08:00"))])
-    await read_topic(infra.kafka_bootstrap, prefix + topics.FILING_EVENTS,
+    await read_topic(bootstrap, prefix + topics.FILING_EVENTS,
                      until=lambda r: len(not_enrolment(r)) >= 1)
-    await wait_enrolled(fresh_database, [PERSON])
-    await asyncio.sleep(1.0)  # let the settlement service fold the filing first
-    yield prefix
-    services.stop()
+    await wait_enrolled(database_url, [PERSON])
+
+
+@pytest.fixture
+async def running(infra, fresh_database, tmp_path) -> AsyncIterator[str]:
+    async with running_services(infra.kafka_bootstrap, fresh_database, tmp_path,
+                                "filing", "settlement") as services:
+        await file_relocation(infra.kafka_bootstrap, services.prefix, fresh_database)
+        await asyncio.sleep(1.0)  # let the settlement service fold the filing first
+        yield services.prefix
 
 
 def inpatient(settlement_id: str, admitted: str, discharged: str, amount: str,

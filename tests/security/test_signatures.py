@@ -19,23 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 
 from shared import inbound, participant_keys, topics
 from shared.config import REPO_ROOT
-from shared.db import drop_database, prepare_database
 from shared.participant_keys import Signer
 from tests.helpers import (
     Read,
     Services,
-    create_topics,
     envelope,
-    new_database_name,
-    new_prefix,
+    own_database,
     produce,
     read_topic,
+    running_services,
 )
 
 pytestmark = pytest.mark.infra
@@ -55,27 +52,11 @@ class Installation:
 
 
 async def _installation(infra: Any, logs: Path, **env: str) -> AsyncIterator[Installation]:
-    name = new_database_name()
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    await prepare_database(infra.database_url, name)  # each service's role owns its schema
-    base, _, _ = infra.database_url.rpartition("/")
-    prefix = new_prefix()
-    await create_topics(infra.kafka_bootstrap, prefix)
-    services = Services(infra.kafka_bootstrap, f"{base}/{name}", prefix, logs)
-    services.start("filing", "settlement", "clearing", **env)
-    try:
-        yield Installation(infra.kafka_bootstrap, prefix, f"{base}/{name}", services)
-    finally:
-        services.stop()
-        admin = await asyncpg.connect(infra.database_url)
-        try:
-            await drop_database(admin, name)
-        finally:
-            await admin.close()
+    # each service's role owns its schema (own_database prepares it)
+    async with (own_database(infra.database_url) as database_url,
+                running_services(infra.kafka_bootstrap, database_url, logs,
+                                 "filing", "settlement", "clearing", **env) as services):
+        yield Installation(infra.kafka_bootstrap, services.prefix, database_url, services)
 
 
 @pytest.fixture(scope="module")
