@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from services.clearing.app import SPEC as CLEARING
 from services.settlement.domain import reasons
@@ -20,8 +21,9 @@ from services.settlement.domain.decisions import (
     decide_settlement,
 )
 from services.settlement.domain.reimbursement import as_settlement, decide_reimbursement
+from services.settlement.handlers import SettlementHandler
 from shared import acls, topics
-from shared.events import PAYLOADS_BY_TOPIC
+from shared.events import PAYLOADS_BY_TOPIC, Rejection, decode
 from shared.events.filing import BenefitStatus, FilingCategory
 from shared.events.reimbursement import (
     ReimbursementApproved,
@@ -31,6 +33,8 @@ from shared.events.reimbursement import (
 from shared.events.settlement import SettlementCompleted, SettlementRejected
 from shared.filing_view import SupervisionChange
 from shared.messaging.clients import service_principal
+from shared.messaging.records import Record
+from shared.money import MONEY_LIMIT
 from tests.unit.test_settlement_decisions import EMPTY, context, filing, submission
 
 D = Decimal
@@ -159,13 +163,6 @@ def test_the_settlement_a_claim_stands_for_has_the_claims_visit(visit: dict[str,
 def test_a_claim_of_no_real_bill_is_refused_at_the_door_and_answered() -> None:
     """Items adding up to the money limit are refused as the submission of the same bill
     is, with an answer to the agency, instead of failing inside the rule."""
-    from shared import topics
-    from shared.events import Rejection, decode
-    from shared.messaging.records import Record
-    from shared.money import MONEY_LIMIT
-
-    from pydantic import ValidationError
-
     half = f"{(MONEY_LIMIT / 2).quantize(Decimal('0.01')):.2f}"  # each line is money
     lines = bill(half) + bill(half)
     data = json.loads(claim().model_dump_json()) | {"items": lines}
@@ -178,8 +175,6 @@ def test_a_claim_of_no_real_bill_is_refused_at_the_door_and_answered() -> None:
     with pytest.raises(Rejection) as refused:
         decode(topics.REIMBURSEMENT_CLAIMS, raw)
     assert "not a real bill" in refused.value.message
-    from services.settlement.handlers import SettlementHandler
-
     answers = SettlementHandler(None).answer_rejection(  # type: ignore[arg-type]
         Record(topics.REIMBURSEMENT_CLAIMS, 0, 7, b"P-1", raw), refused.value)
     assert [a.topic for a in answers] == [topics.REIMBURSEMENT_EVENTS]
