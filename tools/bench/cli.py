@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench.add_argument("--no-audit", action="store_true",
                        help="skip figure 4 (audit replay of the whole log)")
     bench.add_argument("--json", type=Path, help="where to write the JSON results "
-                       "(default bench/results/bench-<time>.json)")
+                       "(default tools/bench/results/bench-<time>.json)")
     bench.add_argument("--update-docs", action=argparse.BooleanOptionalAction, default=None,
                        help="rewrite the figures in docs/benchmarks.md (default: on for full "
                             "runs, off with --quick)")

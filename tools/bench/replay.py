@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(run(settings.database_url, settings.kafka_bootstrap_servers,
                                  args.records, persons=args.persons, keep=args.keep,
                                  extra=extra, profile=args.profile))
-    path = args.json or REPO_ROOT / "bench" / "results" / (
+    path = args.json or REPO_ROOT / "tools" / "bench" / "results" / (
         f"bench-replay-{time.strftime('%Y%m%d-%H%M%S')}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
