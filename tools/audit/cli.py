@@ -591,7 +591,7 @@ async def _compare(published: Callable[[str], Awaitable[list[Any]]],
     by_topic: dict[str, list[compare.Rebuilt]] = defaultdict(list)
     for event in rebuilt:
         by_topic[event.topic].append(event)
-    for topic in sorted(set(compare.OUTPUT_TOPICS)
+    for topic in sorted(set(compare.OUTPUT_TOPICS) | set(compare.REJECTED_TOPICS)
                         | {t for t in by_topic if t.endswith(".rejected")}):
         if audit_url is not None and topic in compare.OUTPUT_TOPICS:
             # the staged topic and the outboxes merged in id order (`rebuilt` holds only the
@@ -600,7 +600,7 @@ async def _compare(published: Callable[[str], Awaitable[list[Any]]],
             continue
         compare.compare_published(  # one topic at a time, as compare_published orders them
             by_topic.get(topic, []), {topic: await published(topic)},
-            [topic] if topic in compare.OUTPUT_TOPICS else [], result)
+            [topic] if topic in compare.OUTPUT_TOPICS else [], result, only=topic)
     result.differences += compare.chain_differences("live", live_chain[2])
     result.differences += compare.chain_differences("replay", replay_chain[2])
     differences = compare.sorted_differences(result.differences)

@@ -425,11 +425,17 @@ def compare_rejected(topic: str, rebuilt: Iterable[Rebuilt], published: Iterable
 
 
 def compare_published(rebuilt: Iterable[Rebuilt], published: dict[str, list[Record]],
-                      outputs: Iterable[str], result: Comparison) -> None:
+                      outputs: Iterable[str], result: Comparison, only: str | None = None
+                      ) -> None:
+    """The output topics and every dead-letter topic either side holds records of (`only`:
+    that topic alone)."""
     by_topic: dict[str, list[Rebuilt]] = defaultdict(list)
     for event in rebuilt:
         by_topic[event.topic].append(event)
-    for topic in sorted(set(outputs) | {t for t in by_topic if t.endswith(".rejected")}):
+    for topic in sorted(set(outputs) | set(REJECTED_TOPICS)
+                        | {t for t in by_topic if t.endswith(".rejected")}):
+        if only is not None and topic != only:
+            continue
         records = published.get(topic, [])
         if topic.endswith(".rejected"):
             if records or by_topic.get(topic):
@@ -602,3 +608,6 @@ def sorted_differences(found: Iterable[Difference]) -> list[Difference]:
 
 OUTPUT_TOPICS = (topics.FILING_EVENTS, topics.SETTLEMENT_EVENTS, topics.CLEARING_RESULTS,
                  topics.REIMBURSEMENT_EVENTS)
+#: The dead-letter twin of every consumed topic: compared whenever either side holds records
+#: (a dead-letter record published live but not rebuilt is a difference too).
+REJECTED_TOPICS = tuple(topics.rejected(t) for t in topics.CONSUMED)

@@ -1,0 +1,63 @@
+"""The audit's comparison of published events (`tools.audit.compare`) without a database:
+dead-letter topics compared whatever the replay rebuilt, a second rebuilt copy of an event
+reported, records that are no JSON document reported rather than abort, and the errors the
+command answers with exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import orjson
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
+from shared import topics
+from shared.db import RolesError
+from shared.messaging.records import Record
+from tools.audit import cli, compare, replay
+
+DEAD = topics.rejected(topics.FILING_COMMANDS)
+HEADERS = (("original-topic", b"filing.commands"), ("original-partition", b"0"),
+           ("original-offset", b"7"), ("reason-code", b"SCHEMA"), ("reason", b"bad"))
+
+
+def _event(id_: str, amount: str = "1.00") -> bytes:
+    return orjson.dumps({"id": id_, "type": "filing.accepted", "data": {"amount": amount}})
+
+
+def _dead_letter() -> Record:
+    return Record(DEAD, 0, 0, b"P1", b"{not json", HEADERS)
+
+
+def test_a_dead_letter_record_published_live_but_not_rebuilt_differs() -> None:
+    result = compare.Comparison()
+    compare.compare_published([], {DEAD: [_dead_letter()]}, compare.OUTPUT_TOPICS, result)
+    assert [(d.where, d.field) for d in result.differences] == [(DEAD, "copies")]
+    assert [t.topic for t in result.topics if not t.match] == [DEAD]
+
+
+def test_empty_dead_letter_topics_are_not_listed() -> None:
+    result = compare.Comparison()
+    compare.compare_published([], {}, compare.OUTPUT_TOPICS, result)
+    assert not result.differences
+    assert {t.topic for t in result.topics} == set(compare.OUTPUT_TOPICS)
+
+
+def test_the_command_compares_a_dead_letter_topic_the_replay_did_not_rebuild() -> None:
+    async def published(topic: str) -> list[Record]:
+        return [_dead_letter()] if topic == DEAD else []
+
+    chains = (0, 0, [], None)
+    report = asyncio.run(cli._compare(published, [], [], chains, chains, 0))  # noqa: SLF001
+    assert report["match"] is False
+    assert [(d["where"], d["field"]) for d in report["differences"]] == [(DEAD, "copies")]
+
+
+def _args() -> argparse.Namespace:
+    return argparse.Namespace(prefix="p.", database_url=None, order="inbox", keep=False,
+                              merge_limit=replay.MERGE_LIMIT, processes="auto", groups=0,
+                              in_memory=False, resume=None, stop_after=None, json=True,
+                              quiet=True)
+
+
