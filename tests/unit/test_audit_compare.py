@@ -54,6 +54,21 @@ def test_the_command_compares_a_dead_letter_topic_the_replay_did_not_rebuild() -
     assert [(d["where"], d["field"]) for d in report["differences"]] == [(DEAD, "copies")]
 
 
+def test_a_second_rebuilt_copy_of_an_event_differs() -> None:
+    topic = topics.FILING_EVENTS
+    live = [Record(topic, 0, 0, b"P1", _event("e1"))]
+    rebuilt = [compare.Rebuilt(topic, b"P1", _event("e1"), ()),
+               compare.Rebuilt(topic, b"P1", _event("e1", "2.00"), ())]
+    result = compare.Comparison()
+    compare.compare_events(topic, rebuilt, live, result)
+    assert [(d.key, d.field) for d in result.differences] == [({"id": "e1"}, "rebuilt twice")]
+    assert not result.topics[0].match
+    # the same bytes twice differ too: the live system published the event once
+    result = compare.Comparison()
+    compare.compare_events(topic, [rebuilt[0], rebuilt[0]], live, result)
+    assert [d.field for d in result.differences] == ["rebuilt twice"]
+
+
 def _args() -> argparse.Namespace:
     return argparse.Namespace(prefix="p.", database_url=None, order="inbox", keep=False,
                               merge_limit=replay.MERGE_LIMIT, processes="auto", groups=0,

@@ -367,8 +367,17 @@ def compare_events(topic: str, rebuilt: Iterable[Rebuilt], published: Iterable[R
                     _text(live[id_][1]), _text(record.value or b"")))
             continue
         live[id_] = (record.key, record.value or b"")
-    replay = {(_event_id(e.value) or ""): (e.key, e.value) for e in rebuilt}
-    summary = TopicSummary(topic, len(live), len(replay), republished)
+    replay: dict[str, tuple[bytes | None, bytes]] = {}
+    twice: list[Difference] = []
+    for event in rebuilt:
+        id_ = _event_id(event.value) or ""
+        if id_ in replay:  # the live side publishes an event once: a second copy differs
+            twice.append(Difference("event", topic, {"id": id_}, "differs", "rebuilt twice",
+                                    _text(replay[id_][1]), _text(event.value)))
+            continue
+        replay[id_] = (event.key, event.value)
+    summary = TopicSummary(topic, len(live), len(replay), republished, len(twice))
+    result.differences += twice
     for id_ in sorted(set(live) | set(replay)):
         a, b = live.get(id_), replay.get(id_)
         found = _event_differences(topic, id_, a, b)

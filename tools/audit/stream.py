@@ -233,13 +233,20 @@ async def compare_events(audit_url: str, topic: str, schemas: Sequence[str],
             yield first
 
     async def replay_events() -> AsyncIterator[tuple[str, tuple[bytes | None, bytes]]]:
-        nonlocal rebuilt
+        nonlocal rebuilt, differing
         last: tuple[str, tuple[bytes | None, bytes]] | None = None
         async for eid, key, value in rows(replay_query):
-            if last is not None and last[0] != eid:
+            if last is not None and last[0] == eid:
+                # the live side publishes an event once: a second copy is a difference
+                differing += 1
+                result.differences.append(Difference(
+                    "event", topic, {"id": eid}, "differs", "rebuilt twice",
+                    _text(last[1][1]), _text(value)))
+                continue
+            if last is not None:
                 yield last
                 rebuilt += 1
-            last = (eid, (key, value))  # a later copy replaces an earlier one, as a dict
+            last = (eid, (key, value))
         if last is not None:
             yield last
             rebuilt += 1

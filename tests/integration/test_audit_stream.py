@@ -1,0 +1,58 @@
+"""The streaming audit's own safeguards (`tools.audit.stream`, `tools.audit.cli`): a second
+rebuilt copy of an event is a difference, a rebuild that began inside a split batch is not
+split on resume, and ``--resume`` refuses a database that holds no streaming audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import orjson
+import pytest
+
+from shared import topics
+from shared.db import drop_database
+from tests.helpers import new_database_name, own_database
+from tools.audit import cli, compare, stream
+
+pytestmark = pytest.mark.infra
+
+TOPIC = topics.FILING_EVENTS
+
+
+async def test_a_second_rebuilt_copy_of_an_event_differs_when_compared_streaming(infra) -> None:
+    value = orjson.dumps({"id": "e1", "type": "filing.accepted"})
+    async with own_database(infra.database_url) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await stream.prepare(conn)
+            await conn.execute(f"""INSERT INTO {stream.SCHEMA}.records VALUES
+                                   ($1, 0, 0, 'P1', $2, '[]', 0, 'filing', 'e1', 'e1')""",
+                               TOPIC, value)
+            for schema in ("one", "two"):
+                await conn.execute(f"""CREATE SCHEMA {schema};
+                    CREATE TABLE {schema}.outbox (seq bigserial PRIMARY KEY, topic text,
+                                                  key bytea, value bytea NOT NULL)""")
+            await conn.execute("INSERT INTO one.outbox (topic, key, value) VALUES "
+                               "($1, 'P1', $2)", TOPIC, value)
+        finally:
+            await conn.close()
+        result = compare.Comparison()
+        await stream.compare_events(url, TOPIC, ["one", "two"], result)
+        assert not result.differences and result.topics[0].match
+        # the same event rebuilt again, by the same service or another one
+        for schema in ("one", "two"):
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(f"INSERT INTO {schema}.outbox (topic, key, value) VALUES "
+                                   "($1, 'P1', $2)", TOPIC, value)
+            finally:
+                await conn.close()
+            result = compare.Comparison()
+            await stream.compare_events(url, TOPIC, ["one", "two"], result)
+            assert [(d.key, d.field) for d in result.differences] == [
+                ({"id": "e1"}, "rebuilt twice")] * (1 if schema == "one" else 2)
+            assert not result.topics[0].match
+            assert (result.topics[0].published, result.topics[0].rebuilt) == (1, 1)
+
+
