@@ -69,6 +69,15 @@ def test_a_second_rebuilt_copy_of_an_event_differs() -> None:
     assert [d.field for d in result.differences] == ["rebuilt twice"]
 
 
+@pytest.mark.parametrize("value", [b"", b"not json"])
+def test_a_record_on_an_output_topic_that_is_no_json_is_reported(value: bytes) -> None:
+    topic = topics.SETTLEMENT_EVENTS
+    result = compare.Comparison()
+    compare.compare_events(topic, [], [Record(topic, 1, 5, b"P1", value)], result)
+    assert [(d.key, d.kind, d.live) for d in result.differences] == [
+        ({"id": f"{topic}/1@5"}, "only_live", value.decode())]
+
+
 def _args() -> argparse.Namespace:
     return argparse.Namespace(prefix="p.", database_url=None, order="inbox", keep=False,
                               merge_limit=replay.MERGE_LIMIT, processes="auto", groups=0,
@@ -76,3 +85,26 @@ def _args() -> argparse.Namespace:
                               quiet=True)
 
 
+@pytest.mark.parametrize("error", [
+    KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]"),
+    RolesError("no password for database role 'ch_auditor'"),
+    replay.RebuildDied("the settlement rebuild process ended without an answer (exit code -9)"),
+])
+def test_errors_of_the_environment_end_with_exit_2_and_a_message(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        error: Exception) -> None:
+    async def failing(**_: object) -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "run_audit", failing)
+    assert cli._replay(_args()) == 2  # noqa: SLF001
+    assert f"audit replay failed: {error}" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_bug_still_ends_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def failing(**_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "run_audit", failing)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli._replay(_args())  # noqa: SLF001

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
@@ -32,7 +33,7 @@ from cli.presentation import console, print_json, table
 from services.registry import SERVICES
 from shared import topics
 from shared.config import Settings, load_settings
-from shared.db import AUDITOR, drop_database, redact_url, role_url
+from shared.db import AUDITOR, RolesError, drop_database, redact_url, role_url
 from shared.db.roles import with_credentials
 from shared.logging import configure_logging
 from shared.running import Interrupted, run_cancellable
@@ -660,8 +661,9 @@ def _replay(args: argparse.Namespace) -> int:
                                            processes=args.processes, groups=args.groups,
                                            in_memory=args.in_memory, resume=args.resume,
                                            stop_after=args.stop_after))
-    except (OSError, asyncpg.PostgresError, ValueError) as exc:
-        errors.print(f"audit replay failed: {exc}")
+    except (OSError, asyncpg.PostgresError, ValueError, KafkaError, RolesError,
+            replay.RebuildDied) as exc:
+        errors.print(f"audit replay failed: {exc or type(exc).__name__}")
         return 2
     except stream.Stopped as stopped:
         errors.print(f"audit replay stopped: {stopped}")

@@ -390,20 +390,29 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
+def _document(value: bytes) -> Any:
+    """An event's JSON document; a record that is none (a tombstone, a stray record on an
+    output topic) as its text, so that it is reported rather than abort the comparison."""
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return _text(value)
+
+
 def _event_differences(topic: str, id_: str, live: tuple[bytes | None, bytes] | None,
                        replay: tuple[bytes | None, bytes] | None) -> list[Difference]:
     key = {"id": id_}
     if live is None or replay is None:
         kind = "only_replay" if live is None else "only_live"
         return [Difference("event", topic, key, kind,
-                           live=orjson.loads(live[1]) if live else None,
-                           replay=orjson.loads(replay[1]) if replay else None)]
+                           live=_document(live[1]) if live else None,
+                           replay=_document(replay[1]) if replay else None)]
     found = []
     if live[0] != replay[0]:
         found.append(Difference("event", topic, key, "differs", "kafka key",
                                 _text(live[0]), _text(replay[0])))
     if live[1] != replay[1]:
-        paths = json_differences(orjson.loads(live[1]), orjson.loads(replay[1]), "")
+        paths = json_differences(_document(live[1]), _document(replay[1]), "")
         found += [Difference("event", topic, key, "differs", path.lstrip("."), a, b)
                   for path, a, b in paths] or [Difference(
                       "event", topic, key, "differs", "bytes", _text(live[1]), _text(replay[1]))]

@@ -478,6 +478,10 @@ async def _rebuild_staged(service: str, audit_url: str, pool: asyncpg.Pool, hand
         await reader.close()
 
 
+class RebuildDied(RuntimeError):
+    """A rebuild process ended without an answer (killed, out of memory)."""
+
+
 #: Plans with at least this many records are rebuilt in a process of their own (starting
 #: one costs about a second of CPU: imports, reference data).
 OWN_PROCESS_FROM = 5000
@@ -519,8 +523,8 @@ async def rebuild_anywhere(service: str, audit_url: str, settings: Settings, pla
         while True:
             message = await asyncio.to_thread(_receive, parent)
             if message is None:
-                raise RuntimeError(f"the {service} rebuild process ended without an answer "
-                                   f"(exit code {process.exitcode})")
+                raise RebuildDied(f"the {service} rebuild process ended without an answer "
+                                  f"(exit code {process.exitcode})")
             kind, value = message
             if kind == "batch":
                 if on_batch:
