@@ -56,3 +56,33 @@ async def test_a_second_rebuilt_copy_of_an_event_differs_when_compared_streaming
             assert (result.topics[0].published, result.topics[0].rebuilt) == (1, 1)
 
 
+@pytest.mark.parametrize("staged", [False, True])
+async def test_resume_refuses_a_database_that_holds_no_streaming_audit(
+        infra, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staged: bool) -> None:
+    async def no_staging(*_: object, **__: object) -> int:
+        raise AssertionError("the log was staged into a database named to resume")
+
+    monkeypatch.setenv("CLEARINGHOUSE_CACHE", str(tmp_path))  # no last demo
+    monkeypatch.setattr(stream, "stage_log", no_staging)
+    name = "audit_" + new_database_name()
+    async with own_database(infra.database_url) as live_url:
+        admin = await asyncpg.connect(live_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                audit = await asyncpg.connect(cli.audit_database_url(live_url, name))
+                try:
+                    if staged:
+                        await stream.prepare(audit)  # schema made, no audit recorded
+                    with pytest.raises(ValueError, match="is not a streaming audit database"):
+                        await cli.run_audit(prefix="nothing.", database_url=live_url,
+                                            resume=name)
+                    if not staged:  # nothing was written into it
+                        assert await audit.fetchval("SELECT to_regnamespace($1)",
+                                                    stream.SCHEMA) is None
+                finally:
+                    await audit.close()
+            finally:
+                await drop_database(admin, name)
+        finally:
+            await admin.close()

@@ -266,8 +266,15 @@ async def run_audit(*, prefix: str | None = None, database_url: str | None = Non
         if not in_memory:
             staged = await asyncpg.connect(audit_url)
             try:
+                if resume is not None and await staged.fetchval(
+                        "SELECT to_regclass($1)", f"{stream.SCHEMA}.state") is None:
+                    raise ValueError(f"{name} is not a streaming audit database (no "
+                                     f"{stream.SCHEMA} schema): nothing to resume")
                 await stream.prepare(staged)
                 recorded = await stream.get_state(staged, "audit")
+                if recorded is None and resume is not None:
+                    raise ValueError(f"{name} is not a streaming audit database (it records "
+                                     "no streaming audit): nothing to resume")
                 if recorded is None:
                     await stream.set_state(staged, "audit", {
                         "prefix": prefix, "order": order, "merge_limit": merge_limit})
