@@ -56,6 +56,21 @@ async def test_a_second_rebuilt_copy_of_an_event_differs_when_compared_streaming
             assert (result.topics[0].published, result.topics[0].rebuilt) == (1, 1)
 
 
+async def test_a_rebuild_that_committed_inside_a_split_batch_is_not_split(infra) -> None:
+    async with own_database(infra.database_url) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await stream.prepare(conn)
+            await stream.save_summary(conn, stream.PlanSummary("settlement", 2, 1))
+            # commits of a poison batch's halves: the plan row stays 0 until it is whole
+            await conn.execute(f"INSERT INTO {stream.SCHEMA}.checkpoints (service, commits) "
+                               "VALUES ('settlement', 1)")
+        finally:
+            await conn.close()
+        assert await stream.split_plan(url, "settlement", 2) is None
+        assert await stream.saved_groups(url, "settlement") == []
+
+
 @pytest.mark.parametrize("staged", [False, True])
 async def test_resume_refuses_a_database_that_holds_no_streaming_audit(
         infra, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staged: bool) -> None:

@@ -577,8 +577,10 @@ async def split_plan(audit_url: str, service: str, groups: int) -> list[PlanSumm
     reader = await asyncpg.connect(audit_url)
     try:
         began = await conn.fetchrow(
-            f"SELECT ord, done FROM {SCHEMA}.checkpoints WHERE service = $1", service)
-        if began is not None and (began["ord"] or began["done"]):
+            f"SELECT ord, commits, done FROM {SCHEMA}.checkpoints WHERE service = $1",
+            service)
+        # commits made inside a split (poison) batch leave ord at 0: they began it too
+        if began is not None and (began["ord"] or began["commits"] or began["done"]):
             return None
         await conn.execute(f"DELETE FROM {SCHEMA}.grouped WHERE service = $1", service)
         rows: list[tuple[Any, ...]] = []
