@@ -13,8 +13,14 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from shared.events.base import Code, Payload, Reason, RegionCode
 from shared.events.filing import InsuranceType
-from shared.events.settlement import Item, Ratio, Visit, items_within_limit
-from shared.money import Money
+from shared.events.settlement import (
+    Item,
+    Ratio,
+    Visit,
+    check_other_payers,
+    items_within_limit,
+)
+from shared.money import Money, NonNegativeMoney
 
 
 class ClaimCase(StrEnum):
@@ -78,12 +84,21 @@ class ReimbursementApproved(Payload):
     deductible: Money
     #: What the insuring agency's fund pays the person back.
     fund_pay: Money
-    #: What the person bears.
+    #: What the fund does not pay back: the person bears it, less the further payers below.
     cash_pay: Money
     paid_at: AwareDatetime
     filing_id: Code | None = None
     deductible_scope: str | None = None
     cap_scope: str | None = None
+    #: Extensions: the further payers of the cash part, as `settlement.completed` has them
+    #: (大病保险 serious-illness insurance, 医疗救助 medical assistance; absent: none).
+    serious_illness_pay: NonNegativeMoney | None = None
+    medical_assistance_pay: NonNegativeMoney | None = None
+
+    @model_validator(mode="after")
+    def _other_payers_within_cash(self) -> ReimbursementApproved:
+        check_other_payers(self.cash_pay, self.serious_illness_pay, self.medical_assistance_pay)
+        return self
 
 
 class ReimbursementRejected(Payload):

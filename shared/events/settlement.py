@@ -181,7 +181,7 @@ class SettlementCompleted(SettlementSubmitted):
 
     @model_validator(mode="after")
     def _other_payers_within_cash(self) -> SettlementCompleted:
-        _check_other_payers(self.cash_pay, self.serious_illness_pay,
+        check_other_payers(self.cash_pay, self.serious_illness_pay,
                             self.medical_assistance_pay)
         return self
 
@@ -247,7 +247,7 @@ def _check_split(total: Decimal, fund_pay: Decimal, account_pay: Decimal, cash_p
              "cash": str(cash_pay), "cleared": str(cleared_amount)})
 
 
-def _check_other_payers(cash_pay: Decimal, serious_illness_pay: Decimal | None,
+def check_other_payers(cash_pay: Decimal, serious_illness_pay: Decimal | None,
                         medical_assistance_pay: Decimal | None) -> None:
     paid = (serious_illness_pay or ZERO) + (medical_assistance_pay or ZERO)
     if paid < 0 or paid > cash_pay:

@@ -5,6 +5,7 @@ personal-reason reduction 0.10) and the Jilin 2022 tier table, for care at 吉�
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from typing import Any
@@ -14,10 +15,11 @@ from pydantic import ValidationError
 
 from services.clearing.app import SPEC as CLEARING
 from services.settlement.domain import reasons
-from services.settlement.domain.accumulators import evolve
+from services.settlement.domain.accumulators import evolve, year_scope
 from services.settlement.domain.decisions import (
     FilingFacts,
     SettlementContext,
+    decide_refund,
     decide_settlement,
 )
 from services.settlement.domain.reimbursement import as_settlement, decide_reimbursement
@@ -30,12 +32,12 @@ from shared.events.reimbursement import (
     ReimbursementClaimed,
     ReimbursementRejected,
 )
-from shared.events.settlement import SettlementCompleted, SettlementRejected
+from shared.events.settlement import RefundRejected, SettlementCompleted, SettlementRejected
 from shared.filing_view import SupervisionChange
 from shared.messaging.clients import service_principal
 from shared.messaging.records import Record
 from shared.money import MONEY_LIMIT
-from tests.unit.test_settlement_decisions import EMPTY, context, filing, submission
+from tests.unit.test_settlement_decisions import EMPTY, context, filing, refund, submission
 
 D = Decimal
 RETIREE = filing(FilingCategory.RELOCATED_RETIREE, "220200")
@@ -84,8 +86,9 @@ def test_reimbursement_by_tier_and_fault(filings: tuple[FilingFacts, ...], at_fa
 
 def test_care_direct_settlement_refuses_unfiled_is_still_reimbursed() -> None:
     # Jilin settles unfiled care directly only in the province: Beijing's refused directly
-    direct = decide_settlement(EMPTY, as_settlement(claim(hospital="H110101001")),
-                               claim_context(claim(hospital="H110101001")))
+    bill_ = as_settlement(claim(hospital="H110101001")).model_copy(
+        update={"settlement_id": "S-1"})
+    direct = decide_settlement(EMPTY, bill_, claim_context(claim(hospital="H110101001")))
     assert isinstance(direct, SettlementRejected)
     assert [r.code for r in direct.reasons] == [reasons.FILING_REQUIRED]
 
@@ -179,3 +182,80 @@ def test_a_claim_of_no_real_bill_is_refused_at_the_door_and_answered() -> None:
         Record(topics.REIMBURSEMENT_CLAIMS, 0, 7, b"P-1", raw), refused.value)
     assert [a.topic for a in answers] == [topics.REIMBURSEMENT_EVENTS]
     assert b"reimbursement.rejected" in answers[0].value and b"MR-1" in answers[0].value
+
+
+def _approved(c: ReimbursementClaimed) -> tuple[ReimbursementApproved, SettlementCompleted]:
+    answer, settled = decide_reimbursement(EMPTY, c, claim_context(c, RETIREE))
+    assert isinstance(answer, ReimbursementApproved) and settled is not None, answer
+    return answer, settled
+
+
+def test_a_hospital_cannot_refund_a_reimbursement() -> None:
+    """The claim is recorded as MR:MR-1 at the hospital; a refund of that id by the hospital
+    would give the deductible and cap back and clear a reversal no agency owes."""
+    _, settled = _approved(claim())
+    state = evolve(EMPTY, settled)
+    assert state.cap_used and state.deductible_used
+    outcome = decide_refund(state, refund("MR:MR-1", hospital="H220202001",
+                                          at="2026-11-20T09:00:00+08:00"))
+    assert isinstance(outcome, RefundRejected), outcome
+    assert [r.code for r in outcome.reasons] == [reasons.RESERVED_SETTLEMENT_ID]
+    assert "MR:" in outcome.reasons[0].message
+    assert evolve(state, outcome).cap_used == state.cap_used  # nothing given back
+
+
+@pytest.mark.parametrize("changes", [
+    {"settlement_id": "MR:S-9"},  # would pre-empt a later claim S-9 (duplicate_claim)
+    {"settlement_id": "S-9", "resettles": "MR:MR-1"},  # would settle the claim again
+])
+def test_a_hospital_may_not_use_the_reimbursement_prefix(changes: dict[str, str]) -> None:
+    _, settled = _approved(claim())
+    state = evolve(EMPTY, settled)
+    sub = submission(insured_agency="220100", admitted_on="2026-11-12",
+                     discharged_on="2026-11-14", personal_account_request=None,
+                     settled_at="2026-11-14T16:00:00+08:00", items=bill("1000.00"), **changes)
+    outcome = decide_settlement(state, sub, context(sub, RETIREE))
+    assert isinstance(outcome, SettlementRejected), outcome
+    assert [r.code for r in outcome.reasons] == [reasons.RESERVED_SETTLEMENT_ID]
+
+
+def test_the_reserved_code_is_listed_for_both_answers() -> None:
+    assert reasons.RESERVED_SETTLEMENT_ID in reasons.SETTLEMENT_REJECTION_CODES
+    assert reasons.RESERVED_SETTLEMENT_ID in reasons.REFUND_REJECTION_CODES
+
+
+def test_further_payers_pay_what_the_reimbursement_uses_of_their_caps() -> None:
+    """Taiyuan resident, 低保: a claim of 30,000.00 is paid back as the direct settlement of the
+    same bill is (test_other_payers' worked figures): fund 17,280.00, serious illness 1,632.00,
+    assistance 7,761.60; the person bears 3,326.40. The caps those payers used are what the
+    approval says they pay, so a later stay gets the assistance that is really left."""
+    c = ReimbursementClaimed.model_validate_json(json.dumps({
+        "claim_id": "MR-7", "person_id": "P-1", "insured_agency": "140100",
+        "insurance_type": "resident", "hospital": "H140106001", "visit_type": "inpatient",
+        "admitted_on": "2026-03-02", "discharged_on": "2026-03-02",
+        "paid_at": "2026-03-02T16:00:00+08:00", "case": "direct_settlement_failed",
+        "at_fault": False,
+        "items": [{"code": "S-SURGERY", "name": "手术费", "category": "A",
+                   "amount": "30000.00"}]}))
+    ctx = dataclasses.replace(claim_context(c), assistance="low_income")
+    answer, settled = decide_reimbursement(EMPTY, c, ctx)
+    assert isinstance(answer, ReimbursementApproved) and settled is not None, answer
+    assert (answer.fund_pay, answer.cash_pay) == (D("17280.00"), D("12720.00"))
+    assert (answer.serious_illness_pay, answer.medical_assistance_pay) == (
+        D("1632.00"), D("7761.60"))
+    assert answer.cash_pay - answer.serious_illness_pay - answer.medical_assistance_pay == \
+        D("3326.40")
+    used = evolve(EMPTY, settled).cap_used
+    assert used[year_scope(2026, "resident", "serious_illness")] == answer.serious_illness_pay
+    assert used[year_scope(2026, "resident", "medical_assistance")] == answer.medical_assistance_pay
+    # the event says so on the wire too
+    again = ReimbursementApproved.model_validate_json(answer.model_dump_json())
+    assert again.medical_assistance_pay == D("7761.60")
+
+
+def test_further_payers_never_exceed_the_cash_part() -> None:
+    answer, _ = _approved(claim())
+    document = json.loads(answer.model_dump_json())
+    with pytest.raises(ValidationError, match="other_payers_exceed_cash"):
+        ReimbursementApproved.model_validate_json(json.dumps(document | {
+            "serious_illness_pay": str(answer.cash_pay), "medical_assistance_pay": "0.01"}))

@@ -174,6 +174,13 @@ class Held:
     message: str
 
 
+#: The settlement id prefix under which a manual reimbursement is recorded in the person's
+#: state (``MR:<claim_id>``, reimbursement.py). Reserved: a hospital's settlement, refund or
+#: `resettles` may not name such an id, or it could refund, re-settle or pre-empt a
+#: reimbursement the insuring agency paid, which is no obligation between agencies.
+REIMBURSEMENT_PREFIX = "MR:"
+
+
 @dataclass(frozen=True)
 class PersonState:
     """One insured person's accumulators, settlements, rejected ids and held refunds."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from services.settlement.domain import reasons
 from services.settlement.domain.accumulators import (
+    REIMBURSEMENT_PREFIX,
     Held,
     PersonState,
     admission_scope,
@@ -101,6 +102,9 @@ class SettlementContext:
     #: Care without a filing is settled at the tier the table gives unfiled care, whatever
     #: the policy's direct-settlement rule (a manual reimbursement: reimbursement.py).
     unfiled_allowed: bool = False
+    #: The decision is a manual reimbursement's (reimbursement.py), the one decision whose
+    #: settlement id may carry the reserved `REIMBURSEMENT_PREFIX`.
+    reimbursement: bool = False
 
 
 def decide_settlement(
@@ -110,7 +114,7 @@ def decide_settlement(
     if submitted.person_id != state.person_id:
         raise ValueError(f"state of {state.person_id} given for {submitted.person_id}")
     checked = _enrolment(submitted, context.enrolment) if context.enrolment_checked else []
-    problems = [*_identity(state, submitted), *checked,
+    problems = [*_identity(state, submitted, context.reimbursement), *checked,
                 *_dates(submitted), *_facts(submitted, context),
                 *_benefit(context.benefit_status), *_supervised(context.supervision),
                 *_resettles(state, submitted)]
@@ -159,6 +163,12 @@ def decide_refund(
     """Refund in full any earlier settlement of the person (隔笔退费), once."""
     if refund.person_id != state.person_id:
         raise ValueError(f"state of {state.person_id} given for {refund.person_id}")
+    if refund.settlement_id.startswith(REIMBURSEMENT_PREFIX):
+        return _refund_rejected(
+            refund, reasons.RESERVED_SETTLEMENT_ID,
+            f"settlement_id {refund.settlement_id} begins with {REIMBURSEMENT_PREFIX}, which "
+            "names a manual reimbursement the insuring agency paid, not a hospital's "
+            "settlement: there is no direct settlement to refund")
     record = state.find(refund.hospital, refund.settlement_id)
     where = f"settlement {refund.settlement_id} of hospital {refund.hospital}"
     if record is None:
@@ -308,7 +318,18 @@ def account_holds(state: PersonState, balance: BalanceReport, settled_at: dateti
 Problem = tuple[str, str]
 
 
-def _identity(state: PersonState, submitted: SettlementSubmitted) -> list[Problem]:
+def _identity(state: PersonState, submitted: SettlementSubmitted,
+              reimbursement: bool = False) -> list[Problem]:
+    reserved = [(reasons.RESERVED_SETTLEMENT_ID,
+                 f"{field} {value} begins with {REIMBURSEMENT_PREFIX}, which names the "
+                 "records of manual reimbursements: a hospital's settlement ids may not begin "
+                 f"with it; use another settlement_id")
+                for field, value in (("settlement_id", submitted.settlement_id),
+                                     ("resettles", submitted.resettles))
+                if value and value.startswith(REIMBURSEMENT_PREFIX)
+                and not (reimbursement and field == "settlement_id")]
+    if reserved:
+        return reserved
     earlier = state.find(submitted.hospital, submitted.settlement_id)
     if earlier is None:
         return []
@@ -423,8 +444,8 @@ def _supervised(held: SupervisionChange | None) -> list[Problem]:
 
 def _resettles(state: PersonState, submitted: SettlementSubmitted) -> list[Problem]:
     original_id = submitted.resettles
-    if original_id is None:
-        return []
+    if original_id is None or original_id.startswith(REIMBURSEMENT_PREFIX):
+        return []  # the reserved prefix: `_identity` refuses it
     original = state.find(submitted.hospital, original_id)
     if original is None:
         others = state.with_id(original_id)

@@ -19,7 +19,7 @@ from dataclasses import replace
 import orjson
 
 from services.settlement.domain import reasons
-from services.settlement.domain.accumulators import PersonState
+from services.settlement.domain.accumulators import REIMBURSEMENT_PREFIX, PersonState
 from services.settlement.domain.decisions import SettlementContext, decide_settlement
 from shared.events.base import Reason
 from shared.events.reimbursement import (
@@ -30,7 +30,7 @@ from shared.events.reimbursement import (
 from shared.events.settlement import SettlementCompleted, SettlementSubmitted, Visit
 
 #: The settlement id a reimbursement is recorded under in the person's state.
-PREFIX = "MR:"
+PREFIX = REIMBURSEMENT_PREFIX
 
 
 def as_settlement(claim: ReimbursementClaimed) -> SettlementSubmitted:
@@ -60,7 +60,8 @@ def decide_reimbursement(state: PersonState, claim: ReimbursementClaimed,
             f"claim {claim.claim_id} for hospital {claim.hospital} is already reimbursed; "
             "give each claim its own claim_id"))]), None
     decided = decide_settlement(state, submitted,
-                                replace(context, supervision=None, unfiled_allowed=True))
+                                replace(context, supervision=None, unfiled_allowed=True,
+                                        reimbursement=True))
     if not isinstance(decided, SettlementCompleted):
         return _rejected(claim, list(decided.reasons)), None
     return ReimbursementApproved(
@@ -72,7 +73,8 @@ def decide_reimbursement(state: PersonState, claim: ReimbursementClaimed,
         eligible=decided.eligible, deductible=decided.deductible, fund_pay=decided.fund_pay,
         cash_pay=decided.total - decided.fund_pay, paid_at=claim.paid_at,
         filing_id=decided.filing_id, deductible_scope=decided.deductible_scope,
-        cap_scope=decided.cap_scope), decided
+        cap_scope=decided.cap_scope, serious_illness_pay=decided.serious_illness_pay,
+        medical_assistance_pay=decided.medical_assistance_pay), decided
 
 
 def _rejected(claim: ReimbursementClaimed, found: list[Reason]) -> ReimbursementRejected:
