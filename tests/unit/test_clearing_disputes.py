@@ -142,6 +142,28 @@ def test_statement_disputes_reach_the_counterpart_and_close_on_confirmation() ->
     _day(book, date(2026, 11, 3))
     book.apply(StatementConfirmed(agency=A, cycle=OCT, checksum=statement.checksum),
                _agency(A))
-    # the October statement listed no dispute (raised after it): nothing closes yet
-    assert book.payloads(DisputeResolved) == []
+    # confirming the statement the dispute was raised against withdraws it (docs/clearing.md,
+    # "The dispute loop"), as confirming a disputed daily report does
+    assert [(n.agency, n.outcome, n.confirmed_statement_cycle)
+            for n in book.payloads(DisputeResolved)] == [(A, "withdrawn", OCT),
+                                                          (C, "withdrawn", OCT)]
+    assert book.state.open_disputes() == {}
+
+
+def test_confirming_a_statement_again_closes_no_later_dispute() -> None:
+    book = InMemoryBook()
+    book.apply(completed("S1", A, B, at(10, 3), "100.00", hospital="H1"), ref("hospital/H1"))
+    _day(book, date(2026, 10, 4))
+    book.apply(DailyReportDisputed(agency=A, date=date(2026, 10, 3), settlement_ids=["S1"]),
+               _agency(A))
+    _day(book, date(2026, 11, 2))  # October's statement lists S1
+    statement = {s.agency: s for s in book.payloads(StatementIssued)}[A]
+    assert statement.disputed_settlement_ids == ["S1"]
+    book.apply(StatementConfirmed(agency=A, cycle=OCT), _agency(A))  # withdraws it
+    assert len(book.payloads(DisputeResolved)) == 2
+    # A disputes S1 again, against its daily report, then sends its confirmation once more
+    book.apply(DailyReportDisputed(agency=A, date=date(2026, 10, 3), settlement_ids=["S1"],
+                                   reason="again"), _agency(A))
+    book.apply(StatementConfirmed(agency=A, cycle=OCT), _agency(A))
+    assert len(book.payloads(DisputeResolved)) == 2
     assert book.state.open_disputes() == {A: ["S1"]}

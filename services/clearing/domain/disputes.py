@@ -120,3 +120,11 @@ def settled_by_report(disputes: dict[str, Dispute], day: date,
     carried = set(report_settlement_ids)
     return {sid for sid, d in disputes.items()
             if d.report_date == day or (d.status == "corrected" and sid in carried)}
+
+
+def settled_by_statement(disputes: dict[str, Dispute], cycle: str,
+                         listed: Iterable[str]) -> set[str]:
+    """The disputes a confirmation of the statement of `cycle` closes: those it listed and
+    those raised against it (`clearing.statement_disputed`, after it was issued)."""
+    return (set(listed) & set(disputes)) | {
+        sid for sid, d in disputes.items() if d.statement_cycle == cycle}

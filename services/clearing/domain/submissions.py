@@ -84,7 +84,8 @@ def _statement(draft: Draft, answer: StatementConfirmed | StatementDisputed,
 def on_statement_confirmed(
     state: ClearingState, confirmed: StatementConfirmed, cause: EventRef,
 ) -> Decision:
-    """Record the confirmation; it resolves the disputes that statement listed."""
+    """Record the confirmation; it resolves the disputes that statement listed and those
+    raised against it. Confirming it again changes nothing."""
     draft = Draft.of(state)
     record = _statement(draft, confirmed, cause)
     if record is None:
@@ -95,10 +96,16 @@ def on_statement_confirmed(
             "message": f"checksum {confirmed.checksum} differs from the statement's "
                        f"{record.checksum}; dispute the settlements that differ instead"}])
         return draft.decision()
+    if record.answer is Answer.CONFIRMED:
+        # Confirmed already: the disputes it closed are closed. A repeat must not close
+        # disputes the agency raised since, against other reports, on the same settlements.
+        return draft.decision()
     record.answer = Answer.CONFIRMED
-    for notice in dispute_loop.resolve_disputes(
-            draft.state.disputes.get(confirmed.agency, {}), confirmed.agency,
-            record.disputed_settlement_ids, statement_cycle=confirmed.cycle):
+    mine = draft.state.disputes.get(confirmed.agency, {})
+    settled = dispute_loop.settled_by_statement(mine, confirmed.cycle,
+                                                record.disputed_settlement_ids)
+    for notice in dispute_loop.resolve_disputes(mine, confirmed.agency, settled,
+                                                statement_cycle=confirmed.cycle):
         draft.emit(notice)
     return draft.decision()
 
