@@ -64,6 +64,10 @@ class InMemoryBook:
     async def item(self, item_id: str) -> ClearingItem | None:
         return self.items.get(item_id)
 
+    async def refund_items(self, hospital: str, settlement_id: str) -> list[ClearingItem]:
+        return [i for i in self.items.values() if i.kind is ItemKind.REFUND
+                and (i.hospital, i.settlement_id) == (hospital, settlement_id)]
+
     async def unreported_items(self, through: date, cut: Watermarks | None = None
                                ) -> list[ClearingItem]:
         """Every unreported item up to `through` (the book keeps no input positions: every

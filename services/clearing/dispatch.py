@@ -43,6 +43,10 @@ class Lookups(Protocol):
         """An item by id (a re-settlement's original)."""
         ...
 
+    async def refund_items(self, hospital: str, settlement_id: str) -> list[ClearingItem]:
+        """The refund items of a settlement (a re-settlement's original)."""
+        ...
+
     async def unreported_items(self, through: date, cut: Watermarks | None = None
                                ) -> list[ClearingItem]:
         """Items not reported yet with a business date up to `through`; with `cut` (a day's
@@ -75,7 +79,9 @@ async def decide(state: ClearingState, payload: Payload, cause: EventRef,
         case SettlementCompleted():
             original = (await tables.item(settlement_key(payload.hospital, payload.resettles))
                         if payload.resettles else None)
-            return on_settlement_completed(state, payload, cause, original)
+            refunds = (await tables.refund_items(original.hospital, original.settlement_id)
+                       if original is not None else None)
+            return on_settlement_completed(state, payload, cause, original, refunds)
         case SettlementRefunded():
             return on_settlement_refunded(state, payload, cause)
         case DayStarted():

@@ -87,6 +87,16 @@ async def item(conn: asyncpg.Connection, item_id: str) -> ClearingItem | None:
     return _item(document) if document else None
 
 
+async def refund_items(conn: asyncpg.Connection, hospital: str, settlement_id: str
+                       ) -> list[ClearingItem]:
+    """The refund items of one settlement (settlement ids are unique per hospital)."""
+    rows = await conn.fetch(
+        """SELECT document FROM items
+            WHERE settlement_id = $1 AND hospital = $2 AND kind = 'refund'""",
+        settlement_id, hospital)
+    return [_item(r["document"]) for r in rows]
+
+
 async def unreported_items(conn: asyncpg.Connection, through: date,
                            cut: dict[str, dict[str, int]] | None = None) -> list[ClearingItem]:
     """Items not reported yet with a business date up to `through`; with `cut` (a day's
@@ -317,6 +327,15 @@ class Writes:
             return self.items[item_id]
         return await item(conn, item_id)
 
+    async def refund_items(self, conn: asyncpg.Connection, hospital: str, settlement_id: str
+                           ) -> list[ClearingItem]:
+        """Those written so far and those not yet (the latest version of each)."""
+        found = {i.item_id: i for i in await refund_items(conn, hospital, settlement_id)}
+        found.update({i.item_id: i for i in self.items.values()
+                      if i.kind is ItemKind.REFUND
+                      and (i.hospital, i.settlement_id) == (hospital, settlement_id)})
+        return list(found.values())
+
     async def flush(self, conn: asyncpg.Connection) -> list[tuple[str, Any, Any]]:
         """Write everything added; return the results to publish as (key, envelope,
         context), in the order decided."""
@@ -387,6 +406,9 @@ class Tables:
 
     async def item(self, item_id: str) -> ClearingItem | None:
         return await self._writes.item(self.conn, item_id)
+
+    async def refund_items(self, hospital: str, settlement_id: str) -> list[ClearingItem]:
+        return await self._writes.refund_items(self.conn, hospital, settlement_id)
 
     async def unreported_items(self, through: date, cut: dict[str, dict[str, int]] | None = None
                                ) -> list[ClearingItem]:

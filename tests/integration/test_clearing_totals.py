@@ -72,3 +72,33 @@ async def test_the_database_adds_a_cycle_up_like_the_domain(fresh_database: str,
                 assert all(v.as_tuple().exponent == -2 for v in amounts)  # to the fen
     finally:
         await pool.close()
+
+
+async def test_the_refunds_of_a_settlement_stored_and_not_yet_stored(
+        fresh_database: str) -> None:
+    """`Tables.refund_items` (a re-settlement's original's refunds, for `carried_into`) reads
+    the rows written and those of the same transaction not written yet."""
+    pool = await create_pool(fresh_database, "clearing", max_size=2)
+    try:
+        await apply_migrations(pool, CLEARING.migrations)
+        items = [i for i in _items(random.Random(4), 200) if i.kind is ItemKind.REFUND]
+        first, other = items[0], items[1]
+        same = [i for i in items if (i.hospital, i.settlement_id)
+                == (first.hospital, first.settlement_id)]
+        later = ClearingItem(**{**first.__dict__, "item_id": "refund#late", "cycle": "2026-12"})
+        async with pool.acquire() as conn:
+            tables = store.Tables(conn, lambda *_: None)
+            writes = tables._writes
+            for item in items:
+                writes.items[item.item_id] = item
+            await tables.flush()
+            writes.items[later.item_id] = later  # in the transaction, not written yet
+            got = await tables.refund_items(first.hospital, first.settlement_id)
+            assert sorted(i.item_id for i in got) == sorted(
+                [i.item_id for i in same] + [later.item_id])
+            assert got == [i for i in got if i.kind is ItemKind.REFUND]
+            assert other.item_id not in {i.item_id for i in got} or (
+                (other.hospital, other.settlement_id) == (first.hospital, first.settlement_id))
+            assert await store.refund_items(conn, "H-none", "S-none") == []
+    finally:
+        await pool.close()

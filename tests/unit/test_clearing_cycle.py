@@ -206,6 +206,31 @@ def test_difference_notice_inside_an_open_cycle_is_not_carried() -> None:
         ("2026-10", None, D("2.00"))
 
 
+def test_difference_notice_after_the_statements_of_a_refund_cleared_before_them() -> None:
+    # S5 (31 Oct) refunded on 1 Nov, before October's statements: October shows both, nothing
+    # is carried; the re-settlement of 3 Nov is a regular November item
+    s5 = completed("S5", insured=C, care=B, settled_at=at(10, 31, 22), fund_pay="300.00")
+    story: list[tuple[datetime, Payload]] = [
+        (at(10, 31, 22), s5), (at(11, 1, 9), refunded("R5", s5, at(11, 1, 9))),
+        (at(11, 3, 10), completed("S5R", C, B, at(11, 3, 10), "280.00", resettles="S5"))]
+    book = run(story, date(2026, 10, 31), date(2026, 11, 3))
+    (notice, _) = book.payloads(DifferenceNotice)
+    assert (notice.original_cycle, notice.cycle, notice.carried_into, notice.cleared_amount) == \
+        ("2026-10", "2026-11", None, D("-20.00"))
+
+
+def test_difference_notice_names_the_cycle_the_refund_was_carried_into() -> None:
+    # S1 (Oct) refunded 30 Nov: carried into November; settled again 1 Dec: a December item
+    s1 = completed("S1", insured=A, care=B, settled_at=at(10, 3), fund_pay="1000.00")
+    story: list[tuple[datetime, Payload]] = [
+        (at(10, 3), s1), (at(11, 30, 23), refunded("R1", s1, at(11, 30, 23))),
+        (at(12, 1, 0), completed("S1R", A, B, at(12, 1, 0), "900.00", resettles="S1"))]
+    book = run(story, date(2026, 10, 3), date(2026, 12, 1))
+    (notice, _) = book.payloads(DifferenceNotice)
+    assert (notice.original_cycle, notice.cycle, notice.carried_into, notice.cleared_amount) == \
+        ("2026-10", "2026-12", "2026-11", D("-100.00"))
+
+
 def test_ledgers_hold_every_invariant(book: InMemoryBook) -> None:
     assert check_entries_balance(book.postings) == []
     assert check_reciprocity(book.postings) == []

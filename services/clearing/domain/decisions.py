@@ -18,6 +18,7 @@ from services.clearing.domain.cycles import clearing_cycle, difference_notices
 from services.clearing.domain.disputes import correct_disputes
 from services.clearing.domain.items import (
     ClearingItem,
+    ItemKind,
     is_cross_region,
     item_for_refund,
     item_for_settlement,
@@ -195,10 +196,11 @@ class Draft:
 
 def on_settlement_completed(
     state: ClearingState, completed: SettlementCompleted, cause: EventRef,
-    original: ClearingItem | None = None,
+    original: ClearingItem | None = None, refunds: Iterable[ClearingItem] | None = None,
 ) -> Decision:
     """Book the obligation in its cycle (the next open one when late); when it resettles a
-    refunded settlement (`original`, loaded by the handler), send difference notices."""
+    refunded settlement (`original`, loaded by the handler), send difference notices.
+    `refunds` are the refund items of `original` (None: not looked up)."""
     if not is_cross_region(completed.insured_agency, completed.care_agency):
         return Decision(state)  # nothing changes: the state itself, unchanged
     cycle = clearing_cycle(cycle_of(completed.settled_at), state.issued_through)
@@ -207,10 +209,22 @@ def on_settlement_completed(
     draft.touch(cycle)
     draft.items.append(item)
     if completed.resettles is not None and original is not None:
-        carried_into = cycle if state.is_issued(original.cycle) else None
+        carried_into = _carried_into(state, original, cycle, refunds)
         for notice in difference_notices(item, original, carried_into):
             draft.emit(notice)
     return draft.decision()
+
+
+def _carried_into(state: ClearingState, original: ClearingItem, cycle: str,
+                  refunds: Iterable[ClearingItem] | None) -> str | None:
+    """The cycle the original's refund was carried into as an adjustment; None when the
+    refund was cleared in the original's own cycle (nothing was carried). Without the
+    refund, the cycle of the new settlement when the original's cycle is issued."""
+    known = [r for r in refunds or () if r.kind is ItemKind.REFUND]
+    if refunds is None or not known:
+        return cycle if state.is_issued(original.cycle) else None
+    latest = max(known, key=lambda r: (r.business_time, r.item_id))
+    return latest.cycle if latest.is_adjustment else None
 
 
 def on_settlement_refunded(
