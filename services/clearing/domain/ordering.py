@@ -37,7 +37,7 @@ from services.clearing.domain.periods import (
     next_cycle,
     previous_cycle,
 )
-from services.clearing.domain.reports import ReportRecord, confirmation_problems
+from services.clearing.domain.reports import Answer, ReportRecord, confirmation_problems
 from services.clearing.domain.state import ClearingState, CycleStatus
 from services.clearing.domain.submissions import remittance_problems
 from shared.business_time import business_date
@@ -139,8 +139,13 @@ def _statement_answer(state: ClearingState,
         if answer.checksum is not None and answer.checksum != record.checksum:
             return True  # refused
         # Recorded as confirmed whether or not the deadline passed first; it resolves the
-        # disputes the statement listed, which later statements would list.
-        return not record.disputed_settlement_ids
+        # disputes the statement listed and those raised against it, which later statements
+        # would list. Confirmed already: a repeat changes nothing.
+        if record.answer is Answer.CONFIRMED:
+            return True
+        raised = [d for d in state.disputes.get(answer.agency, {}).values()
+                  if d.statement_cycle == answer.cycle]
+        return not record.disputed_settlement_ids and not raised
     # Recorded as disputed either way; disputes raised are listed in later statements.
     return not answer.settlement_ids
 
