@@ -107,7 +107,8 @@ async def decide(state: ClearingState, payload: Payload, cause: EventRef,
                 state, payload, cause,
                 await tables.settlement_items(payload.agency, payload.settlement_ids))
         case RemittanceReported():
-            return submissions.on_remittance_reported(state, payload, cause)
+            return submissions.on_remittance_reported(state, payload, cause,
+                                                      tables.revolving_fund_policy())
         case RevolvingFundToppedUp():
             return fund.on_top_up(state, payload, cause, tables.revolving_fund_policy())
     return None

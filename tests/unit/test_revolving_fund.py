@@ -17,6 +17,7 @@ import pytest
 
 from services.clearing.domain import fund, submissions
 from services.clearing.domain.chain import verify_chain
+from services.clearing.domain.cycles import instruction_id
 from services.clearing.domain.decisions import Draft
 from services.clearing.domain.fund import FundPolicy, FundTerms
 from services.clearing.domain.ledger import (
@@ -34,6 +35,7 @@ from shared.events.base import Payload
 from shared.events.clearing import (
     HUB,
     DayStarted,
+    RemittanceReported,
     RevolvingFundDrawn,
     RevolvingFundInterestAccrued,
     RevolvingFundInterestCredited,
@@ -48,7 +50,7 @@ from shared.events.clearing import (
 from shared.reference import ReferenceDataError
 from tests.clearing_book import InMemoryBook
 from tests.unit.test_clearing_cycle import STORY
-from tests.unit.test_clearing_ledger import A, B, C
+from tests.unit.test_clearing_ledger import A, B, C, at, completed
 
 D = Decimal
 
@@ -294,3 +296,19 @@ def test_bad_reference_data_is_refused(terms: dict[str, object], fragment: str) 
         parse_policy({"version": "x", "terms": terms,
                       "fund": [{"agency": A, "initial_advance": "1.00",
                                 "required_level": "1.00"}]})
+
+
+def test_a_repayment_rearms_the_warning_before_the_next_draw() -> None:
+    # C (450.00 of 600.00, warning at 300.00) owes October's 350.00 and November's 200.00;
+    # October's is drawn on 17 Nov (100.00 left: warned) and repaid on 15 Dec (450.00,
+    # above the threshold again); November's draw on the 16th (250.00) warns again
+    book = InMemoryBook(fund_policy=policy(**{C: ("450.00", "600.00")}))
+    run(book, [
+        (at(10, 5), completed("S1", insured=C, care=A, settled_at=at(10, 5), fund_pay="350.00")),
+        (at(11, 5), completed("S2", insured=C, care=A, settled_at=at(11, 5), fund_pay="200.00")),
+        (at(12, 15), RemittanceReported(instruction_id=instruction_id("2026-10", C, HUB),
+                                        amount=D("350.00"), paid_at=at(12, 15), agency=C)),
+    ], date(2026, 10, 1), date(2026, 12, 16))
+    assert [(str(w.date), str(w.balance)) for w in book.payloads(RevolvingFundWarning)] == [
+        ("2026-11-17", "100.00"), ("2026-11-17", "100.00"),
+        ("2026-12-16", "250.00"), ("2026-12-16", "250.00")]

@@ -300,6 +300,16 @@ def repay(draft: Draft, cause: EventRef, instruction_id: str, payer: str, amount
         balance=account.balance), cause.source, cause.id)
 
 
+def rearm_warning(draft: Draft, policy: FundPolicy, agency: str) -> None:
+    """A repayment that brings the balance above the threshold re-arms the warning at once,
+    so a draw before the next day's check warns again."""
+    account = draft.state.funds.get(agency)
+    if account is None or not account.warned:
+        return
+    if account.balance > policy.threshold(account.required_level):
+        _change(draft, agency).warned = False
+
+
 def check_warnings(draft: Draft, policy: FundPolicy, day: date) -> None:
     """A balance at or below the threshold warns the agency and the province, once until
     it rises above the threshold again."""

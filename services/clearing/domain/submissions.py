@@ -131,9 +131,11 @@ def on_statement_disputed(
 
 def on_remittance_reported(
     state: ClearingState, reported: RemittanceReported, cause: EventRef,
+    fund_policy: fund.FundPolicy | None = None,
 ) -> Decision:
     """Record money a net payer sent the hub: partial payments add up; more than what is
-    still outstanding is refused, so the hub never holds money it cannot pay out."""
+    still outstanding is refused, so the hub never holds money it cannot pay out. A
+    repayment of the payer's revolving fund re-arms its warning (`fund_policy`)."""
     draft = Draft.of(state)
     cycle = state.cycle_of_instruction(reported.instruction_id)
     instruction = (draft.cycle(cycle).instructions[reported.instruction_id]
@@ -148,6 +150,8 @@ def on_remittance_reported(
                                        reported.paid_at))
     fund.repay(draft, cause, reported.instruction_id, instruction.payer, reported.amount,
                reported.paid_at)
+    if fund_policy is not None:
+        fund.rearm_warning(draft, fund_policy, instruction.payer)
     return draft.decision()
 
 
