@@ -32,7 +32,7 @@ from shared.reference import load_reference
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "ch_portal"
-SESSION_SECONDS = 8 * 3600
+SESSION_SECONDS = auth.SESSION_SECONDS
 
 
 async def open_pool(database_url: str) -> asyncpg.Pool:
@@ -59,6 +59,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
                   description=(api.__doc__ or "").strip(), openapi_url="/api/openapi.json",
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.sessions = auth.Sessions(SESSION_SECONDS)
     app.state.agency_names = {a.code: a.name for a in load_reference().agencies.values()}
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["money"] = money

@@ -1,13 +1,17 @@
 """Who is asking: the session's user, the 401/403 answers, and CSRF tokens.
 
 The session is Starlette's signed cookie (HttpOnly, SameSite=Strict, Secure over https);
-it holds the login, the role, the agency, the CSRF token and the language, never a
-password. Every action (POST) carries the session's CSRF token: the form field
-``csrf_token`` or the header ``X-CSRF-Token``."""
+it holds the login, the role, the agency, the session's id and login time, the CSRF token
+and the language, never a password. A session ends `SESSION_SECONDS` after its login
+whatever is done with it meanwhile, and a logged-out session's cookie no longer works.
+Every action (POST) carries the session's CSRF token: the form field ``csrf_token`` or the
+header ``X-CSRF-Token``."""
 
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -16,30 +20,69 @@ from services.portal.labels import DEFAULT_LANGUAGE, LANGUAGES
 from services.portal.users import User
 
 CSRF_HEADER = "x-csrf-token"
+SESSION_SECONDS = 8 * 3600
+
+
+class Sessions:
+    """What the signed cookie cannot say by itself: when a session ends. A cookie carries
+    its login time, so renewing the cookie does not lengthen the session; a logged-out
+    session's id is remembered until it would have ended anyway (in this process: a
+    restarted portal forgets them, and only the login time bounds such a cookie)."""
+
+    def __init__(self, seconds: int = SESSION_SECONDS,
+                 clock: Callable[[], float] = time.time):
+        self.seconds = seconds
+        self.clock = clock
+        self._ended: dict[str, float] = {}  # session id -> when it would have ended
+
+    def start(self) -> dict[str, Any]:
+        return {"sid": secrets.token_urlsafe(16), "since": int(self.clock())}
+
+    def alive(self, data: dict[str, Any]) -> bool:
+        since, sid = data.get("since"), data.get("sid")
+        if not isinstance(since, int) or not isinstance(sid, str):
+            return False  # a cookie of before sessions had a login time
+        now = self.clock()
+        return since <= now < since + self.seconds and sid not in self._ended
+
+    def end(self, data: dict[str, Any]) -> None:
+        now = self.clock()
+        for stale in [s for s, until in self._ended.items() if until <= now]:
+            del self._ended[stale]
+        since, sid = data.get("since"), data.get("sid")
+        if isinstance(since, int) and isinstance(sid, str):
+            self._ended[sid] = since + self.seconds
 
 
 class LoginRequired(Exception):
     """No session: the API answers 401, a page sends the browser to the login page."""
 
 
+def _sessions(request: Request) -> Sessions:
+    sessions: Sessions = request.app.state.sessions
+    return sessions
+
+
 def session_user(request: Request) -> User | None:
     data: dict[str, Any] = request.session.get("user") or {}
-    if not data.get("login"):
+    if not data.get("login") or not _sessions(request).alive(data):
         return None
     return User(data["login"], data["role"], data.get("agency") or None)
 
 
 def log_in(request: Request, user: User) -> str:
-    """Start a fresh session for `user` (a new CSRF token); return the token."""
+    """Start a fresh session for `user` (a new id, login time and CSRF token); return the
+    token."""
     language = request.session.get("lang", DEFAULT_LANGUAGE)
     request.session.clear()
     request.session["user"] = {"login": user.login, "role": user.role,
-                               "agency": user.agency or ""}
+                               "agency": user.agency or "", **_sessions(request).start()}
     request.session["lang"] = language
     return csrf_token(request)
 
 
 def log_out(request: Request) -> None:
+    _sessions(request).end(request.session.get("user") or {})
     language = request.session.get("lang", DEFAULT_LANGUAGE)
     request.session.clear()
     request.session["lang"] = language

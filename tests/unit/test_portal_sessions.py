@@ -1,0 +1,83 @@
+"""The portal's sessions through its own app (no database, no Kafka): when a session ends,
+and what logging out does to its cookie."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from services.portal import auth, users
+from services.portal.app import create_app
+from services.portal.config import PortalSettings
+
+AGENCY, OTHER = "220100", "220200"
+PASSWORD = "the agency's password"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Any:
+    secrets = tmp_path / "secrets"
+    users.add(secrets, AGENCY, PASSWORD)
+    users.add(secrets, OTHER, PASSWORD)
+    return create_app(PortalSettings("postgresql://nowhere/none", "127.0.0.1:1", "", secrets))
+
+
+def _client(app: Any) -> TestClient:
+    return TestClient(app, follow_redirects=False)
+
+
+def _log_in(client: TestClient, login: str = AGENCY, password: str = PASSWORD
+            ) -> httpx.Response:
+    return client.post("/api/session", json={"login": login, "password": password})
+
+
+def test_a_logged_out_sessions_cookie_no_longer_works(app: Any) -> None:
+    client = _client(app)
+    token = _log_in(client).json()["csrf_token"]
+    copied = client.cookies["ch_portal"]
+    assert client.delete("/api/session", headers={"X-CSRF-Token": token}).status_code == 200
+    replayed = _client(app)
+    replayed.cookies.set("ch_portal", copied)
+    assert replayed.get("/api/me").status_code == 401
+    # Through the page's logout form too.
+    page = _client(app)
+    page.get("/login")
+    form_token = _log_in(page).json()["csrf_token"]
+    copied = page.cookies["ch_portal"]
+    assert page.post("/logout", data={"csrf_token": form_token}).status_code == 303
+    replayed = _client(app)
+    replayed.cookies.set("ch_portal", copied)
+    assert replayed.get("/api/me").status_code == 401
+    assert replayed.get(f"/agency/{AGENCY}").headers["location"].startswith("/login")
+
+
+def test_a_session_ends_eight_hours_after_its_login_however_often_renewed(app: Any) -> None:
+    clock = Clock()
+    app.state.sessions = auth.Sessions(clock=clock)
+    client = _client(app)
+    # The cookie's signature is dated by the same clock: each language switch re-signs it.
+    with mock.patch("itsdangerous.timed.time.time", clock):
+        assert _log_in(client).status_code == 200
+        for _ in range(7):
+            clock.now += 3600
+            assert client.get("/lang/en").status_code == 303  # a renewed cookie
+            assert client.get("/api/me").status_code == 200
+        clock.now += 3600 + 1
+        client.get("/lang/zh")
+        assert client.get("/api/me").status_code == 401
+        assert _log_in(client).status_code == 200  # a new login is a new session
+        assert client.get("/api/me").status_code == 200
