@@ -60,6 +60,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.sessions = auth.Sessions(SESSION_SECONDS)
+    app.state.login_throttle = auth.LoginThrottle()
     app.state.agency_names = {a.code: a.name for a in load_reference().agencies.values()}
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["money"] = money
@@ -101,7 +102,9 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return page_error(request, exc.status_code, str(exc.detail))
+        response = page_error(request, exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # Retry-After of a throttled login
+        return response
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:

@@ -1,11 +1,11 @@
-"""Who is asking: the session's user, the 401/403 answers, and CSRF tokens.
+"""Who is asking: logging in, the session's user, the 401/403 answers, and CSRF tokens.
 
 The session is Starlette's signed cookie (HttpOnly, SameSite=Strict, Secure over https);
 it holds the login, the role, the agency, the session's id and login time, the CSRF token
 and the language, never a password. A session ends `SESSION_SECONDS` after its login
 whatever is done with it meanwhile, and a logged-out session's cookie no longer works.
 Every action (POST) carries the session's CSRF token: the form field ``csrf_token`` or the
-header ``X-CSRF-Token``."""
+header ``X-CSRF-Token``. Failed logins are counted per login name (`LoginThrottle`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
+from services.portal import users
 from services.portal.labels import DEFAULT_LANGUAGE, LANGUAGES
 from services.portal.users import User
 
@@ -52,6 +54,64 @@ class Sessions:
         since, sid = data.get("since"), data.get("sid")
         if isinstance(since, int) and isinstance(sid, str):
             self._ended[sid] = since + self.seconds
+
+
+class LoginThrottle:
+    """Failed logins per login name: after `limit` failures within `window` seconds, that
+    login is refused (429) without checking its password until the oldest of them is
+    `window` old; a successful login clears its count. Guessing a password costs an hour
+    per few dozen attempts instead of a fraction of a second (an agency's login is its
+    public code), at the price that a stranger can hold a login off for `window` at a time."""
+
+    def __init__(self, limit: int = 10, window: float = 15 * 60,
+                 clock: Callable[[], float] = time.monotonic):
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, login: str) -> list[float]:
+        now = self.clock()
+        recent = [t for t in self._failures.get(login, []) if now - t < self.window]
+        if recent:
+            self._failures[login] = recent
+        else:
+            self._failures.pop(login, None)
+        return recent
+
+    def retry_after(self, login: str) -> int:
+        """Seconds until `login` may try again (0: now)."""
+        recent = self._recent(login)
+        if len(recent) < self.limit:
+            return 0
+        return max(1, int(recent[-self.limit] + self.window - self.clock()) + 1)
+
+    def failed(self, login: str) -> None:
+        if len(self._failures) > 10_000:  # names made up by the thousand: forget the stale
+            for name in list(self._failures):
+                self._recent(name)
+        self._failures.setdefault(login, []).append(self.clock())
+
+    def succeeded(self, login: str) -> None:
+        self._failures.pop(login, None)
+
+
+async def authenticate(request: Request, login: str, password: str) -> User | None:
+    """The user of `login` and `password`, or None; 429 while `login` is throttled. The
+    password hash is checked on a worker thread: argon2 takes a good part of a second of
+    CPU, which would stall every other request on the event loop."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    wait = throttle.retry_after(login)
+    if wait:
+        raise HTTPException(429, f"too many failed logins for {login}: try again in "
+                                 f"{-(-wait // 60)} min", headers={"Retry-After": str(wait)})
+    user = await run_in_threadpool(users.authenticate, request.app.state.settings.secrets,
+                                   login, password)
+    if user is None:
+        throttle.failed(login)
+    else:
+        throttle.succeeded(login)
+    return user
 
 
 class LoginRequired(Exception):

@@ -1,8 +1,11 @@
-"""The portal's sessions through its own app (no database, no Kafka): when a session ends,
-and what logging out does to its cookie."""
+"""The portal's sessions and logins through its own app (no database, no Kafka): when a
+session ends, what logging out does to its cookie, failed logins throttled, and the
+password hash checked off the event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -81,3 +84,51 @@ def test_a_session_ends_eight_hours_after_its_login_however_often_renewed(app: A
         assert client.get("/api/me").status_code == 401
         assert _log_in(client).status_code == 200  # a new login is a new session
         assert client.get("/api/me").status_code == 200
+
+
+def test_failed_logins_are_throttled_per_login(app: Any) -> None:
+    clock = Clock()
+    app.state.login_throttle = auth.LoginThrottle(limit=10, window=900, clock=clock)
+    client = _client(app)
+    for _ in range(10):
+        assert _log_in(client, password="a guess").status_code == 401
+    refused = _log_in(client)  # even the right password, without checking it
+    assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 901
+    assert "ch_portal" not in refused.headers.get("set-cookie", "")
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    form = client.post("/login", data={"csrf_token": token.group(1), "login": AGENCY,
+                                       "password": PASSWORD})
+    assert form.status_code == 429 and "retry-after" in form.headers
+    assert _log_in(_client(app), OTHER).status_code == 200  # another login is not held off
+    clock.now += 901
+    assert _log_in(client).status_code == 200
+    # A successful login clears the count.
+    for _ in range(9):
+        assert _log_in(client, password="a guess").status_code == 401
+    assert _log_in(client).status_code == 200
+    assert _log_in(client, password="a guess").status_code == 401
+    assert _log_in(client).status_code == 200
+
+
+def test_the_password_is_checked_off_the_event_loop(app: Any) -> None:
+    def slow_authenticate(*_: Any) -> None:
+        time.sleep(0.6)  # argon2 as a slow machine runs it
+        return None
+
+    async def meanwhile() -> tuple[float, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
+            started = time.perf_counter()
+            login = asyncio.create_task(client.post(
+                "/api/session", json={"login": AGENCY, "password": "x"}))
+            await asyncio.sleep(0.1)  # the login is being checked
+            other = await client.get("/api/me")
+            took = time.perf_counter() - started
+            assert (await login).status_code == 401
+            return took, other.status_code
+
+    with mock.patch.object(users, "authenticate", slow_authenticate):
+        took, status = asyncio.run(meanwhile())
+    assert status == 401 and took < 0.45  # not after the 0.6 s check
