@@ -26,7 +26,7 @@ from services.portal.actions import Invalid
 from services.portal.config import PortalSettings, load_portal_settings
 from services.portal.labels import label, money, shanghai
 from services.portal.publish import Publisher
-from services.portal.reads import NotFound
+from services.portal.reads import Forbidden, NotFound
 from shared.messaging.clients import CredentialsError
 from shared.reference import load_reference
 
@@ -110,8 +110,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     async def not_found(request: Request, exc: NotFound) -> Response:
         return page_error(request, 404, str(exc))
 
-    @app.exception_handler(PermissionError)
-    async def forbidden(request: Request, exc: PermissionError) -> Response:
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> Response:
         lang = auth.language(request)
         return page_error(request, 403, f"{label('forbidden', lang)}: {exc}")
 
