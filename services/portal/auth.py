@@ -59,9 +59,11 @@ class Sessions:
 class LoginThrottle:
     """Failed logins per login name: after `limit` failures within `window` seconds, that
     login is refused (429) without checking its password until the oldest of them is
-    `window` old; a successful login clears its count. Guessing a password costs an hour
-    per few dozen attempts instead of a fraction of a second (an agency's login is its
-    public code), at the price that a stranger can hold a login off for `window` at a time."""
+    `window` old; a successful login clears its count. An attempt counts as failed from
+    before its password is checked until it succeeds, so attempts sent all at once are held
+    off too. Guessing a password costs an hour per few dozen attempts instead of a fraction
+    of a second (an agency's login is its public code), at the price that a stranger can
+    hold a login off for `window` at a time."""
 
     def __init__(self, limit: int = 10, window: float = 15 * 60,
                  clock: Callable[[], float] = time.monotonic):
@@ -79,37 +81,34 @@ class LoginThrottle:
             self._failures.pop(login, None)
         return recent
 
-    def retry_after(self, login: str) -> int:
-        """Seconds until `login` may try again (0: now)."""
+    def attempt(self, login: str) -> int:
+        """Count an attempt at `login` as failed until it succeeds; or, while `login` is
+        held off, count nothing and return the seconds until it may try again."""
         recent = self._recent(login)
-        if len(recent) < self.limit:
-            return 0
-        return max(1, int(recent[-self.limit] + self.window - self.clock()) + 1)
-
-    def failed(self, login: str) -> None:
+        if len(recent) >= self.limit:
+            return max(1, int(recent[-self.limit] + self.window - self.clock()) + 1)
         if len(self._failures) > 10_000:  # names made up by the thousand: forget the stale
             for name in list(self._failures):
                 self._recent(name)
         self._failures.setdefault(login, []).append(self.clock())
+        return 0
 
     def succeeded(self, login: str) -> None:
         self._failures.pop(login, None)
 
 
 async def authenticate(request: Request, login: str, password: str) -> User | None:
-    """The user of `login` and `password`, or None; 429 while `login` is throttled. The
+    """The user of `login` and `password`, or None; 429 while `login` is held off. The
     password hash is checked on a worker thread: argon2 takes a good part of a second of
     CPU, which would stall every other request on the event loop."""
     throttle: LoginThrottle = request.app.state.login_throttle
-    wait = throttle.retry_after(login)
+    wait = throttle.attempt(login)
     if wait:
         raise HTTPException(429, f"too many failed logins for {login}: try again in "
                                  f"{-(-wait // 60)} min", headers={"Retry-After": str(wait)})
     user = await run_in_threadpool(users.authenticate, request.app.state.settings.secrets,
                                    login, password)
-    if user is None:
-        throttle.failed(login)
-    else:
+    if user is not None:
         throttle.succeeded(login)
     return user
 

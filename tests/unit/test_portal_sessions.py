@@ -132,3 +132,21 @@ def test_the_password_is_checked_off_the_event_loop(app: Any) -> None:
     with mock.patch.object(users, "authenticate", slow_authenticate):
         took, status = asyncio.run(meanwhile())
     assert status == 401 and took < 0.45  # not after the 0.6 s check
+
+
+def test_failed_logins_sent_all_at_once_are_throttled_too(app: Any) -> None:
+    def slow_authenticate(*_: Any) -> None:
+        time.sleep(0.2)
+        return None
+
+    async def at_once() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
+            answers = await asyncio.gather(*(client.post(
+                "/api/session", json={"login": AGENCY, "password": f"guess {n}"})
+                for n in range(30)))
+            return [a.status_code for a in answers]
+
+    with mock.patch.object(users, "authenticate", slow_authenticate):
+        codes = asyncio.run(at_once())
+    assert codes.count(401) == 10 and codes.count(429) == 20
