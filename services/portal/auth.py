@@ -23,6 +23,8 @@ from services.portal.users import User
 
 CSRF_HEADER = "x-csrf-token"
 SESSION_SECONDS = 8 * 3600
+#: Logins are agency codes and ``auditor``; a longer name is refused unchecked.
+LONGEST_LOGIN = 64
 
 
 class Sessions:
@@ -96,11 +98,17 @@ class LoginThrottle:
     def succeeded(self, login: str) -> None:
         self._failures.pop(login, None)
 
+    def __len__(self) -> int:
+        """How many login names have attempts counted."""
+        return len(self._failures)
+
 
 async def authenticate(request: Request, login: str, password: str) -> User | None:
     """The user of `login` and `password`, or None; 429 while `login` is held off. The
     password hash is checked on a worker thread: argon2 takes a good part of a second of
     CPU, which would stall every other request on the event loop."""
+    if len(login) > LONGEST_LOGIN:
+        return None  # no such login, and not a name to keep a count under
     throttle: LoginThrottle = request.app.state.login_throttle
     wait = throttle.attempt(login)
     if wait:

@@ -108,8 +108,14 @@ def test_failed_logins_are_throttled_per_login(app: Any) -> None:
     for _ in range(9):
         assert _log_in(client, password="a guess").status_code == 401
     assert _log_in(client).status_code == 200
+    # A made-up name of any length is no key to keep a count under (memory).
+    assert _log_in(client, "9" * 100_000).status_code == 401
+    assert len(app.state.login_throttle) == 0
     assert _log_in(client, password="a guess").status_code == 401
     assert _log_in(client).status_code == 200
+    # A made-up name of any length is no key to keep a count under (memory).
+    assert _log_in(client, "9" * 100_000).status_code == 401
+    assert len(app.state.login_throttle) == 0
 
 
 def test_the_password_is_checked_off_the_event_loop(app: Any) -> None:
