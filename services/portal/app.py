@@ -82,6 +82,10 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             "form-action 'self'; frame-ancestors 'none'")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith("/static/"):
+            # An agency's figures stay in no browser cache after its logout (the back
+            # button, a shared computer); the charts say their own (private, a minute).
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     def is_api(request: Request) -> bool:

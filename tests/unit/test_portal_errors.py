@@ -1,5 +1,6 @@
-"""What the portal's error answers say, through its own app (no database, no Kafka): a
-fault on the server is a bare 500 that names no path, a refusal is a 403."""
+"""What the portal's answers say besides their content, through its own app (no database,
+no Kafka): a fault on the server is a bare 500 that names no path, a refusal is a 403,
+and no page or document is kept in a browser's cache."""
 
 from __future__ import annotations
 
@@ -65,3 +66,12 @@ def test_reporting_a_remittance_on_another_agencys_instruction_is_refused(app: A
         r = client.post(f"/api/agencies/{AGENCY}/instructions/2026-10-220200/remittances",
                         headers={"X-CSRF-Token": token}, json={"amount": "1.00"})
     assert r.status_code == 403 and "not paid by 220100" in r.json()["detail"]
+
+
+def test_pages_and_documents_are_not_kept_in_the_browsers_cache(app: Any) -> None:
+    client = TestClient(app, follow_redirects=False)
+    assert client.get("/login").headers["cache-control"] == "no-store"
+    logged_in = client.post("/api/session", json={"login": AGENCY, "password": PASSWORD})
+    assert logged_in.headers["cache-control"] == "no-store"
+    assert client.get("/api/me").headers["cache-control"] == "no-store"
+    assert "no-store" not in client.get("/static/portal.css").headers.get("cache-control", "")
