@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from services.clearing import queries
 from services.portal.labels import SHANGHAI
 from services.portal.publish import Publisher
-from services.portal.reads import NotFound
+from services.portal.reads import Forbidden, NotFound
 from shared.events.base import Payload
 from shared.events.clearing import (
     DailyReportConfirmed,
@@ -97,7 +97,7 @@ async def report_remittance(conn: asyncpg.Connection, publisher: Publisher, agen
     if found is None:
         raise NotFound(f"no net-transfer instruction {instruction_id} was issued")
     if found.payer != agency:
-        raise PermissionError(f"instruction {instruction_id} is not paid by {agency}")
+        raise Forbidden(f"instruction {instruction_id} is not paid by {agency}")
     moment = _moment(paid_at)
     payload = _payload(RemittanceReported, {
         "instruction_id": instruction_id, "amount": amount.strip().replace(",", ""),

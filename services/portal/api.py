@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from services.portal import actions, auth, reads, users
+from services.portal import actions, auth, reads
 
 router = APIRouter(prefix="/api")
 REPORTED_ON = Query(None, description="the items the daily report of this date covered")
@@ -46,7 +46,7 @@ def _publisher(request: Request) -> Any:
 
 @router.post("/session", tags=["session"], summary="log in; returns the CSRF token")
 async def log_in(request: Request, body: Login) -> dict[str, Any]:
-    user = users.authenticate(request.app.state.settings.secrets, body.login, body.password)
+    user = await auth.authenticate(request, body.login, body.password)
     if user is None:
         raise HTTPException(401, "wrong login or password")
     token = auth.log_in(request, user)

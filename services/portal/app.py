@@ -26,13 +26,13 @@ from services.portal.actions import Invalid
 from services.portal.config import PortalSettings, load_portal_settings
 from services.portal.labels import label, money, shanghai
 from services.portal.publish import Publisher
-from services.portal.reads import NotFound
+from services.portal.reads import Forbidden, NotFound
 from shared.messaging.clients import CredentialsError
 from shared.reference import load_reference
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "ch_portal"
-SESSION_SECONDS = 8 * 3600
+SESSION_SECONDS = auth.SESSION_SECONDS
 
 
 async def open_pool(database_url: str) -> asyncpg.Pool:
@@ -59,6 +59,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
                   description=(api.__doc__ or "").strip(), openapi_url="/api/openapi.json",
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.sessions = auth.Sessions(SESSION_SECONDS)
+    app.state.login_throttle = auth.LoginThrottle()
     app.state.agency_names = {a.code: a.name for a in load_reference().agencies.values()}
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["money"] = money
@@ -80,6 +82,10 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             "form-action 'self'; frame-ancestors 'none'")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith("/static/"):
+            # An agency's figures stay in no browser cache after its logout (the back
+            # button, a shared computer); the charts say their own (private, a minute).
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     def is_api(request: Request) -> bool:
@@ -100,14 +106,16 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return page_error(request, exc.status_code, str(exc.detail))
+        response = page_error(request, exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # Retry-After of a throttled login
+        return response
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
         return page_error(request, 404, str(exc))
 
-    @app.exception_handler(PermissionError)
-    async def forbidden(request: Request, exc: PermissionError) -> Response:
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> Response:
         lang = auth.language(request)
         return page_error(request, 403, f"{label('forbidden', lang)}: {exc}")
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.portal import actions, auth, charts, reads, users
+from services.portal import actions, auth, charts, reads
 from services.portal.labels import label
 
 router = APIRouter(include_in_schema=False)
@@ -60,8 +60,7 @@ async def login_page(request: Request) -> HTMLResponse:
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await _form(request)
-    user = users.authenticate(request.app.state.settings.secrets, form.get("login", ""),
-                              form.get("password", ""))
+    user = await auth.authenticate(request, form.get("login", ""), form.get("password", ""))
     if user is None:
         return _render(request, "login.html", status_code=401, failed=True,
                        next=form.get("next"))

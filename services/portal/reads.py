@@ -44,6 +44,12 @@ class NotFound(LookupError):
     """Nothing of that name was published (the API answers 404)."""
 
 
+class Forbidden(Exception):
+    """It exists but is not this agency's (403). The portal's own: Python's PermissionError
+    is also what an unreadable file raises, which is the portal's fault (500), not the
+    asker's, and whose message names a path on the server."""
+
+
 def _m(value: Decimal) -> str:
     return format_money(value)
 
@@ -275,7 +281,7 @@ async def explanation(conn: asyncpg.Connection, agency: str, cycle: str,
 async def settlement(conn: asyncpg.Connection, agency: str | None,
                      settlement_id: str) -> dict[str, Any]:
     """A settlement's items (and refunds) as cleared; only those `agency` is a party to
-    (all for the auditor, `agency` None). Raises NotFound, or PermissionError when the
+    (all for the auditor, `agency` None). Raises NotFound, or Forbidden when the
     settlement exists but is not this agency's."""
     found = await queries.settlement_items(conn, settlement_id)
     if not found:
@@ -283,7 +289,7 @@ async def settlement(conn: asyncpg.Connection, agency: str | None,
     visible = [i for i in found if agency is None or agency in (i.care_agency,
                                                                 i.insured_agency)]
     if not visible:
-        raise PermissionError(settlement_id)
+        raise Forbidden(settlement_id)
     viewer = agency or visible[0].insured_agency
     return {"settlement_id": settlement_id,
             "items": [item_document(i, viewer) for i in visible]}
