@@ -48,22 +48,26 @@ def _log_in(client: TestClient, login: str = AGENCY, password: str = PASSWORD
     return client.post("/api/session", json={"login": login, "password": password})
 
 
+def _with_cookie(app: Any, cookie: str) -> TestClient:
+    """Another browser holding a copy of a session's cookie."""
+    client = _client(app)
+    client.cookies.set("ch_portal", cookie)
+    return client
+
+
 def test_a_logged_out_sessions_cookie_no_longer_works(app: Any) -> None:
     client = _client(app)
     token = _log_in(client).json()["csrf_token"]
     copied = client.cookies["ch_portal"]
     assert client.delete("/api/session", headers={"X-CSRF-Token": token}).status_code == 200
-    replayed = _client(app)
-    replayed.cookies.set("ch_portal", copied)
-    assert replayed.get("/api/me").status_code == 401
+    assert _with_cookie(app, copied).get("/api/me").status_code == 401
     # Through the page's logout form too.
     page = _client(app)
     page.get("/login")
     form_token = _log_in(page).json()["csrf_token"]
     copied = page.cookies["ch_portal"]
     assert page.post("/logout", data={"csrf_token": form_token}).status_code == 303
-    replayed = _client(app)
-    replayed.cookies.set("ch_portal", copied)
+    replayed = _with_cookie(app, copied)
     assert replayed.get("/api/me").status_code == 401
     assert replayed.get(f"/agency/{AGENCY}").headers["location"].startswith("/login")
 
