@@ -599,8 +599,7 @@ async def _compare(published: Callable[[str], Awaitable[list[Any]]],
     by_topic: dict[str, list[compare.Rebuilt]] = defaultdict(list)
     for event in rebuilt:
         by_topic[event.topic].append(event)
-    for topic in sorted(set(compare.OUTPUT_TOPICS) | set(compare.REJECTED_TOPICS)
-                        | {t for t in by_topic if t.endswith(".rejected")}):
+    for topic in compare.compared_topics(compare.OUTPUT_TOPICS, by_topic):
         if audit_url is not None and topic in compare.OUTPUT_TOPICS:
             # the staged topic and the outboxes merged in id order (`rebuilt` holds only the
             # dead-letter copies then)

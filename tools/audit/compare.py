@@ -442,6 +442,13 @@ def compare_rejected(topic: str, rebuilt: Iterable[Rebuilt], published: Iterable
     result.topics.append(summary)
 
 
+def compared_topics(outputs: Iterable[str], rebuilt_topics: Iterable[str]) -> list[str]:
+    """The topics a comparison looks at, in order: `outputs`, every dead-letter topic of a
+    consumed one, and any other dead-letter topic the replay rebuilt records of."""
+    return sorted(set(outputs) | set(REJECTED_TOPICS)
+                  | {t for t in rebuilt_topics if t.endswith(".rejected")})
+
+
 def compare_published(rebuilt: Iterable[Rebuilt], published: dict[str, list[Record]],
                       outputs: Iterable[str], result: Comparison, only: str | None = None
                       ) -> None:
@@ -450,8 +457,7 @@ def compare_published(rebuilt: Iterable[Rebuilt], published: dict[str, list[Reco
     by_topic: dict[str, list[Rebuilt]] = defaultdict(list)
     for event in rebuilt:
         by_topic[event.topic].append(event)
-    for topic in sorted(set(outputs) | set(REJECTED_TOPICS)
-                        | {t for t in by_topic if t.endswith(".rejected")}):
+    for topic in compared_topics(outputs, by_topic):
         if only is not None and topic != only:
             continue
         records = published.get(topic, [])
